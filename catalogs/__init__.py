@@ -1,0 +1,1 @@
+"""Bundled catalog specs (``*.toml``) and the small data files they load by default."""

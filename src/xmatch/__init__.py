@@ -1,0 +1,28 @@
+"""xmatch: spatial cross-match and catalog federation for time-domain astronomy."""
+
+__version__ = "0.1.0"
+
+from xmatch.errors import (  # noqa: E402  (the version must exist before submodules import it)
+    CatalogNotFoundError,
+    DamagedCatalogError,
+    LoadError,
+    SpecError,
+    XmatchError,
+)
+from xmatch.loading import ensure_default_catalogs, load_catalog  # noqa: E402
+from xmatch.specs import CatalogSpec, bundled_spec, bundled_spec_names, read_spec  # noqa: E402
+from xmatch.store import (  # noqa: E402
+    Catalog,
+    DataDirectory,
+    HealpixPixel,
+    default_data_dir,
+    open_catalog,
+)
+from xmatch.store.writer import LoadOptions  # noqa: E402
+
+__all__ = [
+    "__version__", "Catalog", "CatalogNotFoundError", "CatalogSpec", "DamagedCatalogError",
+    "DataDirectory", "HealpixPixel", "LoadError", "LoadOptions", "SpecError", "XmatchError",
+    "bundled_spec", "bundled_spec_names", "default_data_dir", "ensure_default_catalogs",
+    "load_catalog", "open_catalog", "read_spec",
+]

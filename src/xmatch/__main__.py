@@ -1,0 +1,3 @@
+from xmatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,329 @@
+"""The ``xmatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from xmatch import __version__
+from xmatch.errors import XmatchError
+from xmatch.store import paths
+
+DEMO_CONES = [
+    # (catalog, label, ra_deg, dec_deg, radius_arcsec)
+    ("gaia_dr3", "Vega", 279.234735, 38.783689, 60.0),
+    ("hipparcos2", "Vega", 279.234735, 38.783689, 60.0),
+    ("gaia_dr3", "Pleiades core (Alcyone)", 56.871152, 24.105136, 1800.0),
+    ("gcvs", "RR Lyrae", 291.365880, 42.784363, 30.0),
+]
+OUTPUT_FORMATS = ("table", "csv", "ecsv", "json", "parquet", "votable")
+
+
+def parse_angle_arcsec(text: str) -> float:
+    """'5arcsec', '1.5 arcmin', '0.1deg', '3"' or a bare number of arcsec -> arcsec."""
+    import astropy.units as u
+
+    cleaned = text.strip().replace('"', "arcsec").replace("'", "arcmin")
+    try:
+        value = float(cleaned)
+        return value
+    except ValueError:
+        pass
+    try:
+        quantity = u.Quantity(cleaned)
+        return float(quantity.to_value(u.arcsec))
+    except (ValueError, TypeError, u.UnitsError):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an angle; write e.g. 5arcsec, 1.5arcmin, 0.1deg") from None
+
+
+def _data_arg(parser):
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help=f"data directory (default: ${paths.DATA_ENV_VAR} or "
+                             "~/.local/share/xmatch)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xmatch",
+        description="Spatial cross-match and catalog federation for time-domain astronomy.",
+        epilog="Run `xmatch COMMAND --help` for the options of each command.")
+    parser.add_argument("--version", action="version", version=f"xmatch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="load the bundled catalogs (first run only) and answer sample cone searches",
+        description="Loads Gaia DR3 (G<10), Hipparcos 2 and GCVS into the data directory if "
+                    "they are not there yet, then answers a few cone searches.")
+    _data_arg(demo)
+
+    load = commands.add_parser(
+        "load", help="load a catalog into the data directory",
+        description="Load catalog NAME (a bundled spec: see `xmatch specs`) from its default "
+                    "source, or from the given files, or register an existing HATS catalog "
+                    "directory. The new version is published atomically: until the load "
+                    "succeeds, the previous version stays in place.")
+    load.add_argument("name", nargs="?", help="catalog name (bundled spec, or the name to "
+                                              "publish under with --spec or a HATS directory)")
+    load.add_argument("--from", dest="sources", nargs="+", metavar="FILE",
+                      help="input files (CSV, ECSV, Parquet, FITS, VOTable, ...) or one HATS "
+                           "directory; default: the spec's default source")
+    load.add_argument("--spec", metavar="FILE.toml", help="catalog spec of your own")
+    load.add_argument("--loader", help="loader to use (see `xmatch loaders`)")
+    load.add_argument("--workers", type=int, default=None,
+                      help="worker processes (default: number of cores)")
+    load.add_argument("--chunk-rows", type=int, default=1_000_000,
+                      help="rows per map task (default: 1000000)")
+    load.add_argument("--threshold-rows", type=int, default=None,
+                      help="maximum rows per partition (default: from the spec)")
+    load.add_argument("--highest-order", type=int, default=None,
+                      help="highest HEALPix order a partition may have (default: from the spec)")
+    load.add_argument("--skip-invalid", action="store_true",
+                      help="drop rows with bad coordinates or values (counted in the "
+                           "provenance) instead of failing")
+    load.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _data_arg(load)
+
+    listing = commands.add_parser("list", help="list the catalogs in the data directory")
+    _data_arg(listing)
+
+    info = commands.add_parser("info", help="describe a loaded catalog")
+    info.add_argument("name")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    _data_arg(info)
+
+    verify = commands.add_parser("verify",
+                                 help="check every file of a catalog against its manifest")
+    verify.add_argument("name")
+    _data_arg(verify)
+
+    remove = commands.add_parser("remove", help="remove a catalog from the data directory")
+    remove.add_argument("name")
+    _data_arg(remove)
+
+    cone = commands.add_parser("cone", help="cone search in a loaded catalog",
+                               description="Rows of catalog NAME within RADIUS of (RA, DEC), "
+                                           "closest first, with separation_arcsec.")
+    cone.add_argument("name")
+    cone.add_argument("ra", type=float, help="right ascension, ICRS degrees")
+    cone.add_argument("dec", type=float, help="declination, ICRS degrees")
+    cone.add_argument("--radius", type=parse_angle_arcsec, default=None,
+                      help="e.g. 5arcsec, 1arcmin, 0.1deg (default: the catalog's match radius)")
+    cone.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    cone.add_argument("--columns", default=None, help="comma-separated columns to return")
+    cone.add_argument("--format", choices=OUTPUT_FORMATS, default="table")
+    cone.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
+    _data_arg(cone)
+
+    commands.add_parser("specs", help="list the bundled catalog specs")
+    commands.add_parser("loaders", help="list the installed loaders (built in and plug-ins)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except (XmatchError, ValueError) as exc:
+        print(f"xmatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"xmatch {args.command}: interrupted; nothing was published", file=sys.stderr)
+        return 130
+
+
+def _data(args):
+    from xmatch.store.data_dir import DataDirectory
+
+    return DataDirectory(args.data)
+
+
+def cmd_demo(args) -> int:
+    from xmatch.loading import ensure_default_catalogs
+    from xmatch.store.catalog import open_catalog
+
+    data = _data(args)
+    print(f"data directory: {data.root}")
+    loaded = ensure_default_catalogs(data)
+    if loaded:
+        print(f"loaded: {', '.join(loaded)}")
+    for name in sorted({c[0] for c in DEMO_CONES}):
+        catalog = open_catalog(name, data)
+        print(f"  {name}: {catalog.num_rows:,} rows in {len(catalog.partitions)} partitions")
+    for name, label, ra, dec, radius in DEMO_CONES:
+        catalog = open_catalog(name, data)
+        result = catalog.cone(ra, dec, radius, limit=5)
+        print(f"\ncone {name} around {label} (ra={ra}, dec={dec}, r={radius:g}\"): "
+              f"{len(result)} shown")
+        _print_table(result, columns=_demo_columns(catalog))
+    return 0
+
+
+def _demo_columns(catalog):
+    spec = catalog.spec
+    wanted = [spec.id or "xmatch_row", spec.ra, spec.dec, *spec.key,
+              "separation_arcsec"]
+    return [c for c in dict.fromkeys(wanted) if c]
+
+
+def _print_table(table, columns=None):
+    from astropy.table import Table
+
+    if columns:
+        table = table.select([c for c in columns if c in table.column_names])
+    Table(table.to_pydict()).pprint(max_lines=-1, max_width=-1)
+
+
+def cmd_load(args) -> int:
+    from xmatch.loading import load_catalog
+    from xmatch.store.writer import LoadOptions
+
+    if args.name is None and args.spec is None:
+        raise XmatchError("give a catalog NAME or --spec FILE.toml")
+    options = LoadOptions(chunk_rows=args.chunk_rows, skip_invalid=args.skip_invalid,
+                          threshold_rows=args.threshold_rows, highest_order=args.highest_order,
+                          progress=False if args.no_progress else None,
+                          **({"workers": args.workers} if args.workers else {}))
+    catalog = load_catalog(args.name, args.sources, spec=args.spec, data=args.data,
+                           loader=args.loader, options=options)
+    prov = catalog.provenance
+    skipped = prov.get("rows_skipped", 0)
+    print(f"{catalog.name}: {catalog.num_rows:,} rows in {len(catalog.partitions)} partitions"
+          + (f", {skipped:,} invalid rows skipped" if skipped else "")
+          + (f" in {prov['load_seconds']:.1f} s" if "load_seconds" in prov else "")
+          + (" [SYNTHETIC]" if prov.get("synthetic") else "")
+          + (" [registered in place]" if catalog.registered else "")
+          + f" -> {catalog.root}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from xmatch.store.catalog import open_catalog
+
+    data = _data(args)
+    names = data.names()
+    if not names:
+        print(f"no catalogs in {data.root}; try `xmatch demo` or `xmatch load gaia_dr3`")
+        return 0
+    print(f"{'name':<16}{'rows':>14}{'partitions':>12}  {'epoch':<8} notes")
+    for name in names:
+        try:
+            catalog = open_catalog(name, data)
+        except XmatchError as exc:
+            print(f"{name:<16}{'?':>14}{'?':>12}  {'':<8} DAMAGED: {exc}")
+            continue
+        notes = []
+        if catalog.provenance.get("synthetic"):
+            notes.append("synthetic")
+        if catalog.registered:
+            notes.append("registered")
+        epoch = catalog.spec.epoch_jyear
+        print(f"{name:<16}{catalog.num_rows:>14,}{len(catalog.partitions):>12}  "
+              f"{'' if epoch is None else f'J{epoch:g}':<8} {', '.join(notes)}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from xmatch.store.catalog import open_catalog
+
+    info = open_catalog(args.name, _data(args)).info()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    prov = info.pop("provenance")
+    columns = info.pop("columns")
+    for key, value in info.items():
+        print(f"{key:<30}{value}")
+    print(f"{'columns':<30}{len(columns)}")
+    for name, kind in columns.items():
+        print(f"  {name:<28}{kind}")
+    print("provenance")
+    for key, value in prov.items():
+        print(f"  {key:<28}{value}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from xmatch.store.catalog import open_catalog
+
+    catalog = open_catalog(args.name, _data(args), verify="none")
+    problems = catalog.verify(checksums=True)
+    if problems:
+        for problem in problems:
+            print(f"{catalog.name}: {problem}", file=sys.stderr)
+        return 1
+    print(f"{catalog.name}: {len(catalog.manifest['files'])} files intact")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    _data(args).remove(args.name)
+    print(f"removed {args.name}")
+    return 0
+
+
+def cmd_cone(args) -> int:
+    from xmatch.store.catalog import open_catalog
+
+    catalog = open_catalog(args.name, _data(args))
+    radius = args.radius if args.radius is not None else catalog.spec.default_radius_arcsec
+    columns = args.columns.split(",") if args.columns else None
+    if columns:
+        unknown = [c for c in columns if c not in catalog.schema.names]
+        if unknown:
+            raise XmatchError(f"unknown column(s) {unknown}; {catalog.name} has: "
+                              f"{', '.join(catalog.schema.names)}")
+    result = catalog.cone(args.ra, args.dec, radius, columns=columns, limit=args.limit)
+    write_table(result, args.format, args.out)
+    return 0
+
+
+def write_table(table, fmt: str, out: str | None) -> None:
+    """Write an Arrow table in one of OUTPUT_FORMATS to ``out`` or standard output."""
+    import pyarrow.parquet as pq
+    from astropy.table import Table
+
+    if fmt == "parquet":
+        if not out:
+            raise XmatchError("--format parquet needs --out FILE")
+        pq.write_table(table, out)
+        return
+    if fmt == "table":
+        if out:
+            Path(out).write_text("\n".join(Table(table.to_pydict()).pformat(max_lines=-1,
+                                                                             max_width=-1)))
+        else:
+            _print_table(table)
+        return
+    if fmt == "json":
+        text = json.dumps(table.to_pylist(), default=str)
+        Path(out).write_text(text + "\n") if out else print(text)
+        return
+    astropy_format = {"csv": "ascii.csv", "ecsv": "ascii.ecsv", "votable": "votable"}[fmt]
+    Table(table.to_pydict()).write(out or sys.stdout, format=astropy_format,
+                                   overwrite=bool(out))
+
+
+def cmd_specs(args) -> int:
+    from xmatch.specs import bundled_spec, bundled_spec_names
+
+    for name in bundled_spec_names():
+        spec = bundled_spec(name)
+        print(f"{name:<14}{spec.title}  (default source: {spec.default_source})")
+    return 0
+
+
+def cmd_loaders(args) -> int:
+    from xmatch.loaders import available_loaders
+
+    for name, entry in sorted(available_loaders().items()):
+        loader = entry.load()
+        print(f"{name:<16}{loader.description}  [{entry.value}]")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "load": cmd_load, "list": cmd_list, "info": cmd_info,
+            "verify": cmd_verify, "remove": cmd_remove, "cone": cmd_cone, "specs": cmd_specs,
+            "loaders": cmd_loaders}

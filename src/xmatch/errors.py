@@ -1,0 +1,85 @@
+"""Exceptions and the user-facing messages they carry.
+
+Every message a user can see is built here, so tests can reuse the same wording and a
+message is changed in one place only.
+"""
+
+from __future__ import annotations
+
+
+class XmatchError(Exception):
+    """Base class of every error xmatch raises on purpose."""
+
+
+class SpecError(XmatchError):
+    """A catalog spec (TOML) is malformed or inconsistent."""
+
+
+class CatalogNotFoundError(XmatchError):
+    """No catalog of that name in the data directory or among the bundled specs."""
+
+
+class DamagedCatalogError(XmatchError):
+    """A published catalog no longer matches its manifest."""
+
+
+class LoadError(XmatchError):
+    """Input rejected by a loader, located as precisely as the input allows.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and what is allowed.
+    source : str, optional
+        File (or other source) the problem was found in.
+    row : int, optional
+        1-based data row inside ``source`` (header lines are not counted).
+    column : str, optional
+        Column name.
+    """
+
+    def __init__(self, message, *, source=None, row=None, column=None):
+        self.message = message
+        self.source = source
+        self.row = row
+        self.column = column
+        super().__init__(self.__str__())
+
+    def __str__(self):
+        where = []
+        if self.source is not None:
+            where.append(str(self.source))
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+    def __reduce__(self):
+        # Keeps the location fields when the error crosses a process boundary.
+        return (_rebuild_load_error, (self.message, self.source, self.row, self.column))
+
+
+def _rebuild_load_error(message, source, row, column):
+    return LoadError(message, source=source, row=row, column=column)
+
+
+def missing_column(column: str, available) -> str:
+    return f"required column '{column}' is missing; columns present: {', '.join(available)}"
+
+
+def not_numeric(value) -> str:
+    return f"value {value!r} is not a number"
+
+
+def bad_coordinate(kind: str, value) -> str:
+    allowed = "0 <= ra <= 360 deg" if kind == "ra" else "-90 <= dec <= 90 deg"
+    return f"{kind} = {value!r} is not a finite coordinate in range ({allowed})"
+
+
+def no_rows(source: str) -> str:
+    return f"{source} contains no data rows"
+
+
+def unreadable(kind: str, detail: str) -> str:
+    return f"not a readable {kind} file (truncated or corrupt?): {detail}"

@@ -1,0 +1,1 @@
+"""Sky geometry: HEALPix access and sky-position helpers."""

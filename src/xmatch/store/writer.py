@@ -1,0 +1,453 @@
+"""Bulk loading: any loader's chunks in, a published HATS catalog out.
+
+The work is split like a map-reduce so it can run on the local cores today and on a Dask
+cluster unchanged (pass ``executor=distributed.Client(...).get_executor()``):
+
+* **map** (:func:`map_chunk`, one task per chunk): read the chunk, validate and convert
+  the columns, compute ``_healpix_29``, sort the chunk by it and spill it as an Arrow IPC
+  file; return a sparse histogram of the chunk at ``highest_order``.
+* **plan** (driver): sum the histograms and choose adaptive partitions
+  (:func:`~xmatch.store.partitioning.plan_partitions`).
+* **reduce** (:func:`reduce_partition`, one task per partition): since every spill is
+  sorted, a partition is one contiguous slice of each spill; concatenate the slices,
+  sort, write ``Npix=N.parquet`` and its checksum.
+
+Memory stays bounded by ``chunk_rows`` (map) and ``threshold_rows`` (reduce) per worker,
+whatever the input size. Everything is written in a staging directory and published by
+one atomic rename (:meth:`~xmatch.store.data_dir.DataDirectory.publish`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from xmatch import __version__
+from xmatch.errors import LoadError, bad_coordinate, missing_column, no_rows, not_numeric
+from xmatch.sky import healpix
+from xmatch.store import paths
+from xmatch.store.data_dir import DataDirectory
+from xmatch.store.manifest import file_sha256, write_manifest
+from xmatch.store.partitioning import add_sparse_counts, plan_partitions, sparse_histogram
+
+SKYMAP_ORDER = 8
+MAX_SKIPPED_EXAMPLES = 20
+NUMERIC_ROLES = ("ra", "dec", "epoch", "pmra", "pmdec", "parallax", "radial_velocity",
+                 "positional_error")
+ROW_ID_COLUMN = "xmatch_row"
+ROW_ID_SOURCE_SHIFT = 40  # row ids of generated keys: source index << 40 | row number
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a load runs; the partitioning defaults come from the spec.
+
+    ``workers`` processes run the map and reduce tasks (1 runs them in this process).
+    ``skip_invalid`` drops rows with bad coordinates or values instead of failing, and
+    counts them in the catalog's provenance.
+    """
+
+    chunk_rows: int = 1_000_000
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    skip_invalid: bool = False
+    threshold_rows: int | None = None
+    highest_order: int | None = None
+    compression: str = "snappy"
+    progress: bool | None = None  # None: show bars only on a terminal
+    executor: concurrent.futures.Executor | None = None
+
+
+@dataclass
+class MapResult:
+    spill: str
+    source: str
+    rows: int
+    skipped: int
+    examples: list
+    pixels: np.ndarray
+    counts: np.ndarray
+    schema: pa.Schema
+
+
+@dataclass
+class ReduceResult:
+    order: int
+    pixel: int
+    rows: int
+    relpath: str
+    metadata: object
+    sha256: str
+
+
+# ---------------------------------------------------------------- map
+
+
+def _first_bad_cast(values: pa.Array, target: pa.DataType) -> int:
+    """Index of the first element of ``values`` that does not cast (bisection)."""
+    lo, hi = 0, len(values)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            pc.cast(values.slice(lo, mid - lo), target)
+            lo = mid
+        except pa.ArrowInvalid:
+            hi = mid
+    return lo
+
+
+def _to_float64(values, source: str, first_row: int, column: str) -> pa.Array:
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    kind = values.type
+    if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
+        return pc.cast(values, pa.float64())
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        try:
+            return pc.cast(values, pa.float64())
+        except pa.ArrowInvalid:
+            bad = _first_bad_cast(values, pa.float64())
+            raise LoadError(not_numeric(values[bad].as_py()), source=source,
+                            row=first_row + bad, column=column) from None
+    raise LoadError(f"has type {kind}, a number was expected", source=source, column=column)
+
+
+def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: int,
+                skip_invalid: bool) -> tuple[pa.Table, int, list]:
+    """Select, convert and validate the columns of one chunk.
+
+    Returns the clean table (roles first, then kept columns, then ``_healpix_29``), the
+    number of rows dropped and a few examples of why (only with ``skip_invalid``).
+    """
+    available = raw.column_names
+    roles = spec.role_columns
+    for name in spec.source_columns(include_keep=spec.keep is not None):
+        if name not in available and name not in spec.optional:
+            raise LoadError(missing_column(name, available), source=source, column=name)
+    ordered = list(dict.fromkeys(
+        [c for c in roles.values() if c in available]
+        + ([c for c in spec.keep if c in available] if spec.keep is not None else available)))
+    ordered = [c for c in ordered if c != paths.HEALPIX29_COLUMN]
+    columns = {name: raw.column(name) for name in ordered}
+    for role in NUMERIC_ROLES:
+        name = roles.get(role)
+        if name in columns:
+            columns[name] = _to_float64(columns[name], source, first_row, name)
+    if spec.strip_whitespace:
+        for name, values in columns.items():
+            if pa.types.is_string(values.type):
+                columns[name] = pc.utf8_rtrim_whitespace(values)
+
+    ra = np.asarray(columns[spec.ra].to_numpy(zero_copy_only=False), dtype=np.float64)
+    dec = np.asarray(columns[spec.dec].to_numpy(zero_copy_only=False), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad_ra = ~((ra >= 0) & (ra <= 360))  # also catches NaN and nulls (NaN after to_numpy)
+        bad_dec = ~((dec >= -90) & (dec <= 90))
+    bad_id = np.zeros(len(ra), bool)
+    if spec.id is not None:
+        bad_id = np.asarray(columns[spec.id].is_null().to_numpy(zero_copy_only=False))
+    bad = bad_ra | bad_dec | bad_id
+    skipped, examples = 0, []
+    if bad.any():
+        index = np.flatnonzero(bad)
+        for i in index[: MAX_SKIPPED_EXAMPLES if skip_invalid else 1]:
+            if bad_id[i]:
+                column, message = spec.id, "identifier is missing (null)"
+            elif bad_ra[i]:
+                column, message = spec.ra, bad_coordinate("ra", _plain(columns[spec.ra][i]))
+            else:
+                column, message = spec.dec, bad_coordinate("dec", _plain(columns[spec.dec][i]))
+            if not skip_invalid:
+                raise LoadError(message, source=source, row=first_row + int(i), column=column)
+            examples.append({"source": source, "row": first_row + int(i), "column": column,
+                             "problem": message})
+        keep = pa.array(~bad)
+        columns = {name: pc.filter(values, keep) for name, values in columns.items()}
+        skipped = len(index)
+        ra, dec = ra[~bad], dec[~bad]
+
+    if spec.id is None:
+        rows = np.flatnonzero(~bad) + first_row
+        ids = (np.int64(source_index) << ROW_ID_SOURCE_SHIFT) | rows.astype(np.int64)
+        columns = {ROW_ID_COLUMN: pa.array(ids), **columns}
+    columns[paths.HEALPIX29_COLUMN] = pa.array(healpix.radec_to_healpix29(ra, dec))
+    fields = [pa.field(name, values.type) for name, values in columns.items()]
+    for i, f in enumerate(fields):
+        if f.name in raw.schema.names and raw.schema.field(f.name).metadata:
+            fields[i] = f.with_metadata(raw.schema.field(f.name).metadata)
+    return pa.table(list(columns.values()), schema=pa.schema(fields)), skipped, examples
+
+
+def _plain(value: pa.Scalar):
+    return value.as_py()
+
+
+def map_chunk(chunk, spec, source_index: int, spill_path: str, histogram_order: int,
+              skip_invalid: bool) -> MapResult:
+    """Map task: one chunk in, one sorted spill file and a sparse histogram out."""
+    raw = chunk.load()
+    table, skipped, examples = standardize(raw, spec, chunk.source, chunk.first_row,
+                                           source_index, skip_invalid)
+    hp29 = table.column(paths.HEALPIX29_COLUMN).to_numpy()
+    by_pixel = np.argsort(hp29, kind="stable")
+    table = table.take(by_pixel).combine_chunks()
+    with pa.OSFile(spill_path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    pixels, counts = sparse_histogram(healpix.degrade(hp29[by_pixel], histogram_order))
+    return MapResult(spill_path, chunk.source, table.num_rows + skipped, skipped, examples,
+                     pixels, counts, table.schema)
+
+
+# ---------------------------------------------------------------- reduce
+
+
+def _open_spill(path: str) -> pa.Table:
+    return pa.ipc.open_file(pa.memory_map(path)).read_all()
+
+
+def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schema,
+                     catalog_root: str, compression: str, row_group_rows: int) -> ReduceResult:
+    """Reduce task: gather one partition's rows from every spill and write its file."""
+    lo, hi = healpix.pixel_range29(order, pixel)
+    pieces = []
+    for spill in spills:
+        table = _open_spill(spill)
+        hp29 = table.column(paths.HEALPIX29_COLUMN).to_numpy()
+        start, stop = np.searchsorted(hp29, [lo, hi])
+        if stop > start:
+            pieces.append(table.slice(start, stop - start).cast(schema))
+    merged = pa.concat_tables(pieces)
+    hp29 = merged.column(paths.HEALPIX29_COLUMN).to_numpy()
+    if len(pieces) > 1:
+        merged = merged.take(np.argsort(hp29, kind="stable"))
+    relpath = paths.partition_file(order, pixel)
+    target = Path(catalog_root) / relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    collector = []
+    pq.write_table(merged, target, compression=compression, row_group_size=row_group_rows,
+                   metadata_collector=collector, write_page_index=False)
+    collector[0].set_file_path(relpath.removeprefix(paths.DATASET_DIR + "/"))
+    return ReduceResult(order, pixel, merged.num_rows, relpath, collector[0], file_sha256(target))
+
+
+# ---------------------------------------------------------------- driver
+
+
+class _InlineExecutor(concurrent.futures.Executor):
+    """Runs tasks at submission, for ``workers=1`` and for debugging."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered through the future, like a pool would
+            future.set_exception(exc)
+        return future
+
+
+def _progress(total, desc, unit, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True,
+                disable=None if enabled is None else not enabled, dynamic_ncols=True)
+
+
+def _run_bounded(executor, tasks: Iterable[tuple], in_flight: int):
+    """Submit ``(fn, *args)`` tasks keeping at most ``in_flight`` pending; yield results."""
+    pending = set()
+    for task in tasks:
+        pending.add(executor.submit(*task))
+        if len(pending) >= in_flight:
+            done, pending = concurrent.futures.wait(
+                pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    for future in concurrent.futures.as_completed(pending):
+        yield future.result()
+
+
+def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
+                  options: LoadOptions | None = None) -> Path:
+    """Load ``sources`` with ``loader`` into a new version of catalog ``spec.name``.
+
+    Returns the path of the published catalog. On any error nothing becomes visible and
+    a previously published version stays as it was.
+    """
+    options = options or LoadOptions()
+    threshold = options.threshold_rows or spec.threshold_rows
+    highest_order = options.highest_order or spec.highest_order
+    started = time.time()
+    data.clean_stale_staging()
+    staging = data.new_staging(spec.name)
+    catalog_root = staging / "catalog"
+    spill_dir = staging / paths.SPILL_DIR
+    spill_dir.mkdir(parents=True)
+    own_pool = options.executor is None and options.workers > 1
+    if options.executor is not None:
+        executor = options.executor
+    elif own_pool:
+        executor = concurrent.futures.ProcessPoolExecutor(
+            options.workers, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        executor = _InlineExecutor()
+    try:
+        histogram = np.zeros(healpix.npix_at(highest_order), np.int64)
+        results: list[MapResult] = []
+        per_source: dict[str, dict] = {}
+
+        def map_tasks():
+            sequence = 0
+            for source_index, source in enumerate(sources):
+                for chunk in loader.chunks(source, spec, options.chunk_rows):
+                    spill = str(spill_dir / f"{sequence:08d}.arrow")
+                    sequence += 1
+                    yield (map_chunk, chunk, spec, source_index, spill, highest_order,
+                           options.skip_invalid)
+
+        with _progress(None, f"load {spec.name}: map", "rows", options.progress) as bar:
+            for result in _run_bounded(executor, map_tasks(), 2 * max(options.workers, 1)):
+                results.append(result)
+                add_sparse_counts(histogram, result.pixels, result.counts)
+                entry = per_source.setdefault(result.source, {"rows_read": 0, "rows_skipped": 0})
+                entry["rows_read"] += result.rows
+                entry["rows_skipped"] += result.skipped
+                bar.update(result.rows)
+        for source in sources:
+            if per_source.get(source, {}).get("rows_read", 0) == 0 and Path(source).exists():
+                raise LoadError(no_rows(source), source=source)
+        total_rows = int(histogram.sum())
+        if total_rows == 0:
+            raise LoadError("no valid rows were loaded (every row was skipped)")
+
+        schema = _unified_schema([r.schema for r in results if r.rows > r.skipped])
+        orders, pixels, counts = plan_partitions(histogram, highest_order, threshold,
+                                                 spec.lowest_order)
+        # Input order decides the order of rows that share a _healpix_29 value.
+        spills = sorted(r.spill for r in results)
+        reduce_tasks = [
+            (reduce_partition, int(o), int(p), spills, schema, str(catalog_root),
+             options.compression, min(threshold, 500_000))
+            for o, p in zip(orders, pixels, strict=True)
+        ]
+        written: list[ReduceResult] = []
+        with _progress(total_rows, f"load {spec.name}: reduce", "rows", options.progress) as bar:
+            for result in _run_bounded(executor, reduce_tasks, 2 * max(options.workers, 1)):
+                written.append(result)
+                bar.update(result.rows)
+        shutil.rmtree(spill_dir)
+
+        written.sort(key=lambda r: (r.order, r.pixel))
+        _write_hats_metadata(catalog_root, spec, schema, written, histogram, highest_order,
+                             threshold)
+        skipped_examples = [e for r in results for e in r.examples][:MAX_SKIPPED_EXAMPLES]
+        provenance = {
+            "loader": loader.name,
+            "sources": [{"source": s, **per_source.get(s, {})} for s in sources],
+            "rows": total_rows,
+            "rows_skipped": sum(r.skipped for r in results),
+            "skipped_examples": skipped_examples,
+            "synthetic": bool(spec.synthetic or getattr(loader, "synthetic", False)),
+            "reference": spec.reference,
+            "license": spec.license,
+            "note": spec.note,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_seconds": round(time.time() - started, 3),
+            "xmatch_version": __version__,
+        }
+        _write_sidecar(catalog_root, spec, provenance, threshold, highest_order,
+                       histogram)
+        write_manifest(catalog_root, known={r.relpath: r.sha256 for r in written})
+        return data.publish(spec.name, catalog_root, staging)
+    finally:
+        if own_pool:
+            executor.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise LoadError(f"chunks disagree on column types and cannot be reconciled: {exc}") from None
+
+
+def _write_hats_metadata(root: Path, spec, schema, written, histogram, histogram_order,
+                         threshold):
+    dataset = paths.dataset_dir(root)
+    dataset.mkdir(parents=True, exist_ok=True)
+    pq.write_metadata(schema, dataset / paths.COMMON_METADATA_FILE)
+    pq.write_metadata(schema, dataset / paths.METADATA_FILE,
+                      metadata_collector=[r.metadata for r in written])
+    with open(root / paths.PARTITION_INFO_FILE, "w") as handle:
+        handle.write(f"{paths.PARTITION_ORDER},{paths.PARTITION_PIXEL}\n")
+        handle.writelines(f"{r.order},{r.pixel}\n" for r in written)
+
+    skymap_order = min(SKYMAP_ORDER, histogram_order)
+    skymap = histogram.reshape(healpix.npix_at(skymap_order), -1).sum(axis=1)
+    _write_skymap(root / paths.SKYMAP_FILE, skymap)
+    max_order = max(r.order for r in written)
+    area_fraction = sum(4.0 ** -r.order for r in written) / 12
+    size_kib = sum((root / r.relpath).stat().st_size for r in written) // 1024
+    properties = {
+        "obs_collection": spec.name,
+        "dataproduct_type": "object",
+        "hats_nrows": int(histogram.sum()),
+        "hats_col_ra": spec.ra,
+        "hats_col_dec": spec.dec,
+        "hats_col_healpix": paths.HEALPIX29_COLUMN,
+        "hats_col_healpix_order": paths.HEALPIX29_ORDER,
+        "hats_npix_suffix": ".parquet",
+        "hats_max_rows": threshold,
+        "hats_order": max_order,
+        "hats_skymap_order": skymap_order,
+        "moc_sky_fraction": f"{area_fraction:.5f}",
+        "hats_builder": f"xmatch v{__version__}",
+        "hats_creation_date": time.strftime("%Y-%m-%dT%H:%MUTC", time.gmtime()),
+        "hats_estsize": size_kib,
+        "hats_version": paths.HATS_VERSION,
+        "obs_title": spec.title or spec.name,
+        "xmatch_epoch_jyear": "" if spec.epoch_jyear is None else spec.epoch_jyear,
+        "xmatch_default_radius_arcsec": spec.default_radius_arcsec,
+        "xmatch_synthetic": str(bool(spec.synthetic)).lower(),
+    }
+    text = "#HATS catalog\n" + "".join(
+        f"{key}={value}\n" for key, value in properties.items() if value != "")
+    for name in (paths.PROPERTIES_FILE, paths.LEGACY_PROPERTIES_FILE):
+        (root / name).write_text(text)
+
+
+def _write_skymap(path: Path, counts: np.ndarray) -> None:
+    from astropy.io import fits
+
+    order = int(np.log2(len(counts) // 12) // 2)
+    header = fits.Header([("PIXTYPE", "HEALPIX"), ("ORDERING", "NESTED"),
+                          ("NSIDE", 1 << order), ("INDXSCHM", "IMPLICIT"),
+                          ("FIRSTPIX", 0), ("LASTPIX", len(counts) - 1)])
+    column = fits.Column(name="VALUE", format="K", array=counts.astype(np.int64))
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([column], header=header)]
+                 ).writeto(path)
+
+
+def _write_sidecar(root: Path, spec, provenance: dict, threshold: int, histogram_order: int,
+                   histogram: np.ndarray) -> None:
+    sidecar = {
+        "xmatch_catalog_format": 1,
+        "name": spec.name,
+        "spec": spec.to_dict(),
+        "provenance": provenance,
+        "partitioning": {"threshold_rows": threshold, "highest_order": histogram_order,
+                         "lowest_order": spec.lowest_order},
+        "point_coverage": {"order": histogram_order,
+                           "fraction": float(np.count_nonzero(histogram) / len(histogram))},
+    }
+    (root / paths.SIDECAR_FILE).write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
