@@ -141,7 +141,8 @@ class TableLoader:
                 parse_options=pacsv.ParseOptions(delimiter=delimiter),
                 # Coordinates arrive as text so that a bad value can be located by row.
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in spec.role_columns.values()},
+                    column_types={c: pa.string() for role, c in spec.role_columns.items()
+                                  if role != "id"},
                     strings_can_be_null=True),
             )
             columns = columns_to_read(spec, reader.schema.names, source)
