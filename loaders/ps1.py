@@ -66,8 +66,8 @@ def _build_schema() -> pa.Schema:
     fields = [
         _field("objName", pa.string(), "", "IAU name for this object (ObjectThin.objName)."),
         _field("objID", pa.int64(), "", "Unique PS1 object identifier, derived from position."),
-        _field("raMean", pa.float64(), "deg", "Right ascension from single epoch detections (J2000)."),
-        _field("decMean", pa.float64(), "deg", "Declination from single epoch detections (J2000)."),
+        _field("raMean", pa.float64(), "deg", "Mean right ascension of single epoch detections."),
+        _field("decMean", pa.float64(), "deg", "Mean declination of single epoch detections."),
         _field("raMeanErr", pa.float32(), "arcsec", "Right ascension standard deviation."),
         _field("decMeanErr", pa.float32(), "arcsec", "Declination standard deviation."),
         _field("epochMean", pa.float64(), "d", "Modified Julian Date of the mean epoch (MJD)."),
@@ -76,8 +76,8 @@ def _build_schema() -> pa.Schema:
     for b in _BANDS:
         fields.append(_field("n" + b, pa.int16(), "", f"Number of single epoch detections in {b}."))
     for b in _BANDS:
-        fields.append(_field(f"{b}MeanPSFMag", pa.float32(), "mag", f"Mean PSF magnitude in {b}."))
-        fields.append(_field(f"{b}MeanPSFMagErr", pa.float32(), "mag", f"Error in mean PSF magnitude in {b}."))
+        fields.append(_field(f"{b}MeanPSFMag", pa.float32(), "mag", f"Mean PSF magnitude, {b}."))
+        fields.append(_field(f"{b}MeanPSFMagErr", pa.float32(), "mag", f"Its error, {b}."))
     fields.append(_field("qualityFlag", pa.int16(), "", "ObjectQualityFlags bit mask (0-255)."))
     fields.append(_field("objInfoFlag", pa.int32(), "", "ObjectInfoFlags bit mask."))
     return pa.schema(fields)
@@ -97,9 +97,7 @@ _MAG_ERR_COLUMNS = tuple(f"{b}MeanPSFMagErr" for b in _BANDS)
 # -999 can never be a real value in these columns (magnitudes, errors, MJD, and
 # positions are all far from it), so mapping it to null loses nothing.
 _SENTINEL_COLUMNS = frozenset(
-    ("raMean", "decMean", "raMeanErr", "decMeanErr", "epochMean")
-    + _MAG_COLUMNS
-    + _MAG_ERR_COLUMNS
+    ("raMean", "decMean", "raMeanErr", "decMeanErr", "epochMean") + _MAG_COLUMNS + _MAG_ERR_COLUMNS
 )
 
 # ---------------------------------------------------------------------------
@@ -164,7 +162,7 @@ def normalize_mast_table(table: pa.Table) -> pa.Table:
     """
     fields = []
     columns = []
-    for field, col in zip(table.schema, table.columns):
+    for field, col in zip(table.schema, table.columns, strict=True):
         idx = MEAN_OBJECT_SCHEMA.get_field_index(field.name)
         if idx < 0:
             fields.append(field)
@@ -266,7 +264,7 @@ _GENERATOR_VERSION = "1"
 # Block structure (see module docstring). A block is the unit of determinism.
 _BLOCK_ROWS = 1 << 16
 _BATCH = 1 << 16  # candidates per rejection round; small enough to stay in cache
-_BLOCK_CANDIDATE_BITS = 22  # each block owns 2**22 candidate cells (~6x what it needs)
+_BLOCK_CANDIDATE_BITS = 22  # each block owns 2**22 candidate cells (~7x what it needs)
 
 # objID cell grid covering dec > -30: PS1 zones 7200..21600, 10**4 dec steps per
 # zone (objID part3) and 3.6e8 RA steps of 1e-6 deg (objID part2).
@@ -363,7 +361,7 @@ def _sky_block(rng: np.random.Generator, block: int, seed: int):
     have = 0
     nxt = base
     while have < _BLOCK_ROWS:
-        if nxt >= end:  # would need ~6x the expected candidates: never in practice
+        if nxt >= end:  # would need ~7x the expected candidates: never in practice
             raise RuntimeError(f"synthetic block {block} exhausted its candidate range")
         m = min(_BATCH, end - nxt)
         cell = _cells(np.arange(nxt, nxt + m, dtype=np.uint64), k0, k1)
@@ -611,7 +609,9 @@ def _check_seed(seed: int) -> int:
     return int(seed)
 
 
-def synthetic_chunk(n_rows_total: int, chunk_index: int, chunk_rows: int, seed: int = 0) -> pa.Table:
+def synthetic_chunk(
+    n_rows_total: int, chunk_index: int, chunk_rows: int, seed: int = 0
+) -> pa.Table:
     """One chunk of the deterministic synthetic PS1-like mean-object catalog.
 
     Parameters
@@ -664,7 +664,8 @@ def synthetic_chunk(n_rows_total: int, chunk_index: int, chunk_rows: int, seed: 
     start = chunk_index * chunk_rows
     if chunk_index < 0 or start >= n_rows_total:
         raise IndexError(
-            f"chunk_index {chunk_index} out of range for {n_rows_total} rows in chunks of {chunk_rows}"
+            f"chunk_index {chunk_index} out of range for {n_rows_total} rows "
+            f"in chunks of {chunk_rows}"
         )
     return _rows(seed, start, min(start + chunk_rows, n_rows_total))
 
@@ -741,8 +742,10 @@ def write_synthetic_parquet(
                     table = pa.concat_tables(pending)
                     full = (buffered // row_group_rows) * row_group_rows
                     writer.write_table(table.slice(0, full), row_group_size=row_group_rows)
-                    pending = [table.slice(full)]
                     buffered -= full
+                    # Keep only a real remainder; an empty slice would pin the buffers.
+                    pending = [table.slice(full)] if buffered else []
+                    del table, t
             if buffered or n_rows == 0:
                 table = pa.concat_tables(pending) if pending else schema.empty_table()
                 writer.write_table(table, row_group_size=row_group_rows)

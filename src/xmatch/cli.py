@@ -319,8 +319,11 @@ def cmd_loaders(args) -> int:
     from xmatch.loaders import available_loaders
 
     for name, entry in sorted(available_loaders().items()):
-        loader = entry.load()
-        print(f"{name:<16}{loader.description}  [{entry.value}]")
+        try:
+            description = entry.load().description
+        except Exception as exc:  # a broken plug-in must not hide the others
+            description = f"BROKEN: {type(exc).__name__}: {exc}"
+        print(f"{name:<16}{description}  [{entry.value}]")
     return 0
 
 

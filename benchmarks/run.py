@@ -1,0 +1,30 @@
+"""Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run).
+
+Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
+psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
+benchmarks/RESULTS.md records them with the command that produced them.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_load  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="1 M rows only: a smoke run of a few minutes")
+    args = parser.parse_args()
+    results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
+    results.parent.mkdir(exist_ok=True)
+    rows = ["1000000"] if args.quick else ["10000000", "100000000"]
+    print("== load: synthetic PS1 Parquet -> HATS catalog ==")
+    bench_load.main(["--rows", *rows, "--json", str(results)])
+
+
+if __name__ == "__main__":
+    main()
