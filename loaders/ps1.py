@@ -754,3 +754,59 @@ def write_synthetic_parquet(
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+# ---------------------------------------------------------------------------
+# Loaders (registered as entry points "ps1_mast" and "ps1_synthetic")
+# ---------------------------------------------------------------------------
+
+
+def _normalized_chunk(read, args, source: str) -> pa.Table:
+    from xmatch.errors import LoadError
+
+    try:
+        return normalize_mast_table(read(*args))
+    except (pa.ArrowInvalid, ValueError) as exc:
+        raise LoadError(f"not a valid MAST PS1 DR2 export: {exc}", source=source) from None
+
+
+class MastExportLoader:
+    """MAST PS1 DR2 mean-object exports, in any format the table loader reads."""
+
+    name = "ps1_mast"
+    description = ("MAST PS1 DR2 mean-object export (CSV/Parquet/FITS/VOTable with MAST's "
+                   "column names; -999 becomes null)")
+    synthetic = False
+
+    def chunks(self, source, spec, chunk_rows):
+        from xmatch.loaders import Chunk
+        from xmatch.loaders.table import LOADER as TABLE_LOADER
+
+        for chunk in TABLE_LOADER.chunks(source, spec, chunk_rows):
+            yield Chunk(chunk.source, chunk.first_row, chunk.n_rows, _normalized_chunk,
+                        (chunk.read, chunk.args, chunk.source))
+
+
+class SyntheticLoader:
+    """The deterministic synthetic PS1-like catalog; ``loader_options`` give rows and seed."""
+
+    name = "ps1_synthetic"
+    description = "deterministic SYNTHETIC PS1 DR2-like rows (loader_options: rows, seed)"
+    synthetic = True
+
+    def chunks(self, source, spec, chunk_rows):
+        from xmatch.loaders import Chunk
+
+        rows = int(spec.loader_options.get("rows", 1_000_000))
+        seed = _check_seed(int(spec.loader_options.get("seed", 0)))
+        # Whole generator blocks per chunk, so no block is generated twice.
+        chunk_rows = max(_BLOCK_ROWS, -(-chunk_rows // _BLOCK_ROWS) * _BLOCK_ROWS)
+        label = f"synthetic PS1 DR2-like catalog (seed {seed}, {rows} rows)"
+        for index in range(-(-rows // chunk_rows)):
+            first = index * chunk_rows
+            yield Chunk(label, first + 1, min(chunk_rows, rows - first), synthetic_chunk,
+                        (rows, index, chunk_rows, seed))
+
+
+MAST_LOADER = MastExportLoader()
+SYNTHETIC_LOADER = SyntheticLoader()

@@ -474,3 +474,41 @@ def test_normalize_realistic_mast_csv(tmp_path):
     assert out["raMeanErr"].null_count == 0
     # Counts are never sentinel-nulled: zero detections stay zero.
     assert out["ng"].to_pylist() == [11, 0, 0, 14]
+
+
+# ---------------------------------------------------------------------------
+# Through the loaders and the store
+# ---------------------------------------------------------------------------
+
+
+def test_synthetic_ps1_catalog_loads_flagged_synthetic(tmp_path):
+    from xmatch import LoadOptions, bundled_spec, load_catalog
+
+    spec = bundled_spec("ps1_dr2").with_overrides(loader_options={"rows": 200_000, "seed": 7})
+    catalog = load_catalog(spec=spec, data=tmp_path,
+                           options=LoadOptions(workers=2, chunk_rows=65_536, progress=False))
+    assert catalog.num_rows == 200_000
+    assert catalog.provenance["synthetic"] is True
+    assert catalog.properties["xmatch_synthetic"] == "true"
+    back = catalog.read(["objID", "decMean"])
+    assert len(np.unique(back["objID"].to_numpy())) == 200_000
+    assert back["decMean"].to_numpy().min() > -30
+    expected = ps1.synthetic_chunk(200_000, 0, 200_000, 7)
+    assert sorted(back["objID"].to_pylist()) == sorted(expected["objID"].to_pylist())
+
+
+def test_mast_export_loads_with_sentinels_as_nulls(tmp_path):
+    from xmatch import load_catalog
+
+    path = tmp_path / "mast.csv"
+    path.write_text(
+        "objName,objID,raMean,decMean,nDetections,gMeanPSFMag,rMeanPSFMag,qualityFlag\n"
+        "PSO J000000.000+000000.000,108010000000000000,0.0001,0.0001,12,18.5,-999,52\n"
+        "PSO J120000.000+450000.000,162001800000000000,180.0,45.0,3,-999,20.1,16\n")
+    catalog = load_catalog("ps1_dr2", [str(path)], data=tmp_path / "d")
+    table = catalog.read()
+    table = table.take(np.argsort(table["objID"].to_numpy()))
+    assert catalog.provenance["synthetic"] is False
+    assert table["rMeanPSFMag"].to_pylist()[0] is None
+    assert table["gMeanPSFMag"].to_pylist()[1] is None
+    assert table["nDetections"].type == pa.int16()

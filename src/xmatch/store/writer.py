@@ -347,8 +347,9 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
         shutil.rmtree(spill_dir)
 
         written.sort(key=lambda r: (r.order, r.pixel))
+        synthetic = bool(spec.synthetic or getattr(loader, "synthetic", False))
         _write_hats_metadata(catalog_root, spec, schema, written, histogram, highest_order,
-                             threshold)
+                             threshold, synthetic)
         skipped_examples = [e for r in results for e in r.examples][:MAX_SKIPPED_EXAMPLES]
         provenance = {
             "loader": loader.name,
@@ -356,7 +357,7 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
             "rows": total_rows,
             "rows_skipped": sum(r.skipped for r in results),
             "skipped_examples": skipped_examples,
-            "synthetic": bool(spec.synthetic or getattr(loader, "synthetic", False)),
+            "synthetic": synthetic,
             "reference": spec.reference,
             "license": spec.license,
             "note": spec.note,
@@ -382,7 +383,7 @@ def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
 
 
 def _write_hats_metadata(root: Path, spec, schema, written, histogram, histogram_order,
-                         threshold):
+                         threshold, synthetic: bool):
     dataset = paths.dataset_dir(root)
     dataset.mkdir(parents=True, exist_ok=True)
     pq.write_metadata(schema, dataset / paths.COMMON_METADATA_FILE)
@@ -418,7 +419,7 @@ def _write_hats_metadata(root: Path, spec, schema, written, histogram, histogram
         "obs_title": spec.title or spec.name,
         "xmatch_epoch_jyear": "" if spec.epoch_jyear is None else spec.epoch_jyear,
         "xmatch_default_radius_arcsec": spec.default_radius_arcsec,
-        "xmatch_synthetic": str(bool(spec.synthetic)).lower(),
+        "xmatch_synthetic": str(synthetic).lower(),
     }
     text = "#HATS catalog\n" + "".join(
         f"{key}={value}\n" for key, value in properties.items() if value != "")
