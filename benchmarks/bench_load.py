@@ -171,9 +171,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000_000, 100_000_000])
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
-    parser.add_argument("--peer-max-rows", type=int, default=10_000_000,
-                        help="run the peers only up to this many rows (lsdb.from_dataframe "
-                             "holds the whole table in memory)")
+    parser.add_argument("--lsdb-max-rows", type=int, default=10_000_000,
+                        help="run lsdb only up to this many rows (lsdb.from_dataframe holds "
+                             "the whole table in pandas; 100 M PS1 rows do not fit in 24 GiB)")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--work-dir", type=Path, default=HERE / "_work")
     parser.add_argument("--timeout", type=float, default=3600)
@@ -184,7 +184,7 @@ def main(argv=None):
         inputs = make_input(args.work_dir / f"ps1_{n_rows}", n_rows,
                             files=max(1, n_rows // 10_000_000))
         for tool in args.tools:
-            if tool != "xmatch" and n_rows > args.peer_max_rows:
+            if tool == "lsdb" and n_rows > args.lsdb_max_rows:
                 continue
             result = measure(tool, inputs, args.work_dir / "out", args.workers, args.timeout)
             result["input_rows"] = n_rows

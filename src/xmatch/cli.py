@@ -192,7 +192,7 @@ def cmd_load(args) -> int:
     skipped = prov.get("rows_skipped", 0)
     print(f"{catalog.name}: {catalog.num_rows:,} rows in {len(catalog.partitions)} partitions"
           + (f", {skipped:,} invalid rows skipped" if skipped else "")
-          + (f" in {prov['load_seconds']:.1f} s" if "load_seconds" in prov else "")
+          + (f" in {prov['seconds']['total']:.1f} s" if "seconds" in prov else "")
           + (" [SYNTHETIC]" if prov.get("synthetic") else "")
           + (" [registered in place]" if catalog.registered else "")
           + f" -> {catalog.root}")

@@ -20,6 +20,7 @@ one atomic rename (:meth:`~xmatch.store.data_dir.DataDirectory.publish`).
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import json
 import multiprocessing
 import os
@@ -35,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from xmatch import __version__
-from xmatch.errors import LoadError, bad_coordinate, missing_column, no_rows, not_numeric
+from xmatch.errors import LoadError, XmatchError, bad_coordinate, missing_column, no_rows, not_numeric
 from xmatch.sky import healpix
 from xmatch.store import paths
 from xmatch.store.data_dir import DataDirectory
@@ -47,6 +48,7 @@ MAX_SKIPPED_EXAMPLES = 20
 NUMERIC_ROLES = ("ra", "dec", "epoch", "pmra", "pmdec", "parallax", "radial_velocity",
                  "positional_error")
 ROW_ID_COLUMN = "xmatch_row"
+ROW_GROUP_ROWS = 200_000
 ROW_ID_SOURCE_SHIFT = 40  # row ids of generated keys: source index << 40 | row number
 
 
@@ -76,8 +78,8 @@ class MapResult:
     rows: int
     skipped: int
     examples: list
-    pixels: np.ndarray
-    counts: np.ndarray
+    pixels: np.ndarray | None
+    counts: np.ndarray | None
     schema: pa.Schema
 
 
@@ -92,6 +94,12 @@ class ReduceResult:
 
 
 # ---------------------------------------------------------------- map
+
+
+def _release_memory() -> None:
+    """Hand freed Arrow buffers back to the OS between tasks; Arrow's allocator keeps
+    them otherwise, and a long load would hold its high-water mark in every worker."""
+    pa.default_memory_pool().release_unused()
 
 
 def _first_bad_cast(values: pa.Array, target: pa.DataType) -> int:
@@ -195,8 +203,7 @@ def _plain(value: pa.Scalar):
 def map_chunk(chunk, spec, source_index: int, spill_path: str, histogram_order: int,
               skip_invalid: bool) -> MapResult:
     """Map task: one chunk in, one sorted spill file and a sparse histogram out."""
-    raw = chunk.load()
-    table, skipped, examples = standardize(raw, spec, chunk.source, chunk.first_row,
+    table, skipped, examples = standardize(chunk.load(), spec, chunk.source, chunk.first_row,
                                            source_index, skip_invalid)
     hp29 = table.column(paths.HEALPIX29_COLUMN).to_numpy()
     by_pixel = np.argsort(hp29, kind="stable")
@@ -204,11 +211,23 @@ def map_chunk(chunk, spec, source_index: int, spill_path: str, histogram_order: 
     with pa.OSFile(spill_path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     pixels, counts = sparse_histogram(healpix.degrade(hp29[by_pixel], histogram_order))
-    return MapResult(spill_path, chunk.source, table.num_rows + skipped, skipped, examples,
-                     pixels, counts, table.schema)
+    rows, schema = table.num_rows + skipped, table.schema
+    del table
+    _release_memory()
+    return MapResult(spill_path, chunk.source, rows, skipped, examples, pixels, counts, schema)
 
 
 # ---------------------------------------------------------------- reduce
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary-encoding: strings, booleans and narrow integers (flags,
+    counts, types). Floats and 64-bit identifiers rarely repeat; trying a dictionary on
+    them doubles the time to write a partition for nothing."""
+    return [f.name for f in schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_boolean(f.type)
+            or (pa.types.is_integer(f.type) and f.type.bit_width < 64)]
 
 
 def _open_spill(path: str) -> pa.Table:
@@ -227,17 +246,29 @@ def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schem
         if stop > start:
             pieces.append(table.slice(start, stop - start).cast(schema))
     merged = pa.concat_tables(pieces)
-    hp29 = merged.column(paths.HEALPIX29_COLUMN).to_numpy()
-    if len(pieces) > 1:
-        merged = merged.take(np.argsort(hp29, kind="stable"))
     relpath = paths.partition_file(order, pixel)
     target = Path(catalog_root) / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
+    order_rows = None
+    if len(pieces) > 1:
+        order_rows = np.argsort(merged.column(paths.HEALPIX29_COLUMN).to_numpy(), kind="stable")
     collector = []
-    pq.write_table(merged, target, compression=compression, row_group_size=row_group_rows,
-                   metadata_collector=collector, write_page_index=False)
+    # One row group at a time is gathered and encoded, so memory holds the memory-mapped
+    # spills plus one row group, not a sorted copy of the whole partition.
+    with pq.ParquetWriter(target, merged.schema, compression=compression,
+                          use_dictionary=_dictionary_columns(merged.schema),
+                          metadata_collector=collector, write_page_index=False) as writer:
+        for start in range(0, merged.num_rows, row_group_rows):
+            stop = min(start + row_group_rows, merged.num_rows)
+            group = (merged.slice(start, stop - start) if order_rows is None
+                     else merged.take(order_rows[start:stop]))
+            writer.write_table(group, row_group_size=row_group_rows)
     collector[0].set_file_path(relpath.removeprefix(paths.DATASET_DIR + "/"))
-    return ReduceResult(order, pixel, merged.num_rows, relpath, collector[0], file_sha256(target))
+    rows = merged.num_rows
+    del merged, pieces
+    _release_memory()
+    return ReduceResult(order, pixel, rows, relpath, collector[0],
+                        file_sha256(target))
 
 
 # ---------------------------------------------------------------- driver
@@ -264,6 +295,17 @@ def _progress(total, desc, unit, enabled):
 
 def _run_bounded(executor, tasks: Iterable[tuple], in_flight: int):
     """Submit ``(fn, *args)`` tasks keeping at most ``in_flight`` pending; yield results."""
+    try:
+        yield from _submit_bounded(executor, tasks, in_flight)
+    except concurrent.futures.process.BrokenProcessPool:
+        raise XmatchError(
+            "a load worker process died. If you called xmatch from a script, put the call "
+            "under `if __name__ == \"__main__\":` (worker processes are started with "
+            "'spawn' and re-import the script); otherwise the machine may be out of memory "
+            "(lower chunk_rows or workers)") from None
+
+
+def _submit_bounded(executor, tasks, in_flight):
     pending = set()
     for task in tasks:
         pending.add(executor.submit(*task))
@@ -318,10 +360,12 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
             for result in _run_bounded(executor, map_tasks(), 2 * max(options.workers, 1)):
                 results.append(result)
                 add_sparse_counts(histogram, result.pixels, result.counts)
+                result.pixels = result.counts = None  # summed: keep the driver small
                 entry = per_source.setdefault(result.source, {"rows_read": 0, "rows_skipped": 0})
                 entry["rows_read"] += result.rows
                 entry["rows_skipped"] += result.skipped
                 bar.update(result.rows)
+        map_done = time.time()
         for source in sources:
             if per_source.get(source, {}).get("rows_read", 0) == 0 and Path(source).exists():
                 raise LoadError(no_rows(source), source=source)
@@ -336,7 +380,7 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
         spills = sorted(r.spill for r in results)
         reduce_tasks = [
             (reduce_partition, int(o), int(p), spills, schema, str(catalog_root),
-             options.compression, min(threshold, 500_000))
+             options.compression, ROW_GROUP_ROWS)
             for o, p in zip(orders, pixels, strict=True)
         ]
         written: list[ReduceResult] = []
@@ -345,6 +389,7 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
                 written.append(result)
                 bar.update(result.rows)
         shutil.rmtree(spill_dir)
+        reduce_done = time.time()
 
         written.sort(key=lambda r: (r.order, r.pixel))
         synthetic = bool(spec.synthetic or getattr(loader, "synthetic", False))
@@ -362,7 +407,9 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
             "license": spec.license,
             "note": spec.note,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "load_seconds": round(time.time() - started, 3),
+            "seconds": {"map": round(map_done - started, 3),
+                        "reduce": round(reduce_done - map_done, 3),
+                        "total": round(time.time() - started, 3)},
             "xmatch_version": __version__,
         }
         _write_sidecar(catalog_root, spec, provenance, threshold, highest_order,
