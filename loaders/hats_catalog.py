@@ -38,14 +38,12 @@ class HatsCatalogLoader:
         props = catalog.properties
         ra = props.get("hats_col_ra", spec.ra)
         dec = props.get("hats_col_dec", spec.dec)
-        if (ra, dec) != (spec.ra, spec.dec) and spec.ra != "ra":
-            raise LoadError(f"spec says ra/dec are '{spec.ra}'/'{spec.dec}' but the catalog's "
-                            f"properties say '{ra}'/'{dec}'", source=source)
-        spec = spec.with_overrides(ra=ra, dec=dec)
-        for column in spec.source_columns(include_keep=False):
-            if column not in schema.names and column not in spec.optional:
-                raise LoadError(missing_column(column, schema.names), source=source,
-                                column=column)
+        if (ra, dec) != (spec.ra, spec.dec):
+            raise LoadError(f"the spec says ra/dec are '{spec.ra}'/'{spec.dec}' but the "
+                            f"catalog's properties say '{ra}'/'{dec}'", source=source)
+        missing = spec.first_missing_column(schema.names)
+        if missing is not None:
+            raise LoadError(missing_column(missing, schema.names), source=source, column=missing)
         if paths.HEALPIX29_COLUMN not in schema.names:
             raise LoadError(missing_column(paths.HEALPIX29_COLUMN, schema.names), source=source)
         for partition in catalog.partitions:

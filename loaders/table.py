@@ -39,14 +39,12 @@ def detect_format(path: str) -> str:
 
 def columns_to_read(spec, available: list[str], source: str) -> list[str] | None:
     """Columns of ``available`` the spec needs; raises on a missing required one."""
+    missing = spec.first_missing_column(available)
+    if missing is not None:
+        raise LoadError(missing_column(missing, available), source=source, column=missing)
     if spec.keep is None:
-        wanted = available
-    else:
-        wanted = spec.source_columns(include_keep=True)
-    for name in spec.source_columns(include_keep=spec.keep is not None):
-        if name not in available and name not in spec.optional:
-            raise LoadError(missing_column(name, available), source=source, column=name)
-    return [name for name in wanted if name in available]
+        return list(available)
+    return [name for name in spec.source_columns(include_keep=True) if name in available]
 
 
 def read_parquet_row_groups(path: str, row_groups: list[int], columns: list[str]) -> pa.Table:

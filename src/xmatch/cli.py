@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from xmatch import __version__
 from xmatch.errors import XmatchError
 from xmatch.store import paths
+from xmatch.tables import OUTPUT_FORMATS, select_present, write_table
 
 DEMO_CONES = [
     # (catalog, label, ra_deg, dec_deg, radius_arcsec)
@@ -18,7 +18,6 @@ DEMO_CONES = [
     ("gaia_dr3", "Pleiades core (Alcyone)", 56.871152, 24.105136, 1800.0),
     ("gcvs", "RR Lyrae", 291.365880, 42.784363, 30.0),
 ]
-OUTPUT_FORMATS = ("table", "csv", "ecsv", "json", "parquet", "votable")
 
 
 def parse_angle_arcsec(text: str) -> float:
@@ -157,7 +156,7 @@ def cmd_demo(args) -> int:
         result = catalog.cone(ra, dec, radius, limit=5)
         print(f"\ncone {name} around {label} (ra={ra}, dec={dec}, r={radius:g}\"): "
               f"{len(result)} shown")
-        _print_table(result, columns=_demo_columns(catalog))
+        write_table(select_present(result, _demo_columns(catalog)), "table")
     return 0
 
 
@@ -168,12 +167,6 @@ def _demo_columns(catalog):
     return [c for c in dict.fromkeys(wanted) if c]
 
 
-def _print_table(table, columns=None):
-    from astropy.table import Table
-
-    if columns:
-        table = table.select([c for c in columns if c in table.column_names])
-    Table(table.to_pydict()).pprint(max_lines=-1, max_width=-1)
 
 
 def cmd_load(args) -> int:
@@ -278,32 +271,6 @@ def cmd_cone(args) -> int:
     result = catalog.cone(args.ra, args.dec, radius, columns=columns, limit=args.limit)
     write_table(result, args.format, args.out)
     return 0
-
-
-def write_table(table, fmt: str, out: str | None) -> None:
-    """Write an Arrow table in one of OUTPUT_FORMATS to ``out`` or standard output."""
-    import pyarrow.parquet as pq
-    from astropy.table import Table
-
-    if fmt == "parquet":
-        if not out:
-            raise XmatchError("--format parquet needs --out FILE")
-        pq.write_table(table, out)
-        return
-    if fmt == "table":
-        if out:
-            Path(out).write_text("\n".join(Table(table.to_pydict()).pformat(max_lines=-1,
-                                                                             max_width=-1)))
-        else:
-            _print_table(table)
-        return
-    if fmt == "json":
-        text = json.dumps(table.to_pylist(), default=str)
-        Path(out).write_text(text + "\n") if out else print(text)
-        return
-    astropy_format = {"csv": "ascii.csv", "ecsv": "ascii.ecsv", "votable": "votable"}[fmt]
-    Table(table.to_pydict()).write(out or sys.stdout, format=astropy_format,
-                                   overwrite=bool(out))
 
 
 def cmd_specs(args) -> int:

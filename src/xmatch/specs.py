@@ -101,6 +101,14 @@ class CatalogSpec:
             names += list(self.keep)
         return list(dict.fromkeys(names))
 
+    def first_missing_column(self, available) -> str | None:
+        """The first column a source must have (roles, and ``keep`` when given) that
+        ``available`` lacks, ``optional`` ones excepted; ``None`` if nothing is missing."""
+        for name in self.source_columns(include_keep=self.keep is not None):
+            if name not in available and name not in self.optional:
+                return name
+        return None
+
     def with_overrides(self, **changes) -> CatalogSpec:
         return dataclasses.replace(self, **changes)
 

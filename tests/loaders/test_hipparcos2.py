@@ -68,7 +68,8 @@ def test_truncated_and_garbled_records_are_located(hip2):
     raw, _ = hip2
     lines = raw.split(b"\n")
     cut = b"\n".join(lines[:10] + [lines[10][:100]] + lines[11:20])
-    with pytest.raises(LoadError, match=r"hip2.dat, row 11: record has 100 characters, at least 171"):
+    with pytest.raises(LoadError,
+                       match=r"hip2.dat, row 11: record has 100 characters, at least 171"):
         parse_hip2(cut, "hip2.dat")
     garbled = bytearray(b"\n".join(lines[:20]))
     start = sum(len(line) + 1 for line in lines[:4]) + 52  # pmRA of record 5

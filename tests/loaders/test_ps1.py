@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from xmatch.loaders import ps1
 
 HYPOTHESIS = settings(derandomize=True, max_examples=25, deadline=None)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import astropy.units as u
 import cdshealpix.nested
 import healpy
 import numpy as np
@@ -17,7 +18,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from astropy.coordinates import Latitude, Longitude
-import astropy.units as u
 
 from conftest import random_sky_table
 from xmatch import DamagedCatalogError, LoadOptions, load_catalog, open_catalog

@@ -43,7 +43,8 @@ def plan_partitions(
         within each order).
     """
     if len(histogram) != npix_at(histogram_order):
-        raise ValueError(f"histogram has {len(histogram)} bins, expected {npix_at(histogram_order)}")
+        raise ValueError(f"histogram has {len(histogram)} bins, "
+                         f"expected {npix_at(histogram_order)}")
     if threshold_rows < 1:
         raise ValueError("threshold_rows must be at least 1")
     if not 0 <= lowest_order <= histogram_order:

@@ -36,7 +36,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from xmatch import __version__
-from xmatch.errors import LoadError, XmatchError, bad_coordinate, missing_column, no_rows, not_numeric
+from xmatch.errors import (
+    LoadError,
+    XmatchError,
+    bad_coordinate,
+    missing_column,
+    no_rows,
+    not_numeric,
+)
 from xmatch.sky import healpix
 from xmatch.store import paths
 from xmatch.store.data_dir import DataDirectory
@@ -139,9 +146,9 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
     """
     available = raw.column_names
     roles = spec.role_columns
-    for name in spec.source_columns(include_keep=spec.keep is not None):
-        if name not in available and name not in spec.optional:
-            raise LoadError(missing_column(name, available), source=source, column=name)
+    missing = spec.first_missing_column(available)
+    if missing is not None:
+        raise LoadError(missing_column(missing, available), source=source, column=missing)
     ordered = list(dict.fromkeys(
         [c for c in roles.values() if c in available]
         + ([c for c in spec.keep if c in available] if spec.keep is not None else available)))
@@ -150,7 +157,12 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
     for role in NUMERIC_ROLES:
         name = roles.get(role)
         if name in columns:
-            columns[name] = _to_float64(columns[name], source, first_row, name)
+            values = _to_float64(columns[name], source, first_row, name)
+            if role not in ("ra", "dec"):
+                # FITS has no null for floats: NaN is how an absent proper motion,
+                # parallax or epoch arrives; store it as the null it means.
+                values = pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
+            columns[name] = values
     if spec.strip_whitespace:
         for name, values in columns.items():
             if pa.types.is_string(values.type):
@@ -172,9 +184,9 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
             if bad_id[i]:
                 column, message = spec.id, "identifier is missing (null)"
             elif bad_ra[i]:
-                column, message = spec.ra, bad_coordinate("ra", _plain(columns[spec.ra][i]))
+                column, message = spec.ra, bad_coordinate("ra", columns[spec.ra][i].as_py())
             else:
-                column, message = spec.dec, bad_coordinate("dec", _plain(columns[spec.dec][i]))
+                column, message = spec.dec, bad_coordinate("dec", columns[spec.dec][i].as_py())
             if not skip_invalid:
                 raise LoadError(message, source=source, row=first_row + int(i), column=column)
             examples.append({"source": source, "row": first_row + int(i), "column": column,
@@ -194,10 +206,6 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
         if f.name in raw.schema.names and raw.schema.field(f.name).metadata:
             fields[i] = f.with_metadata(raw.schema.field(f.name).metadata)
     return pa.table(list(columns.values()), schema=pa.schema(fields)), skipped, examples
-
-
-def _plain(value: pa.Scalar):
-    return value.as_py()
 
 
 def map_chunk(chunk, spec, source_index: int, spill_path: str, histogram_order: int,
@@ -230,27 +238,41 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
             or (pa.types.is_integer(f.type) and f.type.bit_width < 64)]
 
 
-def _open_spill(path: str) -> pa.Table:
-    return pa.ipc.open_file(pa.memory_map(path)).read_all()
+def _read_spill_range(path: str, lo: int, hi: int, schema: pa.Schema) -> pa.Table | None:
+    """Rows of a sorted spill with ``lo <= _healpix_29 < hi``, copied out of the file.
+
+    The spill is memory-mapped only for the duration of this call: the kernel maps whole
+    large pages around every touched slice, so keeping a hundred spills mapped while a
+    partition is assembled would count gigabytes of file pages in the worker's memory.
+    """
+    with pa.memory_map(path) as source:
+        table = pa.ipc.open_file(source).read_all()
+        hp29 = table.column(paths.HEALPIX29_COLUMN).chunk(0).to_numpy()
+        start, stop = (int(i) for i in np.searchsorted(hp29, [lo, hi]))
+        piece = None
+        if stop > start:
+            # take() with a sequential index forces a private copy of just the slice.
+            piece = table.slice(start, stop - start).cast(schema).take(
+                np.arange(stop - start))
+        del table, hp29
+    return piece
 
 
 def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schema,
                      catalog_root: str, compression: str, row_group_rows: int) -> ReduceResult:
     """Reduce task: gather one partition's rows from every spill and write its file."""
     lo, hi = healpix.pixel_range29(order, pixel)
-    pieces = []
-    for spill in spills:
-        table = _open_spill(spill)
-        hp29 = table.column(paths.HEALPIX29_COLUMN).to_numpy()
-        start, stop = np.searchsorted(hp29, [lo, hi])
-        if stop > start:
-            pieces.append(table.slice(start, stop - start).cast(schema))
-    merged = pa.concat_tables(pieces)
+    pieces = [p for p in (_read_spill_range(s, lo, hi, schema) for s in spills) if p is not None]
+    # One contiguous copy: Arrow's take on a many-chunked table concatenates the chunks
+    # again on every call, which would cost a copy per row group.
+    several_spills = len(pieces) > 1
+    merged = pa.concat_tables(pieces).combine_chunks()
+    del pieces
     relpath = paths.partition_file(order, pixel)
     target = Path(catalog_root) / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     order_rows = None
-    if len(pieces) > 1:
+    if several_spills:
         order_rows = np.argsort(merged.column(paths.HEALPIX29_COLUMN).to_numpy(), kind="stable")
     collector = []
     # One row group at a time is gathered and encoded, so memory holds the memory-mapped
@@ -265,7 +287,7 @@ def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schem
             writer.write_table(group, row_group_size=row_group_rows)
     collector[0].set_file_path(relpath.removeprefix(paths.DATASET_DIR + "/"))
     rows = merged.num_rows
-    del merged, pieces
+    del merged
     _release_memory()
     return ReduceResult(order, pixel, rows, relpath, collector[0],
                         file_sha256(target))
@@ -426,7 +448,8 @@ def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
     try:
         return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise LoadError(f"chunks disagree on column types and cannot be reconciled: {exc}") from None
+        raise LoadError(
+            f"chunks disagree on column types and cannot be reconciled: {exc}") from None
 
 
 def _write_hats_metadata(root: Path, spec, schema, written, histogram, histogram_order,
