@@ -6,9 +6,15 @@ from pathlib import Path
 
 from xmatch.errors import LoadError, SpecError
 from xmatch.loaders import get_loader
-from xmatch.specs import CatalogSpec, bundled_resource, bundled_spec, bundled_spec_names
+from xmatch.specs import (
+    CatalogSpec,
+    bundled_resource,
+    bundled_spec,
+    bundled_spec_names,
+    read_spec,
+)
 from xmatch.store import paths
-from xmatch.store.catalog import Catalog, open_catalog
+from xmatch.store.catalog import Catalog, open_catalog, read_properties
 from xmatch.store.data_dir import DataDirectory
 from xmatch.store.writer import LoadOptions, build_catalog
 
@@ -19,8 +25,6 @@ def resolve_spec(name: str | None = None, spec: CatalogSpec | str | Path | None 
                  sources: list[str] | None = None) -> CatalogSpec:
     """The spec to load with: a spec object or file, a bundled name, or for a HATS
     directory given as the only source, one derived from the catalog's properties."""
-    from xmatch.specs import read_spec
-
     if isinstance(spec, CatalogSpec):
         return spec.with_overrides(name=name) if name else spec
     if spec is not None:
@@ -31,7 +35,7 @@ def resolve_spec(name: str | None = None, spec: CatalogSpec | str | Path | None 
     if name in bundled_spec_names():
         return bundled_spec(name)
     if sources and all(paths.is_hats_catalog(Path(s)) for s in sources):
-        props = Catalog(Path(sources[0])).properties
+        props = read_properties(Path(sources[0]))
         return CatalogSpec(name=name, ra=props.get("hats_col_ra", "ra"),
                            dec=props.get("hats_col_dec", "dec"), loader="hats")
     raise SpecError(f"'{name}' is not a bundled catalog ({', '.join(bundled_spec_names())}); "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.process
+import hashlib
 import json
 import multiprocessing
 import os
@@ -47,7 +48,7 @@ from xmatch.errors import (
 from xmatch.sky import healpix
 from xmatch.store import paths
 from xmatch.store.data_dir import DataDirectory
-from xmatch.store.manifest import file_sha256, write_manifest
+from xmatch.store.manifest import write_manifest
 from xmatch.store.partitioning import add_sparse_counts, plan_partitions, sparse_histogram
 
 SKYMAP_ORDER = 8
@@ -214,7 +215,9 @@ def map_chunk(chunk, spec, source_index: int, spill_path: str, histogram_order: 
     table, skipped, examples = standardize(chunk.load(), spec, chunk.source, chunk.first_row,
                                            source_index, skip_invalid)
     hp29 = table.column(paths.HEALPIX29_COLUMN).to_numpy()
-    by_pixel = np.argsort(hp29, kind="stable")
+    # numpy's vectorised quicksort; equal pixels (duplicate positions) keep a
+    # deterministic order, and the reduce's stable merge keeps input order across chunks.
+    by_pixel = np.argsort(hp29)
     table = table.take(by_pixel).combine_chunks()
     with pa.OSFile(spill_path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
@@ -263,21 +266,17 @@ def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schem
     """Reduce task: gather one partition's rows from every spill and write its file."""
     lo, hi = healpix.pixel_range29(order, pixel)
     pieces = [p for p in (_read_spill_range(s, lo, hi, schema) for s in spills) if p is not None]
-    # One contiguous copy: Arrow's take on a many-chunked table concatenates the chunks
-    # again on every call, which would cost a copy per row group.
-    several_spills = len(pieces) > 1
-    merged = pa.concat_tables(pieces).combine_chunks()
+    merged = pa.concat_tables(pieces)
     del pieces
-    relpath = paths.partition_file(order, pixel)
-    target = Path(catalog_root) / relpath
-    target.parent.mkdir(parents=True, exist_ok=True)
     order_rows = None
-    if several_spills:
+    if merged.column(paths.HEALPIX29_COLUMN).num_chunks > 1:
+        # Each piece is sorted, so the stable sort only merges runs.
         order_rows = np.argsort(merged.column(paths.HEALPIX29_COLUMN).to_numpy(), kind="stable")
+    # Encoded in memory one row group at a time, hashed there, then written with one
+    # call: no sorted copy of the whole partition, and no second read to checksum it.
+    sink = pa.BufferOutputStream()
     collector = []
-    # One row group at a time is gathered and encoded, so memory holds the memory-mapped
-    # spills plus one row group, not a sorted copy of the whole partition.
-    with pq.ParquetWriter(target, merged.schema, compression=compression,
+    with pq.ParquetWriter(sink, merged.schema, compression=compression,
                           use_dictionary=_dictionary_columns(merged.schema),
                           metadata_collector=collector, write_page_index=False) as writer:
         for start in range(0, merged.num_rows, row_group_rows):
@@ -285,12 +284,19 @@ def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schem
             group = (merged.slice(start, stop - start) if order_rows is None
                      else merged.take(order_rows[start:stop]))
             writer.write_table(group, row_group_size=row_group_rows)
-    collector[0].set_file_path(relpath.removeprefix(paths.DATASET_DIR + "/"))
     rows = merged.num_rows
     del merged
+    encoded = sink.getvalue()
+    relpath = paths.partition_file(order, pixel)
+    target = Path(catalog_root) / relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as handle:
+        handle.write(encoded)
+    digest = hashlib.sha256(encoded).hexdigest()
+    del encoded
+    collector[0].set_file_path(relpath.removeprefix(paths.DATASET_DIR + "/"))
     _release_memory()
-    return ReduceResult(order, pixel, rows, relpath, collector[0],
-                        file_sha256(target))
+    return ReduceResult(order, pixel, rows, relpath, collector[0], digest)
 
 
 # ---------------------------------------------------------------- driver
