@@ -18,10 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from astropy.coordinates import Latitude, Longitude
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import random_sky_table
 from xmatch import DamagedCatalogError, LoadOptions, load_catalog, open_catalog
 from xmatch.store import paths
+from xmatch.store.writer import _argsort_keeping_ties
 
 INLINE = LoadOptions(workers=1, chunk_rows=700, progress=False)
 
@@ -238,3 +241,10 @@ def test_cone_search_matches_brute_force_at_poles_and_ra_wrap(tmp_path, data_dir
         expected = set(np.flatnonzero(separation <= radius).tolist())
         assert set(found["id"].to_pylist()) == expected
         assert np.all(np.diff(found["separation_arcsec"].to_numpy()) >= 0)
+
+
+@settings(max_examples=50, derandomize=True, deadline=None)
+@given(st.lists(st.integers(0, 20), max_size=300))
+def test_argsort_keeping_ties_is_a_stable_sort(values):
+    keys = np.array(values, dtype=np.int64)
+    np.testing.assert_array_equal(_argsort_keeping_ties(keys), np.argsort(keys, kind="stable"))
