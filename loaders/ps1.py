@@ -172,7 +172,8 @@ def normalize_mast_table(table: pa.Table) -> pa.Table:
         col = _cast_known(col, target.type)
         if field.name in _SENTINEL_COLUMNS:
             missing = pc.equal(col, pa.scalar(MAST_MISSING, target.type))
-            col = pc.if_else(missing, pa.scalar(None, target.type), col)
+            if pc.any(missing).as_py():  # most chunks have none: skip the copy
+                col = pc.if_else(missing, pa.scalar(None, target.type), col)
         fields.append(target)
         columns.append(col)
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))

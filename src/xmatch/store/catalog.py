@@ -146,7 +146,8 @@ class Catalog:
         point = self.sidecar.get("point_coverage")
         return {
             "name": self.name,
-            "path": str(self.root.resolve()),
+            "path": str(self.root),
+            "version_path": str(self.root.resolve()),
             "title": self.spec.title,
             "rows": self.num_rows,
             "partitions": len(self.partitions),
