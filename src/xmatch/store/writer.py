@@ -82,7 +82,7 @@ class LoadOptions:
 @dataclass
 class MapResult:
     spill: str
-    source: str
+    source_index: int
     rows: int
     skipped: int
     examples: list
@@ -241,7 +241,7 @@ def map_chunk(chunk, spec, source_index: int, spill_path: str, histogram_order: 
     rows, schema = table.num_rows + skipped, table.schema
     del table
     _release_memory()
-    return MapResult(spill_path, chunk.source, rows, skipped, examples, pixels, counts, schema)
+    return MapResult(spill_path, source_index, rows, skipped, examples, pixels, counts, schema)
 
 
 # ---------------------------------------------------------------- reduce
@@ -389,7 +389,7 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
     try:
         histogram = np.zeros(healpix.npix_at(highest_order), np.int64)
         results: list[MapResult] = []
-        per_source: dict[str, dict] = {}
+        per_source = [{"source": source, "rows_read": 0, "rows_skipped": 0} for source in sources]
 
         def map_tasks():
             sequence = 0
@@ -405,14 +405,13 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
                 results.append(result)
                 add_sparse_counts(histogram, result.pixels, result.counts)
                 result.pixels = result.counts = None  # summed: keep the driver small
-                entry = per_source.setdefault(result.source, {"rows_read": 0, "rows_skipped": 0})
-                entry["rows_read"] += result.rows
-                entry["rows_skipped"] += result.skipped
+                per_source[result.source_index]["rows_read"] += result.rows
+                per_source[result.source_index]["rows_skipped"] += result.skipped
                 bar.update(result.rows)
         map_done = time.time()
-        for source in sources:
-            if per_source.get(source, {}).get("rows_read", 0) == 0 and Path(source).exists():
-                raise LoadError(no_rows(source), source=source)
+        for entry in per_source:
+            if entry["rows_read"] == 0:
+                raise LoadError(no_rows(entry["source"]), source=entry["source"])
         total_rows = int(histogram.sum())
         if total_rows == 0:
             raise LoadError("no valid rows were loaded (every row was skipped)")
@@ -442,7 +441,7 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
         skipped_examples = [e for r in results for e in r.examples][:MAX_SKIPPED_EXAMPLES]
         provenance = {
             "loader": loader.name,
-            "sources": [{"source": s, **per_source.get(s, {})} for s in sources],
+            "sources": per_source,
             "rows": total_rows,
             "rows_skipped": sum(r.skipped for r in results),
             "skipped_examples": skipped_examples,
