@@ -37,7 +37,7 @@ def detect_format(path: str) -> str:
                     source=path)
 
 
-def columns_to_read(spec, available: list[str], source: str) -> list[str] | None:
+def columns_to_read(spec, available: list[str], source: str) -> list[str]:
     """Columns of ``available`` the spec needs; raises on a missing required one."""
     missing = spec.first_missing_column(available)
     if missing is not None:
