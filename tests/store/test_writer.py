@@ -106,6 +106,13 @@ def test_written_catalog_opens_with_hats_and_lsdb_and_gives_back_the_rows(
     assert hats_catalog.catalog_info.total_rows == 5000
     assert sorted(hats_catalog.get_healpix_pixels()) == sorted(
         hats.pixel_math.HealpixPixel(p.order, p.pixel) for p in catalog.partitions)
+    # The MOC hats reads from point_map.fits is the order-6 cover of the points (mocpy).
+    from mocpy import MOC
+
+    expected_moc = MOC.from_lonlat(lon=table["ra"].to_numpy() * u.deg,
+                                   lat=table["dec"].to_numpy() * u.deg, max_norder=6)
+    assert hats_catalog.moc == expected_moc
+    assert hats.io.skymap.read_skymap(hats_catalog, None).sum() == 5000
     frame = lsdb.open_catalog(catalog.root).compute()
     frame = frame.sort_values("id")
     assert len(frame) == 5000

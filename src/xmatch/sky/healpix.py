@@ -20,6 +20,13 @@ def npix_at(order: int) -> int:
     return 12 * (1 << (2 * order))
 
 
+def order_of_npix(npix: int) -> int:
+    order = int(round(np.log2(npix // 12) / 2))
+    if npix_at(order) != npix:
+        raise ValueError(f"{npix} is not the pixel count of a HEALPix order")
+    return order
+
+
 def radec_to_healpix29(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """NESTED order-29 pixel of each (ra, dec) in degrees, as int64.
 

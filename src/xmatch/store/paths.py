@@ -5,7 +5,8 @@ The layout is HATS v1.0 (as written and read by hats / LSDB)::
     <catalog>/hats.properties
     <catalog>/properties                      (copy of hats.properties, older readers)
     <catalog>/partition_info.csv              Norder,Npix
-    <catalog>/skymap.fits                     row counts at SKYMAP_ORDER
+    <catalog>/skymap.fits                     row counts at SKYMAP_ORDER (sparse)
+    <catalog>/point_map.fits                  row counts at the highest order (the MOC)
     <catalog>/dataset/_metadata
     <catalog>/dataset/_common_metadata
     <catalog>/dataset/Norder=K/Dir=D/Npix=N.parquet
@@ -38,6 +39,7 @@ PARTITION_INFO_FILE = "partition_info.csv"
 METADATA_FILE = "_metadata"
 COMMON_METADATA_FILE = "_common_metadata"
 SKYMAP_FILE = "skymap.fits"
+POINT_MAP_FILE = "point_map.fits"
 SIDECAR_FILE = "xmatch.json"
 MANIFEST_FILE = "manifest.json"
 

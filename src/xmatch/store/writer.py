@@ -486,7 +486,9 @@ def _write_hats_metadata(root: Path, spec, schema, written, histogram, histogram
 
     skymap_order = min(SKYMAP_ORDER, histogram_order)
     skymap = histogram.reshape(healpix.npix_at(skymap_order), -1).sum(axis=1)
-    _write_skymap(root / paths.SKYMAP_FILE, skymap)
+    _write_count_map(root / paths.SKYMAP_FILE, skymap)
+    # point_map.fits at the histogram order is where hats and LSDB read a catalog's MOC.
+    _write_count_map(root / paths.POINT_MAP_FILE, histogram)
     max_order = max(r.order for r in written)
     area_fraction = sum(4.0 ** -r.order for r in written) / 12
     size_kib = sum((root / r.relpath).stat().st_size for r in written) // 1024
@@ -518,15 +520,19 @@ def _write_hats_metadata(root: Path, spec, schema, written, histogram, histogram
         (root / name).write_text(text)
 
 
-def _write_skymap(path: Path, counts: np.ndarray) -> None:
+def _write_count_map(path: Path, counts: np.ndarray) -> None:
+    """Row counts per NESTED pixel as a sparse (EXPLICIT) HEALPix FITS table, the form
+    hats and LSDB write and read for ``skymap.fits`` and ``point_map.fits``."""
     from astropy.io import fits
 
-    order = int(np.log2(len(counts) // 12) // 2)
-    header = fits.Header([("PIXTYPE", "HEALPIX"), ("ORDERING", "NESTED"),
-                          ("NSIDE", 1 << order), ("INDXSCHM", "IMPLICIT"),
-                          ("FIRSTPIX", 0), ("LASTPIX", len(counts) - 1)])
-    column = fits.Column(name="VALUE", format="K", array=counts.astype(np.int64))
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([column], header=header)]
+    order = healpix.order_of_npix(len(counts))
+    pixels = np.flatnonzero(counts)
+    header = fits.Header([("PIXTYPE", "HEALPIX"), ("INDXSCHM", "EXPLICIT"),
+                          ("ORDERING", "NESTED"), ("COORDSYS", "C"), ("NSIDE", 1 << order),
+                          ("OBS_NPIX", len(pixels)), ("CREATOR", f"xmatch {__version__}")])
+    columns = [fits.Column(name="PIXEL", format="K", array=pixels.astype(np.int64)),
+               fits.Column(name="VALUE", format="K", array=counts[pixels].astype(np.int64))]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns, header=header)]
                  ).writeto(path)
 
 
