@@ -92,3 +92,11 @@ def test_demo_loads_defaults_and_answers_cones(tmp_path):
     assert "cone hipparcos2 around Vega" in out and "91262" in out
     again = xmatch("demo", data=tmp_path).stdout
     assert "loaded:" not in again  # second run reuses the published catalogs
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error(gcvs_data):
+    env = dict(os.environ, XMATCH_DATA=str(gcvs_data))
+    done = subprocess.run(f"{sys.executable} -m xmatch cone gcvs 10 20 --radius 60deg --format csv | head -1",
+                          shell=True, capture_output=True, text=True, env=env, timeout=120)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from xmatch import __version__
@@ -131,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"xmatch {args.command}: interrupted; nothing was published", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output stopped early (`xmatch ... | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _data(args):
