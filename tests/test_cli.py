@@ -96,7 +96,8 @@ def test_demo_loads_defaults_and_answers_cones(tmp_path):
 
 def test_output_cut_short_by_the_reader_is_not_an_error(gcvs_data):
     env = dict(os.environ, XMATCH_DATA=str(gcvs_data))
-    done = subprocess.run(f"{sys.executable} -m xmatch cone gcvs 10 20 --radius 60deg --format csv | head -1",
+    command = f"{sys.executable} -m xmatch cone gcvs 10 20 --radius 60deg --format csv | head -1"
+    done = subprocess.run(command,
                           shell=True, capture_output=True, text=True, env=env, timeout=120)
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
 
