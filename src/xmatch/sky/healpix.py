@@ -55,7 +55,3 @@ def cone_pixels(order: int, ra_deg: float, dec_deg: float, radius_deg: float) ->
     return healpy.query_disc(
         order_to_nside(order), vec, np.radians(radius_deg), inclusive=True, nest=True, fact=4
     ).astype(np.int64)
-
-
-def pixel_area_deg2(order: int) -> float:
-    return 4 * np.pi * (180 / np.pi) ** 2 / npix_at(order)
