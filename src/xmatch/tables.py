@@ -15,7 +15,7 @@ OUTPUT_FORMATS = ("table", "csv", "ecsv", "json", "parquet", "votable")
 def to_astropy(table: pa.Table):
     """An astropy Table with the Arrow column types kept, nulls masked and units (from
     field metadata ``unit``) attached."""
-    from astropy.table import MaskedColumn, Table
+    from astropy.table import Column, MaskedColumn, Table
 
     columns = []
     for field in table.schema:
@@ -25,13 +25,11 @@ def to_astropy(table: pa.Table):
         data = (np.array(filled.to_pylist(), dtype=str) if is_text
                 else filled.to_numpy(zero_copy_only=False))
         mask = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
-        columns.append(MaskedColumn(data, mask=mask) if mask is not None else data)
-    out = Table(columns, names=table.column_names)
-    for field in table.schema:
         unit = (field.metadata or {}).get(b"unit")
-        if unit:
-            out[field.name].unit = unit.decode()
-    return out
+        unit = unit.decode() if unit else None
+        columns.append(MaskedColumn(data, name=field.name, mask=mask, unit=unit)
+                       if mask is not None else Column(data, name=field.name, unit=unit))
+    return Table(columns)
 
 
 def write_table(table: pa.Table, fmt: str, out: str | Path | None = None) -> None:

@@ -194,6 +194,11 @@ class Catalog:
             raise ValueError(f"dec must be within -90..90 deg, got {dec_deg}")
         if not (np.isfinite(radius_arcsec) and 0 < radius_arcsec <= 180 * 3600):
             raise ValueError(f"radius must be within (0, 648000] arcsec, got {radius_arcsec}")
+        if columns is not None:
+            unknown = [c for c in columns if c not in self.schema.names]
+            if unknown:
+                raise ValueError(f"unknown column(s) {unknown}; {self.name} has: "
+                                 f"{', '.join(self.schema.names)}")
         radius_deg = radius_arcsec / 3600
         wanted = set()
         for order in sorted({p.order for p in self.partitions}):

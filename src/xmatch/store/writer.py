@@ -284,10 +284,10 @@ def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schem
     pieces = [p for p in (_read_spill_range(s, lo, hi, schema) for s in spills) if p is not None]
     merged = pa.concat_tables(pieces)
     del pieces
-    order_rows = None
-    if merged.column(paths.HEALPIX29_COLUMN).num_chunks > 1:
-        # Each piece is sorted, so the stable sort only merges runs.
-        order_rows = np.argsort(merged.column(paths.HEALPIX29_COLUMN).to_numpy(), kind="stable")
+    hp29 = merged.column(paths.HEALPIX29_COLUMN)
+    # Each piece is sorted, so the stable sort only merges runs.
+    order_rows = np.argsort(hp29.to_numpy(), kind="stable") if hp29.num_chunks > 1 else None
+    del hp29
     # Encoded in memory one row group at a time, hashed there, then written with one
     # call: no sorted copy of the whole partition, and no second read to checksum it.
     sink = pa.BufferOutputStream()
