@@ -83,3 +83,13 @@ def no_rows(source: str) -> str:
 
 def unreadable(kind: str, detail: str) -> str:
     return f"not a readable {kind} file (truncated or corrupt?): {detail}"
+
+
+def out_of_range(name: str, value, allowed: str, index: int | None = None) -> str:
+    where = f" (at position {index})" if index is not None else ""
+    return f"{name} = {value!r}{where} is not allowed; {name} must be {allowed}"
+
+
+def length_mismatch(names_and_lengths: dict) -> str:
+    shown = ", ".join(f"{name} has {length}" for name, length in names_and_lengths.items())
+    return f"array lengths differ ({shown}); they must all be the same length"

@@ -1,0 +1,554 @@
+"""In-memory HEALPix index over catalog rows, and the public API over the search kernels:
+cone search, batch cross-match (nearest, k nearest, all within radius), MOC filter.
+
+A :class:`SkyIndex` holds rows sorted by their order-29 pixel, their unit vectors, a dense
+cell-offset table and, for catalogs with proper motions, what is needed to move each row to
+any epoch. Build one from a catalog in the store (:meth:`SkyIndex.from_catalog`) or from
+any table (:meth:`SkyIndex.from_table`), then query it as often as needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pyarrow as pa
+
+from xmatch.errors import length_mismatch
+from xmatch.kernels import search
+from xmatch.kernels.motion import MOTION_WIDTH, max_drift_rad, motion_arrays, propagate_kernel
+from xmatch.sky import coords
+from xmatch.sky.healpix import MAX_ORDER, npix_at
+
+SEPARATION_COLUMN = "separation_arcsec"
+POSITION_ANGLE_COLUMN = "position_angle_deg"
+QUERY_COLUMN = "query_index"
+RANK_COLUMN = "match_rank"
+MODES = ("nearest", "k", "all")
+
+ARCSEC_TO_RAD = math.pi / (180.0 * 3600.0)
+
+#: The dense cell table has about one cell per this many rows (capped at order 10).
+ROWS_PER_CELL = 4
+MAX_CELL_ORDER = 10
+
+#: A batch whose rows could drift further than this many times its radius (because the
+#: catalog has proper motions and the batch epoch is far from the index epoch) is matched
+#: against a copy of the index re-sorted at the batch epoch.
+REINDEX_DRIFT_FACTOR = 4.0
+REINDEX_MIN_QUERIES = 64
+
+#: Queries are visited sorted by their pixel at this order (or the cell order if coarser).
+QUERY_SORT_ORDER = 8
+
+
+def choose_cell_order(n_rows: int) -> int:
+    order = 0
+    while order < MAX_CELL_ORDER and npix_at(order + 1) * ROWS_PER_CELL <= n_rows:
+        order += 1
+    return order
+
+
+@dataclass(frozen=True)
+class Motion:
+    """What is needed to move each indexed row to another epoch."""
+
+    vectors: np.ndarray      # (n, 7): unit vector and motion at epoch0, rad and rad/yr
+    epoch0: np.ndarray       # (n,) Julian years of each row's astrometry
+    mu_max: float            # largest total proper motion, rad/yr
+    mu_r_max: float          # largest |radial proper motion|, rad/yr
+
+    def take(self, order: np.ndarray) -> Motion:
+        return replace(self, vectors=np.ascontiguousarray(self.vectors[order]),
+                       epoch0=np.ascontiguousarray(self.epoch0[order]))
+
+
+@dataclass(frozen=True)
+class SkyIndex:
+    """Rows sorted by order-29 pixel, with unit vectors and a dense cell-offset table.
+
+    Attributes
+    ----------
+    h29, xyz, cell_order, cell_start
+        The index arrays (see :mod:`xmatch.kernels.search`).
+    rows : numpy.ndarray
+        Row number, in ``table``, of each index position.
+    table : pyarrow.Table
+        The payload columns, in original row order.
+    motion : Motion or None
+        Set when rows have proper motions; positions are then moved to the query epoch.
+    epoch_range : tuple of float
+        Julian-year range of the epochs of the indexed positions ``xyz`` (NaN if unknown).
+    """
+
+    h29: np.ndarray
+    xyz: np.ndarray
+    cell_order: int
+    cell_start: np.ndarray
+    rows: np.ndarray
+    table: pa.Table
+    motion: Motion | None = None
+    epoch_range: tuple = (math.nan, math.nan)
+    name: str = "catalog"
+    _epoch_copies: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def from_table(cls, table, ra: str = "ra", dec: str = "dec", *, pmra: str | None = None,
+                   pmdec: str | None = None, parallax: str | None = None,
+                   radial_velocity: str | None = None, epoch=None, healpix29: str | None = None,
+                   name: str = "catalog") -> SkyIndex:
+        """Index the rows of an Arrow or astropy table (or anything ``pa.table`` accepts).
+
+        ``epoch`` is the epoch of the positions: a Julian year, or the name of a column of
+        per-row epochs. With ``pmra`` (mu_alpha*, mas/yr) and ``pmdec`` the rows are moved
+        to each query's epoch; ``parallax`` (mas) and ``radial_velocity`` (km/s) add
+        perspective acceleration. ``healpix29`` names a column of order-29 NESTED pixels
+        already computed (the store's ``_healpix_29``); otherwise they are computed.
+        """
+        table = _as_arrow(table)
+        ra_deg = _column(table, ra)
+        dec_deg = _column(table, dec)
+        coords.check_radec(ra_deg, dec_deg)
+        if healpix29 is not None:
+            pixels = np.ascontiguousarray(_column(table, healpix29, np.int64))
+        else:
+            pixels = np.empty(len(ra_deg), dtype=np.int64)
+            search.radec_to_pixel_kernel(MAX_ORDER, np.radians(ra_deg), np.radians(dec_deg),
+                                         pixels)
+        xyz = np.empty((len(ra_deg), 3))
+        search.unit_vectors_kernel(np.radians(ra_deg), np.radians(dec_deg), xyz)
+        if isinstance(epoch, str):
+            epoch0 = _column(table, epoch)
+        elif epoch is not None:
+            epoch0 = np.full(len(ra_deg), float(epoch))
+        else:
+            epoch0 = None
+        motion = None
+        if pmra is not None or pmdec is not None:
+            if pmra is None or pmdec is None:
+                raise ValueError("give both pmra and pmdec, or neither")
+            if epoch0 is None:
+                raise ValueError("rows with proper motions need the epoch of their positions "
+                                 "(epoch=Julian year or column name)")
+            motion = _motion(ra_deg, dec_deg, _column(table, pmra), _column(table, pmdec),
+                             None if parallax is None else _column(table, parallax),
+                             None if radial_velocity is None else _column(table,
+                                                                          radial_velocity),
+                             epoch0)
+        epoch_range = ((float(epoch0.min()), float(epoch0.max()))
+                       if epoch0 is not None and len(epoch0) else (math.nan, math.nan))
+        return cls._sorted(pixels, xyz, np.arange(len(ra_deg), dtype=np.int64), table, motion,
+                           epoch_range, name)
+
+    @classmethod
+    def from_catalog(cls, catalog, columns: list[str] | None = None,
+                     partitions=None) -> SkyIndex:
+        """Index a catalog of the store (all partitions, or the given ones).
+
+        ``columns`` are the payload columns kept (default: all); the catalog's position,
+        pixel, epoch and proper-motion columns are always read.
+        """
+        from xmatch.store.paths import HEALPIX29_COLUMN
+
+        spec = catalog.spec
+        needed = [spec.ra, spec.dec, HEALPIX29_COLUMN]
+        motion_columns = [c for c in (spec.pmra, spec.pmdec, spec.parallax,
+                                      spec.radial_velocity, spec.epoch_column) if c]
+        available = catalog.schema.names
+        if columns is not None:
+            unknown = [c for c in columns if c not in available]
+            if unknown:
+                raise ValueError(f"unknown column(s) {unknown}; {catalog.name} has: "
+                                 f"{', '.join(available)}")
+        read = None if columns is None else list(dict.fromkeys(
+            [*columns, *needed, *motion_columns]))
+        chosen = catalog.partitions if partitions is None else list(partitions)
+        chosen = sorted(chosen, key=lambda p: p.range29()[0])
+        pieces = [catalog.read_partition(p, read) for p in chosen]
+        table = pa.concat_tables(pieces) if pieces else (
+            catalog.schema.empty_table() if read is None
+            else pa.schema([catalog.schema.field(c) for c in read]).empty_table())
+        has_pm = bool(spec.pmra and spec.pmdec)
+        index = cls.from_table(
+            table, spec.ra, spec.dec,
+            pmra=spec.pmra if has_pm else None, pmdec=spec.pmdec if has_pm else None,
+            parallax=spec.parallax if has_pm else None,
+            radial_velocity=spec.radial_velocity if has_pm else None,
+            epoch=spec.epoch_column or spec.epoch_jyear, healpix29=HEALPIX29_COLUMN,
+            name=catalog.name)
+        if columns is not None:
+            index = replace(index, table=index.table.select(columns))
+        return index
+
+    @classmethod
+    def _sorted(cls, pixels, xyz, rows, table, motion, epoch_range, name) -> SkyIndex:
+        if len(pixels) and not np.all(pixels[1:] >= pixels[:-1]):
+            order = np.argsort(pixels, kind="stable")
+            pixels, xyz, rows = pixels[order], xyz[order], rows[order]
+            motion = motion.take(order) if motion is not None else None
+        cell_order = choose_cell_order(len(pixels))
+        cell_start = np.empty(npix_at(cell_order) + 1, dtype=np.int64)
+        search.cell_offsets_kernel(pixels, cell_order, cell_start)
+        return cls(np.ascontiguousarray(pixels), np.ascontiguousarray(xyz), cell_order,
+                   cell_start, np.ascontiguousarray(rows), table, motion, epoch_range, name)
+
+    def at_epoch(self, epoch_jyear: float) -> SkyIndex:
+        """A copy of the index with every row moved to ``epoch_jyear`` and re-sorted, so
+        queries at (or near) that epoch search no wider than their radius."""
+        if self.motion is None:
+            return self
+        epoch_jyear = float(coords.epochs(epoch_jyear, 1)[0])
+        cached = self._epoch_copies.get(epoch_jyear)
+        if cached is not None:
+            return cached
+        xyz = np.empty_like(self.xyz)
+        propagate_kernel(self.motion.vectors, self.motion.epoch0,
+                         np.full(len(self), epoch_jyear), xyz)
+        pixels = np.empty(len(self), dtype=np.int64)
+        search.vector_to_pixel_kernel(MAX_ORDER, xyz, pixels)
+        order = np.argsort(pixels, kind="stable")
+        moved = SkyIndex._sorted(pixels[order], xyz[order], self.rows[order], self.table,
+                                 self.motion.take(order), (epoch_jyear, epoch_jyear),
+                                 self.name)
+        if len(self._epoch_copies) >= 4:
+            self._epoch_copies.pop(next(iter(self._epoch_copies)))
+        self._epoch_copies[epoch_jyear] = moved
+        return moved
+
+    def __len__(self) -> int:
+        return len(self.h29)
+
+    def __repr__(self) -> str:
+        moving = ", with proper motions" if self.motion is not None else ""
+        return (f"<SkyIndex {self.name!r}: {len(self)} rows, cells at order "
+                f"{self.cell_order}{moving}>")
+
+    # ------------------------------------------------------------------ queries
+
+    def crossmatch(self, positions, dec=None, *, radius, mode: str = "nearest", k: int = 1,
+                   epoch=None, columns: list[str] | None = None,
+                   queries: pa.Table | None = None) -> pa.Table:
+        """Match query positions against the indexed rows (a left join).
+
+        Parameters
+        ----------
+        positions, dec
+            A ``SkyCoord`` (its ``obstime`` is the default epoch), or right ascensions and
+            declinations (degrees or angle Quantities).
+        radius
+            Search radius: arcsec as a number, an angle Quantity, or one per query.
+        mode
+            ``"nearest"`` (the closest row), ``"k"`` (the ``k`` closest) or ``"all"``
+            (every row within the radius, closest first).
+        epoch
+            Epoch of the queries (Julian year, astropy ``Time``, or one per query): rows
+            with proper motions are moved there before the distance test.
+        columns
+            Payload columns of the matched rows to return (default: all).
+        queries
+            Optional table with one row per query whose columns lead the result.
+
+        Returns
+        -------
+        pyarrow.Table
+            One row per match, ordered by query and then by distance; a query without a
+            match appears once with null match columns. Columns: ``query_index``,
+            ``match_rank`` (1 = closest), the payload columns,
+            ``separation_arcsec`` and ``position_angle_deg`` (of the match seen from the
+            query, east of north).
+        """
+        ra, dec, coord_epoch = coords.positions(positions, dec)
+        n = len(ra)
+        if mode not in MODES:
+            raise ValueError(f"mode = {mode!r} is not allowed; mode must be one of "
+                             f"{', '.join(MODES)}")
+        if mode == "nearest":
+            k = 1
+        elif mode == "k" and (isinstance(k, bool) or not isinstance(k, int | np.integer)
+                              or k < 1):
+            raise ValueError(f"k = {k!r} is not allowed; k must be an integer >= 1")
+        radius_arcsec = coords.radii_arcsec(radius, n)
+        epoch_jyear = coords.epochs(epoch, n) if epoch is not None else coord_epoch
+        if queries is not None and queries.num_rows != n:
+            raise ValueError(f"queries has {queries.num_rows} rows for {n} positions")
+        payload = self._payload_columns(columns)
+        if mode == "all":
+            query, pos, sep, angle = self._all_within(ra, dec, radius_arcsec, epoch_jyear, 0)
+            rank = _ranks(query)
+            query, pos, sep, angle, rank = _left_join(n, query, pos, sep, angle, rank)
+        else:
+            pos, sep, angle = self._nearest(ra, dec, radius_arcsec, epoch_jyear, k)
+            query, pos, sep, angle, rank = _flatten_nearest(pos, sep, angle)
+        return self._result(query, pos, sep, angle, rank, payload, queries)
+
+    def cone(self, ra, dec, radius, *, limit: int | None = None, epoch=None,
+             columns: list[str] | None = None) -> pa.Table:
+        """Rows within ``radius`` (arcsec or angle Quantity) of one position, closest
+        first, at most ``limit`` of them, moved to ``epoch`` if given."""
+        ra_deg, dec_deg, coord_epoch = coords.positions(ra, dec)
+        if len(ra_deg) != 1:
+            raise ValueError("cone takes one position; use crossmatch(..., mode='all') for "
+                             "many")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(
+                limit, int | np.integer) or limit < 1):
+            raise ValueError(f"limit = {limit!r} is not allowed; limit must be an integer >= 1")
+        radius_arcsec = coords.radii_arcsec(radius, 1)
+        epoch_jyear = coords.epochs(epoch, 1) if epoch is not None else coord_epoch
+        payload = self._payload_columns(columns)
+        query, pos, sep, angle = self._all_within(ra_deg, dec_deg, radius_arcsec, epoch_jyear,
+                                                  limit or 0)
+        result = self._result(query, pos, sep, angle, None, payload, None)
+        return result.drop_columns([QUERY_COLUMN])
+
+    def rows_in_moc(self, ranges29, columns: list[str] | None = None) -> pa.Table:
+        """Rows whose order-29 pixel lies in a MOC given as sorted, disjoint half-open
+        order-29 ranges (``mocpy.MOC.to_depth29_ranges``), in pixel order."""
+        starts, stops = moc_ranges(ranges29)
+        positions = search.sorted_rows_in_ranges_kernel(self.h29, starts, stops)
+        return self.table.select(self._payload_columns(columns)).take(self.rows[positions])
+
+    # ------------------------------------------------------------------ internals
+
+    def _payload_columns(self, columns):
+        if columns is None:
+            return list(self.table.column_names)
+        unknown = [c for c in columns if c not in self.table.column_names]
+        if unknown:
+            raise ValueError(f"unknown column(s) {unknown}; {self.name} has: "
+                             f"{', '.join(self.table.column_names)}")
+        return list(columns)
+
+    def _for_epochs(self, epoch_jyear, radius_arcsec):
+        """The index to search (this one, or a copy at the batch epoch) and the per-query
+        drift (radians) by which to widen the search."""
+        n = len(radius_arcsec)
+        if self.motion is None or epoch_jyear is None:
+            return self, np.zeros(n), np.full(n, np.nan)
+        index = self
+        drift = index._drift(epoch_jyear)
+        if n >= REINDEX_MIN_QUERIES and np.median(drift) > REINDEX_DRIFT_FACTOR * max(
+                np.median(radius_arcsec) * ARCSEC_TO_RAD, 1e-6):
+            index = self.at_epoch(round(float(np.median(epoch_jyear)), 3))
+            drift = index._drift(epoch_jyear)
+        return index, drift, epoch_jyear
+
+    def _drift(self, epoch_jyear):
+        epoch0 = self.motion.epoch0
+        e0_lo, e0_hi = (float(epoch0.min()), float(epoch0.max())) if len(epoch0) else (0, 0)
+        lo, hi = self.epoch_range
+        span = np.maximum(np.abs(epoch_jyear - lo), np.abs(epoch_jyear - hi))
+        tau = np.maximum.reduce([np.abs(epoch_jyear - e0_lo), np.abs(epoch_jyear - e0_hi),
+                                 np.full_like(epoch_jyear, max(abs(hi - e0_lo), abs(lo - e0_hi)))])
+        return max_drift_rad(self.motion.mu_max, self.motion.mu_r_max, tau, span)
+
+    def _kernel_arrays(self):
+        if self.motion is None:
+            return (self.h29, self.xyz, self.cell_order, self.cell_start,
+                    np.empty((0, MOTION_WIDTH)), np.empty(0), False)
+        return (self.h29, self.xyz, self.cell_order, self.cell_start,
+                self.motion.vectors, self.motion.epoch0, True)
+
+    def _query_order(self, q_ra, q_dec):
+        """Order that visits queries by pixel, so consecutive queries touch nearby rows."""
+        order = min(self.cell_order, QUERY_SORT_ORDER)
+        pixels = np.empty(len(q_ra), dtype=np.int64)
+        search.radec_to_pixel_kernel(order, q_ra, q_dec, pixels)
+        return search.pixel_order_kernel(pixels, npix_at(order))
+
+    def _nearest(self, ra, dec, radius_arcsec, epoch_jyear, k):
+        n = len(ra)
+        out_pos = np.full((n, k), -1, dtype=np.int64)
+        out_sep = np.full((n, k), np.nan)
+        out_pa = np.full((n, k), np.nan)
+        if n == 0 or len(self) == 0:
+            return out_pos, out_sep, out_pa
+        index, drift, epochs = self._for_epochs(epoch_jyear, radius_arcsec)
+        q_ra, q_dec = np.radians(ra), np.radians(dec)
+        # Visiting queries in pixel order keeps the index rows they touch in cache; the
+        # query arrays are gathered in that order first, so the kernel reads them in turn.
+        order = index._query_order(q_ra, q_dec)
+        search.nearest_kernel(q_ra[order], q_dec[order], radius_arcsec[order] * ARCSEC_TO_RAD,
+                              epochs[order], drift[order], k, *index._kernel_arrays(),
+                              out_pos, out_sep, out_pa)
+        matched = out_pos >= 0
+        out_pos[matched] = index.rows[out_pos[matched]]
+        unsorted = np.empty_like(order)
+        unsorted[order] = np.arange(n)
+        return out_pos[unsorted], out_sep[unsorted], out_pa[unsorted]
+
+    def _all_within(self, ra, dec, radius_arcsec, epoch_jyear, limit):
+        n = len(ra)
+        if n == 0 or len(self) == 0:
+            empty = np.empty(0)
+            return np.empty(0, np.int64), np.empty(0, np.int64), empty, empty
+        index, drift, epochs = self._for_epochs(epoch_jyear, radius_arcsec)
+        q_ra, q_dec = np.radians(ra), np.radians(dec)
+        order = index._query_order(q_ra, q_dec)  # pixel order: see _nearest
+        q_ra, q_dec = q_ra[order], q_dec[order]
+        q_radius = radius_arcsec[order] * ARCSEC_TO_RAD
+        epochs, drift = epochs[order], drift[order]
+        arrays = index._kernel_arrays()
+        counts = np.empty(n, dtype=np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        no_rows, no_values = np.empty(0, np.int64), np.empty(0)
+        search.within_kernel(q_ra, q_dec, q_radius, epochs, drift, offsets, True, *arrays,
+                             counts, no_rows, no_rows, no_values, no_values)
+        np.cumsum(np.minimum(counts, limit) if limit else counts, out=offsets[1:])
+        total = int(offsets[-1])
+        query = np.empty(total, dtype=np.int64)
+        pos = np.empty(total, dtype=np.int64)
+        sep = np.empty(total)
+        angle = np.empty(total)
+        search.within_kernel(q_ra, q_dec, q_radius, epochs, drift, offsets, False, *arrays,
+                             counts, query, pos, sep, angle)
+        # Back to the caller's query order: move each query's block of matches (closest
+        # first) to where its query sits in the caller's order.
+        unsorted = np.empty_like(order)
+        unsorted[order] = np.arange(n)
+        lengths = np.diff(offsets)[unsorted]
+        new_starts = np.cumsum(lengths) - lengths
+        regroup = np.repeat(offsets[:-1][unsorted] - new_starts, lengths) + np.arange(total)
+        return order[query[regroup]], index.rows[pos[regroup]], sep[regroup], angle[regroup]
+
+    def _result(self, query, rows, sep, angle, rank, payload, queries) -> pa.Table:
+        matched = rows >= 0
+        take = pa.array(np.where(matched, rows, 0), mask=~matched)
+        columns = {QUERY_COLUMN: pa.array(query, pa.int64())}
+        if queries is not None:
+            for name in queries.column_names:
+                columns[name] = queries.column(name).take(pa.array(query))
+        if rank is not None:
+            columns[RANK_COLUMN] = pa.array(rank, pa.int32(), mask=~matched)
+        matched_table = self.table.select(payload).take(take)
+        for name in payload:
+            out_name = name if name not in columns else f"{name}_{self.name}"
+            columns[out_name] = matched_table.column(name)
+        columns[SEPARATION_COLUMN] = pa.array(sep, pa.float64(), mask=~matched)
+        columns[POSITION_ANGLE_COLUMN] = pa.array(angle, pa.float64(), mask=~matched)
+        table = pa.table(columns)
+        units = {SEPARATION_COLUMN: "arcsec", POSITION_ANGLE_COLUMN: "deg"}
+        fields = [f.with_metadata({"unit": units[f.name]}) if f.name in units else f
+                  for f in table.schema]
+        return table.cast(pa.schema(fields))
+
+
+def moc_ranges(ranges29) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (starts, stops) of sorted, disjoint half-open order-29 ranges."""
+    ranges = np.asarray(ranges29, dtype=np.int64)
+    if ranges.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if ranges.ndim != 2 or ranges.shape[1] != 2:
+        raise ValueError("MOC ranges must be an (n, 2) array of [start, stop) order-29 pixels")
+    starts = np.ascontiguousarray(ranges[:, 0])
+    stops = np.ascontiguousarray(ranges[:, 1])
+    if np.any(starts < 0) or np.any(stops > npix_at(MAX_ORDER)) or np.any(stops <= starts) \
+            or np.any(starts[1:] < stops[:-1]):
+        raise ValueError("MOC ranges must be sorted, disjoint, non-empty [start, stop) "
+                         f"ranges within 0..{npix_at(MAX_ORDER)}")
+    return starts, stops
+
+
+def moc_contains(ranges29, ra, dec) -> np.ndarray:
+    """Boolean mask of the positions (degrees) inside a MOC given as order-29 ranges."""
+    starts, stops = moc_ranges(ranges29)
+    ra_deg, dec_deg, _ = coords.positions(ra, dec)
+    pixels = np.empty(len(ra_deg), dtype=np.int64)
+    search.radec_to_pixel_kernel(MAX_ORDER, np.radians(ra_deg), np.radians(dec_deg), pixels)
+    out = np.empty(len(ra_deg), dtype=np.bool_)
+    search.in_ranges_kernel(pixels, starts, stops, out)
+    return out
+
+
+def propagate(ra, dec, pmra, pmdec, from_epoch, to_epoch, parallax=None, radial_velocity=None):
+    """Positions (ra_deg, dec_deg) moved from ``from_epoch`` to ``to_epoch`` (Julian years
+    or astropy Time) with the model of :mod:`xmatch.kernels.motion`.
+
+    ``pmra`` is mu_alpha* (mas/yr), ``pmdec`` mas/yr, ``parallax`` mas, ``radial_velocity``
+    km/s; NaN proper motions leave a position where it is.
+    """
+    ra_deg, dec_deg, _ = coords.positions(ra, dec)
+    n = len(ra_deg)
+    import astropy.units as u
+
+    values = {"pmra": (pmra, u.mas / u.yr), "pmdec": (pmdec, u.mas / u.yr),
+              "parallax": (parallax, u.mas), "radial_velocity": (radial_velocity, u.km / u.s)}
+    arrays = {}
+    for name, (value, unit) in values.items():
+        if value is None:
+            continue
+        array = np.asarray(value.to_value(unit) if hasattr(value, "unit") else value,
+                           dtype=np.float64)
+        array = np.full(n, float(array)) if array.ndim == 0 else array
+        if array.shape != (n,):
+            raise ValueError(length_mismatch({"positions": n, name: array.size}))
+        arrays[name] = np.ascontiguousarray(array)
+    motion = motion_arrays(ra_deg, dec_deg, arrays["pmra"], arrays["pmdec"],
+                           arrays.get("parallax"), arrays.get("radial_velocity"))
+    xyz = np.empty((n, 3))
+    propagate_kernel(motion, coords.epochs(from_epoch, n), coords.epochs(to_epoch, n), xyz)
+    ra_out = np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])) % 360.0
+    dec_out = np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)))
+    return ra_out, dec_out
+
+
+def _motion(ra_deg, dec_deg, pmra, pmdec, parallax, rv, epoch0) -> Motion:
+    vectors = motion_arrays(ra_deg, dec_deg, pmra, pmdec, parallax, rv)
+    mu = np.sqrt(np.sum(vectors[:, 3:6] ** 2, axis=1))
+    return Motion(vectors, np.ascontiguousarray(epoch0, dtype=np.float64),
+                  float(mu.max()) if len(mu) else 0.0,
+                  float(np.abs(vectors[:, 6]).max()) if len(mu) else 0.0)
+
+
+def _as_arrow(table) -> pa.Table:
+    if isinstance(table, pa.Table):
+        return table
+    if hasattr(table, "to_pandas") and hasattr(table, "colnames"):  # astropy Table
+        return pa.table({name: np.asarray(table[name]) for name in table.colnames})
+    return pa.table(table)
+
+
+def _column(table: pa.Table, name: str, dtype=np.float64) -> np.ndarray:
+    if name not in table.column_names:
+        raise ValueError(f"column '{name}' is missing; columns present: "
+                         f"{', '.join(table.column_names)}")
+    column = table.column(name)
+    if dtype == np.float64:
+        column = column.cast(pa.float64())
+        return np.ascontiguousarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.ascontiguousarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def _ranks(query: np.ndarray) -> np.ndarray:
+    """1-based rank of each match within its query (input grouped by query)."""
+    if len(query) == 0:
+        return np.empty(0, np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(query)) + 1]
+    group_start = np.repeat(starts, np.diff(np.r_[starts, len(query)]))
+    return np.arange(len(query)) - group_start + 1
+
+
+def _left_join(n, query, pos, sep, angle, rank):
+    """Add one unmatched row (pos -1) for each query without matches, keeping query order."""
+    unmatched = np.setdiff1d(np.arange(n), query, assume_unique=False)
+    if len(unmatched) == 0:
+        return query, pos, sep, angle, rank
+    query = np.concatenate([query, unmatched])
+    pos = np.concatenate([pos, np.full(len(unmatched), -1)])
+    sep = np.concatenate([sep, np.full(len(unmatched), np.nan)])
+    angle = np.concatenate([angle, np.full(len(unmatched), np.nan)])
+    rank = np.concatenate([rank, np.zeros(len(unmatched), np.int64)])
+    order = np.argsort(query, kind="stable")
+    return query[order], pos[order], sep[order], angle[order], rank[order]
+
+
+def _flatten_nearest(pos, sep, angle):
+    """(n, k) nearest results to one row per match; a query with no match keeps one row."""
+    n, k = pos.shape
+    keep = pos >= 0
+    keep[:, 0] = True
+    query = np.repeat(np.arange(n), k).reshape(n, k)[keep]
+    rank = np.tile(np.arange(1, k + 1), n).reshape(n, k)[keep]
+    return query, pos[keep], sep[keep], angle[keep], rank
