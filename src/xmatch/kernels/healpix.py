@@ -41,9 +41,10 @@ PIXEL_SPACING = np.array([math.sqrt(math.pi / 3.0) / (1 << o) for o in range(MAX
 EDGE_MARGIN_RAD = 1e-12
 
 #: A cone of radius at most NEIGHBOURHOOD_FRACTION * PIXEL_SPACING[d] centred in a pixel at
-#: order d lies inside that pixel and its neighbours (measured minimum over the sphere 0.47,
-#: see tests/kernels/test_healpix.py; we keep a factor-two margin).
-NEIGHBOURHOOD_FRACTION = 0.23
+#: order d lies inside that pixel and its neighbours. Measured against cdshealpix's exact
+#: cone cover: true up to 0.6, first failures at 0.7 (near base-pixel corners); we keep a
+#: factor of two (tests/kernels/test_healpix_kernels.py).
+NEIGHBOURHOOD_FRACTION = 0.3
 
 
 @jit
@@ -253,29 +254,28 @@ def _neighbour(order, ix, iy, face, dx, dy):
 
 
 @jit
-def neighbours_kernel(order, pixel, out):
-    """Fill ``out[8]`` with the neighbours of ``pixel`` in healpy's order
-    (SW, W, NW, N, NE, E, SE, S), -1 where a neighbour does not exist."""
+def neighbour_pixels(order, pixel):
+    """The neighbours of ``pixel`` in healpy's order (SW, W, NW, N, NE, E, SE, S), -1 where
+    a neighbour does not exist. A tuple, not an array: no allocation, no reference count."""
     ix, iy, face = _nest_to_xyf(order, pixel)
     last = (np.int64(1) << order) - 1
     if 0 < ix < last and 0 < iy < last:  # inside its face: no edge crossing
-        out[0] = _xyf_to_nest(order, ix - 1, iy, face)
-        out[1] = _xyf_to_nest(order, ix - 1, iy + 1, face)
-        out[2] = _xyf_to_nest(order, ix, iy + 1, face)
-        out[3] = _xyf_to_nest(order, ix + 1, iy + 1, face)
-        out[4] = _xyf_to_nest(order, ix + 1, iy, face)
-        out[5] = _xyf_to_nest(order, ix + 1, iy - 1, face)
-        out[6] = _xyf_to_nest(order, ix, iy - 1, face)
-        out[7] = _xyf_to_nest(order, ix - 1, iy - 1, face)
-        return
-    out[0] = _neighbour(order, ix, iy, face, -1, 0)
-    out[1] = _neighbour(order, ix, iy, face, -1, 1)
-    out[2] = _neighbour(order, ix, iy, face, 0, 1)
-    out[3] = _neighbour(order, ix, iy, face, 1, 1)
-    out[4] = _neighbour(order, ix, iy, face, 1, 0)
-    out[5] = _neighbour(order, ix, iy, face, 1, -1)
-    out[6] = _neighbour(order, ix, iy, face, 0, -1)
-    out[7] = _neighbour(order, ix, iy, face, -1, -1)
+        return (_xyf_to_nest(order, ix - 1, iy, face),
+                _xyf_to_nest(order, ix - 1, iy + 1, face),
+                _xyf_to_nest(order, ix, iy + 1, face),
+                _xyf_to_nest(order, ix + 1, iy + 1, face),
+                _xyf_to_nest(order, ix + 1, iy, face),
+                _xyf_to_nest(order, ix + 1, iy - 1, face),
+                _xyf_to_nest(order, ix, iy - 1, face),
+                _xyf_to_nest(order, ix - 1, iy - 1, face))
+    return (_neighbour(order, ix, iy, face, -1, 0),
+            _neighbour(order, ix, iy, face, -1, 1),
+            _neighbour(order, ix, iy, face, 0, 1),
+            _neighbour(order, ix, iy, face, 1, 1),
+            _neighbour(order, ix, iy, face, 1, 0),
+            _neighbour(order, ix, iy, face, 1, -1),
+            _neighbour(order, ix, iy, face, 0, -1),
+            _neighbour(order, ix, iy, face, -1, -1))
 
 
 @jit
@@ -295,30 +295,16 @@ def cone_start_order(radius_rad):
 
 
 @jit
-def cone_seed_pixels(x, y, z, radius_rad, pixels, orders, neighbours):
-    """Pixels (``pixels[:n]`` at ``orders[:n]``) that together contain the cone; returns n.
-
-    Either the cone's pixel and its neighbours at the deepest safe order, or all twelve
-    base pixels for cones too wide for that. ``pixels`` and ``orders`` need room for 12
-    entries, ``neighbours`` (scratch) for 8. Seeds are not tested against the cone: an
-    empty or distant seed costs one index lookup, less than the test.
+def cone_seeds(centre29, radius_rad):
+    """``(order, pixels)``: nine pixels at ``order`` (the cone's own pixel first, then its
+    neighbours, -1 where none) that together contain the cone of ``radius_rad`` around the
+    point in order-29 pixel ``centre29``. ``order`` is -1 for cones too wide for that:
+    search all twelve base pixels. The eight neighbours are distinct (checked against
+    healpy at every pixel of orders 0-4 in the tests), so no seed is searched twice.
     """
     if radius_rad > NEIGHBOURHOOD_FRACTION * PIXEL_SPACING[0]:
-        for face in range(12):
-            pixels[face] = face
-            orders[face] = 0
-        return 12
+        return -1, (-1, -1, -1, -1, -1, -1, -1, -1, -1)
     order = cone_start_order(radius_rad)
-    centre = vector_to_pixel(order, x, y, z)
-    neighbours_kernel(order, centre, neighbours)
-    # The eight neighbours are distinct (checked against healpy at every pixel of orders
-    # 0-4 in the tests), so no de-duplication is needed.
-    pixels[0] = centre
-    orders[0] = order
-    count = 1
-    for i in range(8):
-        if neighbours[i] >= 0:
-            pixels[count] = neighbours[i]
-            orders[count] = order
-            count += 1
-    return count
+    centre = centre29 >> (2 * (MAX_ORDER - order))
+    n = neighbour_pixels(order, centre)
+    return order, (centre, n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7])

@@ -17,6 +17,3 @@ jit = numba.njit(**FLAGS)
 #: Kernels whose outer loop is a ``numba.prange`` over queries or rows.
 parallel_jit = numba.njit(parallel=True, **FLAGS)
 
-#: Helpers that take arrays and run once per query or per row: inlined at numba's level so
-#: that no reference counting is emitted around each call.
-inline_jit = numba.njit(inline="always", **FLAGS)

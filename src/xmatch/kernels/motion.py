@@ -66,25 +66,21 @@ def motion_kernel(ra_rad, dec_rad, pmra_masyr, pmdec_masyr, parallax_mas, rv_kms
 
 
 @jit
-def position_at(motion, j, tau):
-    """Unit vector of row ``j`` of ``motion`` after ``tau`` Julian years."""
-    mu_r = motion[j, 6]
-    mx = motion[j, 3]
-    my = motion[j, 4]
-    mz = motion[j, 5]
+def position_at(x0, y0, z0, mx, my, mz, mu_r, tau):
+    """Unit vector, ``tau`` Julian years later, of a star at (x0, y0, z0) with proper motion
+    vector (mx, my, mz) and radial proper motion ``mu_r`` (a row of ``motion``)."""
     mu2 = mx * mx + my * my + mz * mz
     scale = 1.0 + mu_r * tau
     f = 1.0 / math.sqrt(1.0 + 2.0 * mu_r * tau + (mu2 + mu_r * mu_r) * tau * tau)
-    return ((motion[j, 0] * scale + mx * tau) * f,
-            (motion[j, 1] * scale + my * tau) * f,
-            (motion[j, 2] * scale + mz * tau) * f)
+    return (x0 * scale + mx * tau) * f, (y0 * scale + my * tau) * f, (z0 * scale + mz * tau) * f
 
 
 @parallel_jit
 def propagate_kernel(motion, epoch0, epoch, out):
     """Fill ``out[n, 3]`` with each row's unit vector at ``epoch[j]`` (Julian years)."""
     for j in numba.prange(motion.shape[0]):
-        x, y, z = position_at(motion, j, epoch[j] - epoch0[j])
+        x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2], motion[j, 3],
+                              motion[j, 4], motion[j, 5], motion[j, 6], epoch[j] - epoch0[j])
         out[j, 0] = x
         out[j, 1] = y
         out[j, 2] = z

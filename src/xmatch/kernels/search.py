@@ -11,7 +11,7 @@ sorted by their order-29 pixel:
   are then moved to each query's epoch before the distance test, and the search radius is
   widened by ``drift`` (the most any row can have moved from its indexed position).
 
-A cone is covered by pixels (:func:`xmatch.kernels.healpix.cone_seed_pixels`), each
+A cone is covered by pixels (:func:`xmatch.kernels.healpix.cone_seeds`), each
 pixel with more than ``REFINE_ROWS`` rows is split into its children that may touch the
 cone, and the rows of the final pixels are tested exactly. Distances are compared as
 squared chords; separations are reported from atan2(|a x b|, a . b), exact at every angle.
@@ -30,12 +30,12 @@ from xmatch.kernels.healpix import (
     MAX_PIXEL_RADIUS,
     chord2,
     chord2_of_angle,
-    cone_seed_pixels,
+    cone_seeds,
     pixel_center,
     radec_to_pixel,
     vector_to_pixel,
 )
-from xmatch.kernels.jit import inline_jit, jit, parallel_jit
+from xmatch.kernels.jit import jit, parallel_jit
 from xmatch.kernels.motion import position_at
 from xmatch.sky.healpix import MAX_ORDER
 
@@ -47,7 +47,20 @@ RAD_TO_ARCSEC = 180.0 * 3600.0 / math.pi
 
 # ----------------------------------------------------------------------------- index lookup
 
-@inline_jit
+STACK_SIZE = 12 + 4 * (MAX_ORDER + 1)
+
+#: Queries handled by one task of a parallel loop. Work arrays are made once per task, and
+#: each task runs in a serial function: the parallel loop body is a single call, which
+#: keeps numba's loop transformations away from the search code (they miscompiled it).
+QUERIES_PER_TASK = 256
+
+# Reference counting: numba counts references (with atomic instructions) around calls that
+# pass arrays, which cost more than the search itself when done per query or per row. So
+# the per-query code below makes one array-passing call per query (``cone_ranges``), and
+# everything done per row or per seed uses scalars and tuples only.
+
+
+@jit
 def _lower_bound(values, lo, hi, target):
     """First position in ``values[lo:hi]`` (sorted) whose value is >= target."""
     while lo < hi:
@@ -59,76 +72,69 @@ def _lower_bound(values, lo, hi, target):
     return lo
 
 
-@inline_jit
-def pixel_rows(order, pixel, h29, cell_order, cell_start):
-    """Half-open range of index positions whose order-29 pixel lies in ``pixel``."""
-    if order <= cell_order:
-        shift = 2 * (cell_order - order)
-        return cell_start[pixel << shift], cell_start[(pixel + 1) << shift]
-    cell = pixel >> (2 * (order - cell_order))
-    lo = cell_start[cell]
-    hi = cell_start[cell + 1]
-    if lo == hi:
-        return lo, lo
-    shift29 = 2 * (MAX_ORDER - order)
-    first = _lower_bound(h29, lo, hi, pixel << shift29)
-    return first, _lower_bound(h29, first, hi, (pixel + 1) << shift29)
-
-
-STACK_SIZE = 12 + 4 * (MAX_ORDER + 1)
-
-#: Queries handled by one task of a parallel loop (work arrays are made once per task).
-QUERIES_PER_TASK = 256
-
-# Helpers below take their work arrays as arguments and return only scalars: returning or
-# packing arrays makes numba count references atomically, which cost more than the search.
-
-
-@inline_jit
-def cone_ranges(x, y, z, radius_rad, h29, cell_order, cell_start, ranges, stack_pixels,
-                stack_orders, neighbours, seed_cells):
-    """Index ranges that hold every row within ``radius_rad`` of unit vector (x, y, z).
+@jit
+def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, ranges,
+                stack_pixels, stack_orders, seed_cells):
+    """Index ranges that hold every row within ``radius_rad`` of unit vector (x, y, z),
+    whose order-29 pixel is ``centre29``.
 
     Writes ``ranges[:count]`` as (start, stop) pairs and returns ``count``, or -1 when
     ``ranges`` is too small (the caller grows it and asks again). ``stack_*`` need
-    ``STACK_SIZE`` entries, ``neighbours`` 8 and ``seed_cells`` 12.
+    ``STACK_SIZE`` entries and ``seed_cells`` 9.
     """
-    n_seeds = cone_seed_pixels(x, y, z, radius_rad, stack_pixels, stack_orders, neighbours)
     capacity = ranges.shape[0]
-    # A seed finer than the cell table whose cell holds few rows is replaced by that whole
-    # cell: scanning a handful of rows is cheaper than two binary searches per seed.
     count = 0
-    n_cells = 0
     depth = 0
-    for i in range(n_seeds):
-        order = stack_orders[i]
-        pixel = stack_pixels[i]
-        if order > cell_order:
-            cell = pixel >> (2 * (order - cell_order))
-            lo = cell_start[cell]
-            hi = cell_start[cell + 1]
-            if hi - lo <= REFINE_ROWS:
-                seen = False
-                for c in range(n_cells):
-                    seen = seen or seed_cells[c] == cell
-                if not seen:
-                    seed_cells[n_cells] = cell
-                    n_cells += 1
-                    if hi > lo:
-                        if count == capacity:
-                            return -1
-                        ranges[count, 0] = lo
-                        ranges[count, 1] = hi
-                        count += 1
+    seed_order, seeds = cone_seeds(centre29, radius_rad)
+    if seed_order < 0:
+        for face in range(12):
+            stack_pixels[depth] = face
+            stack_orders[depth] = 0
+            depth += 1
+    else:
+        n_cells = 0
+        for s in range(9):
+            pixel = seeds[s]
+            if pixel < 0:
                 continue
-        stack_pixels[depth] = pixel
-        stack_orders[depth] = order
-        depth += 1
+            if seed_order > cell_order:
+                # A seed finer than the cell table whose cell holds few rows is replaced by
+                # the whole cell: scanning a few rows costs less than two binary searches.
+                cell = pixel >> (2 * (seed_order - cell_order))
+                lo = cell_start[cell]
+                hi = cell_start[cell + 1]
+                if hi - lo <= REFINE_ROWS:
+                    seen = False
+                    for c in range(n_cells):
+                        seen = seen or seed_cells[c] == cell
+                    if not seen:
+                        seed_cells[n_cells] = cell
+                        n_cells += 1
+                        if hi > lo:
+                            if count == capacity:
+                                return -1
+                            ranges[count, 0] = lo
+                            ranges[count, 1] = hi
+                            count += 1
+                    continue
+            stack_pixels[depth] = pixel
+            stack_orders[depth] = seed_order
+            depth += 1
     while depth > 0:
         depth -= 1
         order = stack_orders[depth]
         pixel = stack_pixels[depth]
-        lo, hi = pixel_rows(order, pixel, h29, cell_order, cell_start)
+        # The index rows of this pixel: straight from the cell table, or by binary search
+        # inside its cell when the pixel is finer than the cells.
+        if order <= cell_order:
+            shift = 2 * (cell_order - order)
+            lo = cell_start[pixel << shift]
+            hi = cell_start[(pixel + 1) << shift]
+        else:
+            cell = pixel >> (2 * (order - cell_order))
+            shift29 = 2 * (MAX_ORDER - order)
+            lo = _lower_bound(h29, cell_start[cell], cell_start[cell + 1], pixel << shift29)
+            hi = _lower_bound(h29, lo, cell_start[cell + 1], (pixel + 1) << shift29)
         if lo == hi:
             continue
         if hi - lo > REFINE_ROWS and order < MAX_ORDER:
@@ -149,23 +155,15 @@ def cone_ranges(x, y, z, radius_rad, h29, cell_order, cell_start, ranges, stack_
     return count
 
 
-@inline_jit
-def _row_vector(j, xyz, motion, epoch0, has_motion, epoch):
-    if has_motion and not math.isnan(epoch):
-        return position_at(motion, j, epoch - epoch0[j])
-    return xyz[j, 0], xyz[j, 1], xyz[j, 2]
-
-
 @jit
-def separation_and_angle(qx, qy, qz, ra_rad, x, y, z):
+def separation_and_angle(qx, qy, qz, sin_a, cos_a, x, y, z):
     """Separation (arcsec) and position angle (deg, east of north) of (x, y, z) seen from
-    the query at unit vector (qx, qy, qz) with right ascension ``ra_rad``."""
+    the query at unit vector (qx, qy, qz) with right ascension of sine ``sin_a`` and cosine
+    ``cos_a`` (needed at the poles, where the vector does not define it)."""
     cx = qy * z - qz * y
     cy = qz * x - qx * z
     cz = qx * y - qy * x
     separation = math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), qx * x + qy * y + qz * z)
-    sin_a = math.sin(ra_rad)
-    cos_a = math.cos(ra_rad)
     cos_d = math.sqrt(qx * qx + qy * qy)
     east = -sin_a * x + cos_a * y
     north = -qz * (cos_a * x + sin_a * y) + cos_d * z
@@ -177,126 +175,216 @@ def separation_and_angle(qx, qy, qz, ra_rad, x, y, z):
 
 @jit
 def _query_vector(ra_rad, dec_rad):
+    """Unit vector, sin(ra) and cos(ra) of a query."""
     cos_d = math.cos(dec_rad)
-    return cos_d * math.cos(ra_rad), cos_d * math.sin(ra_rad), math.sin(dec_rad)
+    sin_a = math.sin(ra_rad)
+    cos_a = math.cos(ra_rad)
+    return cos_d * cos_a, cos_d * sin_a, math.sin(dec_rad), sin_a, cos_a
+
+
+# A row's position for a query: where the index holds it, or moved to the query's epoch.
+# Written out where needed (not a function taking the arrays: see reference counting).
+#
+#     if moving:
+#         x, y, z = position_at(motion[j, 0], ..., motion[j, 6], epoch - epoch0[j])
+#     else:
+#         x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
 
 
 # ----------------------------------------------------------------------------- k nearest
 
 @jit
-def _insert_best(best_d, best_j, kept, k, d, j):
-    """Insert candidate (d, j) into the sorted top-k lists; returns the new length."""
-    if kept == k and (d > best_d[k - 1] or (d == best_d[k - 1] and j > best_j[k - 1])):
-        return kept
-    pos = kept if kept < k else k - 1
-    while pos > 0 and (best_d[pos - 1] > d or (best_d[pos - 1] == d and best_j[pos - 1] > j)):
-        best_d[pos] = best_d[pos - 1]
-        best_j[pos] = best_j[pos - 1]
-        pos -= 1
-    best_d[pos] = d
-    best_j[pos] = j
-    return kept + 1 if kept < k else k
+def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29, xyz,
+                   cell_order, cell_start, motion, epoch0, has_motion, out_pos, out_sep, out_pa,
+                   ranges, stack_pixels, stack_orders, seed_cells, best_d, best_j):
+    """Answer queries ``first:last`` in turn; returns the index of the first query that
+    needs a larger ``ranges`` (``last`` when all are done).
+
+    Each query first searches the radius expected to hold 4k rows at the density of its
+    index cell, and doubles it until it holds ``k`` rows or reaches the requested radius:
+    the rows found within a radius are then certainly the nearest. ``best_*`` hold the
+    current k best as (squared chord, index position), sorted; ties go to the lower
+    position.
+    """
+    cell_area = 4.0 * math.pi / (cell_start.shape[0] - 1)
+    for i in range(first, last):
+        qx, qy, qz, sin_a, cos_a = _query_vector(q_ra[i], q_dec[i])
+        centre29 = vector_to_pixel(MAX_ORDER, qx, qy, qz)
+        epoch = q_epoch[i]
+        moving = has_motion and not math.isnan(epoch)
+        cell = centre29 >> (2 * (MAX_ORDER - cell_order))
+        in_cell = max(cell_start[cell + 1] - cell_start[cell], 1)
+        radius = min(math.sqrt(4.0 * k * cell_area / (math.pi * in_cell)), q_radius[i])
+        while True:
+            limit = chord2_of_angle(radius)
+            count = cone_ranges(qx, qy, qz, centre29, radius + q_drift[i] + EDGE_MARGIN_RAD,
+                                h29, cell_order, cell_start, ranges, stack_pixels,
+                                stack_orders, seed_cells)
+            if count < 0:
+                return i
+            kept = 0
+            for r in range(count):
+                for j in range(ranges[r, 0], ranges[r, 1]):
+                    if moving:
+                        x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2],
+                                              motion[j, 3], motion[j, 4], motion[j, 5],
+                                              motion[j, 6], epoch - epoch0[j])
+                    else:
+                        x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+                    d = chord2(qx, qy, qz, x, y, z)
+                    if d > limit or (kept == k and (d > best_d[k - 1] or (
+                            d == best_d[k - 1] and j > best_j[k - 1]))):
+                        continue
+                    at = kept if kept < k else k - 1  # insertion into the sorted k best
+                    while at > 0 and (best_d[at - 1] > d or (best_d[at - 1] == d
+                                                             and best_j[at - 1] > j)):
+                        best_d[at] = best_d[at - 1]
+                        best_j[at] = best_j[at - 1]
+                        at -= 1
+                    best_d[at] = d
+                    best_j[at] = j
+                    kept = min(kept + 1, k)
+            if kept == k or radius >= q_radius[i]:
+                break
+            radius = min(2.0 * radius, q_radius[i])
+        for m in range(k):
+            if m < kept:
+                j = best_j[m]
+                if moving:
+                    x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2],
+                                          motion[j, 3], motion[j, 4], motion[j, 5],
+                                          motion[j, 6], epoch - epoch0[j])
+                else:
+                    x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+                out_pos[i, m] = j
+                out_sep[i, m], out_pa[i, m] = separation_and_angle(qx, qy, qz, sin_a, cos_a,
+                                                                   x, y, z)
+            else:
+                out_pos[i, m] = -1
+                out_sep[i, m] = np.nan
+                out_pa[i, m] = np.nan
+    return last
 
 
-@inline_jit
-def _nearest_one(qx, qy, qz, max_radius, epoch, drift, k, radius, h29, xyz, cell_order,
-                 cell_start, motion, epoch0, has_motion, best_d, best_j, ranges, stack_pixels,
-                 stack_orders, neighbours, seed_cells):
-    """Fill ``best_*[:kept]`` with the k nearest rows within ``max_radius`` of one query,
-    searching from ``radius`` outwards; returns ``kept`` (-1: ``ranges`` too small)."""
-    radius = min(radius, max_radius)
-    while True:
-        limit = chord2_of_angle(radius)
-        count = cone_ranges(qx, qy, qz, radius + drift + EDGE_MARGIN_RAD, h29, cell_order,
-                            cell_start, ranges, stack_pixels, stack_orders, neighbours,
-                            seed_cells)
-        if count < 0:
-            return -1
-        kept = 0
-        for r in range(count):
-            for j in range(ranges[r, 0], ranges[r, 1]):
-                x, y, z = _row_vector(j, xyz, motion, epoch0, has_motion, epoch)
-                d = chord2(qx, qy, qz, x, y, z)
-                if d <= limit:
-                    kept = _insert_best(best_d, best_j, kept, k, d, j)
-        if kept == k or radius >= max_radius:
-            return kept
-        radius = min(2.0 * radius, max_radius)
+@jit
+def _nearest_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29, xyz,
+                  cell_order, cell_start, motion, epoch0, has_motion, out_pos, out_sep, out_pa):
+    """``nearest_kernel`` for queries ``first:last`` (one task, run serially)."""
+    stack_pixels = np.empty(STACK_SIZE, dtype=np.int64)
+    stack_orders = np.empty(STACK_SIZE, dtype=np.int64)
+    seed_cells = np.empty(9, dtype=np.int64)
+    best_d = np.empty(k, dtype=np.float64)
+    best_j = np.empty(k, dtype=np.int64)
+    size = 256
+    while first < last:
+        first = _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
+                               xyz, cell_order, cell_start, motion, epoch0, has_motion, out_pos,
+                               out_sep, out_pa, np.empty((size, 2), dtype=np.int64),
+                               stack_pixels, stack_orders, seed_cells, best_d, best_j)
+        size *= 2
 
 
 @parallel_jit
 def nearest_kernel(q_ra, q_dec, q_radius, q_epoch, q_drift, k,
                    h29, xyz, cell_order, cell_start, motion, epoch0, has_motion,
                    out_pos, out_sep, out_pa):
-    """The ``k`` nearest rows within ``q_radius[i]`` (radians) of each query.
-
-    Callers sort the queries by pixel, for cache locality. Each query first searches the
-    radius expected to hold 4k rows at the density of its index cell, and doubles it until
-    it holds ``k`` rows or reaches the requested radius: the rows found within a radius are
-    then certainly the nearest. Outputs ``out_pos[i, :]`` (index
-    positions, -1 where fewer than k), separations in arcsec, position angles in degrees.
+    """The ``k`` nearest rows within ``q_radius[i]`` (radians) of each query, rows with
+    proper motion moved to ``q_epoch[i]`` (NaN: not moved) and searched ``q_drift[i]``
+    wider. Outputs ``out_pos[i, :]`` (index positions, -1 where fewer than k), separations
+    in arcsec, position angles in degrees. Callers sort queries by pixel (cache locality).
     """
     n_queries = q_ra.shape[0]
-    cell_area = 4.0 * math.pi / (cell_start.shape[0] - 1)
     for task in numba.prange((n_queries + QUERIES_PER_TASK - 1) // QUERIES_PER_TASK):
-        stack_pixels = np.empty(STACK_SIZE, dtype=np.int64)
-        stack_orders = np.empty(STACK_SIZE, dtype=np.int64)
-        neighbours = np.empty(8, dtype=np.int64)
-        seed_cells = np.empty(12, dtype=np.int64)
-        ranges = np.empty((256, 2), dtype=np.int64)
-        best_d = np.empty(k, dtype=np.float64)
-        best_j = np.empty(k, dtype=np.int64)
-        for i in range(task * QUERIES_PER_TASK, min(n_queries, (task + 1) * QUERIES_PER_TASK)):
-            qx, qy, qz = _query_vector(q_ra[i], q_dec[i])
-            cell = vector_to_pixel(cell_order, qx, qy, qz)
-            in_cell = max(cell_start[cell + 1] - cell_start[cell], 1)
-            start_radius = math.sqrt(4.0 * k * cell_area / (math.pi * in_cell))
-            while True:
-                kept = _nearest_one(qx, qy, qz, q_radius[i], q_epoch[i], q_drift[i], k,
-                                    start_radius, h29, xyz, cell_order, cell_start, motion,
-                                    epoch0, has_motion, best_d, best_j, ranges, stack_pixels,
-                                    stack_orders, neighbours, seed_cells)
-                if kept >= 0:
-                    break
-                ranges = np.empty((2 * ranges.shape[0], 2), dtype=np.int64)
-            for m in range(k):
-                if m < kept:
-                    j = best_j[m]
-                    x, y, z = _row_vector(j, xyz, motion, epoch0, has_motion, q_epoch[i])
-                    out_pos[i, m] = j
-                    out_sep[i, m], out_pa[i, m] = separation_and_angle(qx, qy, qz, q_ra[i],
-                                                                       x, y, z)
-                else:
-                    out_pos[i, m] = -1
-                    out_sep[i, m] = np.nan
-                    out_pa[i, m] = np.nan
+        _nearest_task(task * QUERIES_PER_TASK,
+                      min(n_queries, (task + 1) * QUERIES_PER_TASK), q_ra, q_dec, q_radius,
+                      q_epoch, q_drift, k, h29, xyz, cell_order, cell_start, motion, epoch0,
+                      has_motion, out_pos, out_sep, out_pa)
 
 
 # ----------------------------------------------------------------------------- all within
 
-@inline_jit
-def _within_one(qx, qy, qz, radius, epoch, drift, h29, xyz, cell_order, cell_start, motion,
-                epoch0, has_motion, found_d, found_j, ranges, stack_pixels, stack_orders,
-                neighbours, seed_cells):
-    """Collect every row within ``radius`` of one query into ``found_*``; returns how many,
-    -1 when ``ranges`` is too small, or -2 - n when ``found_*`` need room for n rows."""
-    threshold = chord2_of_angle(radius)
-    count = cone_ranges(qx, qy, qz, radius + drift + EDGE_MARGIN_RAD, h29, cell_order,
-                        cell_start, ranges, stack_pixels, stack_orders, neighbours, seed_cells)
-    if count < 0:
-        return -1
+@jit
+def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting,
+                  h29, xyz, cell_order, cell_start, motion, epoch0, has_motion, out_count,
+                  out_query, out_pos, out_sep, out_pa, ranges, stack_pixels, stack_orders,
+                  seed_cells, found_d, found_j):
+    """Answer queries ``first:last`` in turn (see ``within_kernel``). Returns ``last``
+    when done, else ``i`` for query i that needs a larger ``ranges`` (``need`` = -1) or
+    ``found_*`` with room for ``need`` rows, as ``(i, need)``."""
     capacity = found_d.shape[0]
-    found = 0
-    for r in range(count):
-        for j in range(ranges[r, 0], ranges[r, 1]):
-            x, y, z = _row_vector(j, xyz, motion, epoch0, has_motion, epoch)
-            d = chord2(qx, qy, qz, x, y, z)
-            if d <= threshold:
-                if found < capacity:
-                    found_d[found] = d
-                    found_j[found] = j
-                found += 1
-    return found if found <= capacity else -2 - found
+    for i in range(first, last):
+        if not counting and offsets[i + 1] == offsets[i]:
+            continue
+        qx, qy, qz, sin_a, cos_a = _query_vector(q_ra[i], q_dec[i])
+        epoch = q_epoch[i]
+        moving = has_motion and not math.isnan(epoch)
+        threshold = chord2_of_angle(q_radius[i])
+        count = cone_ranges(qx, qy, qz, vector_to_pixel(MAX_ORDER, qx, qy, qz),
+                            q_radius[i] + q_drift[i] + EDGE_MARGIN_RAD, h29, cell_order,
+                            cell_start, ranges, stack_pixels, stack_orders, seed_cells)
+        if count < 0:
+            return i, -1
+        found = 0
+        for r in range(count):
+            for j in range(ranges[r, 0], ranges[r, 1]):
+                if moving:
+                    x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2],
+                                          motion[j, 3], motion[j, 4], motion[j, 5],
+                                          motion[j, 6], epoch - epoch0[j])
+                else:
+                    x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+                d = chord2(qx, qy, qz, x, y, z)
+                if d <= threshold:
+                    if found < capacity:
+                        found_d[found] = d
+                        found_j[found] = j
+                    found += 1
+        if counting:
+            out_count[i] = found
+            continue
+        if found > capacity:
+            return i, found
+        # Closest first, equal distances by index position: a stable sort by distance of
+        # the candidates put in position order first.
+        by_position = np.argsort(found_j[:found], kind="mergesort")
+        by_distance = np.argsort(found_d[:found][by_position], kind="mergesort")
+        base = offsets[i]
+        for m in range(offsets[i + 1] - base):
+            j = found_j[by_position[by_distance[m]]]
+            if moving:
+                x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2], motion[j, 3],
+                                      motion[j, 4], motion[j, 5], motion[j, 6],
+                                      epoch - epoch0[j])
+            else:
+                x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+            out_query[base + m] = i
+            out_pos[base + m] = j
+            out_sep[base + m], out_pa[base + m] = separation_and_angle(qx, qy, qz, sin_a,
+                                                                       cos_a, x, y, z)
+    return last, 0
+
+
+@jit
+def _within_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting,
+                 h29, xyz, cell_order, cell_start, motion, epoch0, has_motion,
+                 out_count, out_query, out_pos, out_sep, out_pa):
+    """``within_kernel`` for queries ``first:last`` (one task, run serially)."""
+    stack_pixels = np.empty(STACK_SIZE, dtype=np.int64)
+    stack_orders = np.empty(STACK_SIZE, dtype=np.int64)
+    seed_cells = np.empty(9, dtype=np.int64)
+    ranges_size = 256
+    found_size = 256
+    while first < last:
+        first, need = _within_block(
+            first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting, h29, xyz,
+            cell_order, cell_start, motion, epoch0, has_motion, out_count, out_query, out_pos,
+            out_sep, out_pa, np.empty((ranges_size, 2), dtype=np.int64), stack_pixels,
+            stack_orders, seed_cells, np.empty(found_size, dtype=np.float64),
+            np.empty(found_size, dtype=np.int64))
+        if need < 0:
+            ranges_size *= 2
+        else:
+            found_size = max(found_size, need)
 
 
 @parallel_jit
@@ -307,49 +395,15 @@ def within_kernel(q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting,
 
     ``counting``: write the number found for query i to ``out_count[i]``. Otherwise write
     the closest ``offsets[i + 1] - offsets[i]`` of them, closest first (equal distances
-    by index position), to ``out_*[offsets[i]:offsets[i + 1]]``. Callers sort the queries
-    by pixel, for cache locality.
+    by index position), to ``out_*[offsets[i]:offsets[i + 1]]``. Epochs and drifts as for
+    ``nearest_kernel``; callers sort queries by pixel (cache locality).
     """
     n_queries = q_ra.shape[0]
     for task in numba.prange((n_queries + QUERIES_PER_TASK - 1) // QUERIES_PER_TASK):
-        stack_pixels = np.empty(STACK_SIZE, dtype=np.int64)
-        stack_orders = np.empty(STACK_SIZE, dtype=np.int64)
-        neighbours = np.empty(8, dtype=np.int64)
-        seed_cells = np.empty(12, dtype=np.int64)
-        ranges = np.empty((256, 2), dtype=np.int64)
-        found_d = np.empty(256, dtype=np.float64)
-        found_j = np.empty(256, dtype=np.int64)
-        for i in range(task * QUERIES_PER_TASK, min(n_queries, (task + 1) * QUERIES_PER_TASK)):
-            if not counting and offsets[i + 1] == offsets[i]:
-                continue
-            qx, qy, qz = _query_vector(q_ra[i], q_dec[i])
-            while True:
-                found = _within_one(qx, qy, qz, q_radius[i], q_epoch[i], q_drift[i], h29, xyz,
-                                    cell_order, cell_start, motion, epoch0, has_motion,
-                                    found_d, found_j, ranges, stack_pixels, stack_orders,
-                                    neighbours, seed_cells)
-                if found >= 0:
-                    break
-                if found == -1:
-                    ranges = np.empty((2 * ranges.shape[0], 2), dtype=np.int64)
-                else:
-                    found_d = np.empty(-found - 2, dtype=np.float64)
-                    found_j = np.empty(-found - 2, dtype=np.int64)
-            if counting:
-                out_count[i] = found
-                continue
-            # Closest first, equal distances by index position: a stable sort by distance
-            # of the candidates put in position order first.
-            by_position = np.argsort(found_j[:found], kind="mergesort")
-            by_distance = np.argsort(found_d[:found][by_position], kind="mergesort")
-            base = offsets[i]
-            for m in range(offsets[i + 1] - base):
-                j = found_j[by_position[by_distance[m]]]
-                x, y, z = _row_vector(j, xyz, motion, epoch0, has_motion, q_epoch[i])
-                out_query[base + m] = i
-                out_pos[base + m] = j
-                out_sep[base + m], out_pa[base + m] = separation_and_angle(
-                    qx, qy, qz, q_ra[i], x, y, z)
+        _within_task(task * QUERIES_PER_TASK, min(n_queries, (task + 1) * QUERIES_PER_TASK),
+                     q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting, h29, xyz,
+                     cell_order, cell_start, motion, epoch0, has_motion, out_count, out_query,
+                     out_pos, out_sep, out_pa)
 
 
 # ----------------------------------------------------------------------------- pixels, MOCs
@@ -423,7 +477,7 @@ def cell_offsets_kernel(h29, cell_order, out):
 @parallel_jit
 def unit_vectors_kernel(ra_rad, dec_rad, out):
     for i in numba.prange(ra_rad.shape[0]):
-        x, y, z = _query_vector(ra_rad[i], dec_rad[i])
+        x, y, z, _, _ = _query_vector(ra_rad[i], dec_rad[i])
         out[i, 0] = x
         out[i, 1] = y
         out[i, 2] = z
