@@ -13,11 +13,15 @@ from xmatch.store import paths
 from xmatch.tables import OUTPUT_FORMATS, select_present, write_table
 
 DEMO_CONES = [
-    # (catalog, label, ra_deg, dec_deg, radius_arcsec)
-    ("gaia_dr3", "Vega", 279.234735, 38.783689, 60.0),
-    ("hipparcos2", "Vega", 279.234735, 38.783689, 60.0),
-    ("gaia_dr3", "Pleiades core (Alcyone)", 56.871152, 24.105136, 1800.0),
-    ("gcvs", "RR Lyrae", 291.365880, 42.784363, 30.0),
+    # (catalog, label, ra_deg, dec_deg, radius_arcsec, epoch_jyear)
+    ("gaia_dr3", "Vega", 279.234735, 38.783689, 60.0, None),
+    ("hipparcos2", "Vega", 279.234735, 38.783689, 60.0, None),
+    ("gaia_dr3", "Pleiades core (Alcyone)", 56.871152, 24.105136, 1800.0, None),
+    ("gcvs", "RR Lyrae", 291.365880, 42.784363, 30.0, None),
+    # Barnard's star where Gaia saw it in 2016: 4 arcmin from its Hipparcos (J1991.25)
+    # position, found there because Hipparcos rows are moved to the epoch asked for.
+    ("hipparcos2", "Barnard's star at its Gaia J2016.0 position", 269.448503, 4.739420, 5.0,
+     2016.0),
 ]
 
 
@@ -35,6 +39,23 @@ def parse_angle_arcsec(text: str) -> float:
     except (ValueError, TypeError, u.UnitsError):
         raise argparse.ArgumentTypeError(
             f"'{text}' is not an angle; write e.g. 5arcsec, 1.5arcmin, 0.1deg") from None
+
+
+def parse_epoch_jyear(text: str) -> float:
+    """'2016.0', 'J2016.0' or an ISO time ('2026-11-21T03:00:00', UTC) -> Julian year."""
+    cleaned = text.strip().removeprefix("J")
+    try:
+        return float(cleaned)
+    except ValueError:
+        pass
+    from astropy.time import Time
+
+    try:
+        return float(Time(text.strip(), scale="utc").tdb.jyear)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an epoch; write a Julian year (2016.0, J2016.0) or an ISO time "
+            "(2026-11-21T03:00:00, UTC)") from None
 
 
 def _data_arg(parser):
@@ -103,13 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     cone = commands.add_parser("cone", help="cone search in a loaded catalog",
                                description="Rows of catalog NAME within RADIUS of (RA, DEC), "
-                                           "closest first, with separation_arcsec.")
+                                           "closest first, with separation_arcsec and "
+                                           "position_angle_deg. With --epoch, rows with proper "
+                                           "motions are first moved to that epoch.")
     cone.add_argument("name")
     cone.add_argument("ra", type=float, help="right ascension, ICRS degrees")
     cone.add_argument("dec", type=float, help="declination, ICRS degrees")
     cone.add_argument("--radius", type=parse_angle_arcsec, default=None,
                       help="e.g. 5arcsec, 1arcmin, 0.1deg (default: the catalog's match radius)")
     cone.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    cone.add_argument("--epoch", type=parse_epoch_jyear, default=None,
+                      help="epoch of the position: Julian year (2016.0) or ISO time (UTC); "
+                           "catalog rows with proper motions are moved there")
     cone.add_argument("--columns", default=None, help="comma-separated columns to return")
     cone.add_argument("--format", choices=OUTPUT_FORMATS, default="table")
     cone.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
@@ -154,10 +180,11 @@ def cmd_demo(args) -> int:
     for name in sorted({c[0] for c in DEMO_CONES}):
         catalog = open_catalog(name, data)
         print(f"  {name}: {catalog.num_rows:,} rows in {len(catalog.partitions)} partitions")
-    for name, label, ra, dec, radius in DEMO_CONES:
+    for name, label, ra, dec, radius, epoch in DEMO_CONES:
         catalog = open_catalog(name, data)
-        result = catalog.cone(ra, dec, radius, limit=5)
-        print(f"\ncone {name} around {label} (ra={ra}, dec={dec}, r={radius:g}\"): "
+        result = catalog.cone(ra, dec, radius, limit=5, epoch=epoch)
+        at = f", epoch J{epoch}" if epoch else ""
+        print(f"\ncone {name} around {label} (ra={ra}, dec={dec}, r={radius:g}\"{at}): "
               f"{len(result)} shown")
         write_table(select_present(result, _demo_columns(catalog)), "table")
     return 0
@@ -166,7 +193,7 @@ def cmd_demo(args) -> int:
 def _demo_columns(catalog):
     spec = catalog.spec
     wanted = [spec.id or "xmatch_row", spec.ra, spec.dec, *spec.key,
-              "separation_arcsec"]
+              "separation_arcsec", "position_angle_deg"]
     return [c for c in dict.fromkeys(wanted) if c]
 
 
@@ -266,7 +293,8 @@ def cmd_cone(args) -> int:
     catalog = open_catalog(args.name, _data(args))
     radius = args.radius if args.radius is not None else catalog.spec.default_radius_arcsec
     columns = args.columns.split(",") if args.columns else None
-    result = catalog.cone(args.ra, args.dec, radius, columns=columns, limit=args.limit)
+    result = catalog.cone(args.ra, args.dec, radius, columns=columns, limit=args.limit,
+                          epoch=args.epoch)
     write_table(result, args.format, args.out)
     return 0
 

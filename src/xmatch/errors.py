@@ -85,7 +85,8 @@ def unreadable(kind: str, detail: str) -> str:
     return f"not a readable {kind} file (truncated or corrupt?): {detail}"
 
 
-def out_of_range(name: str, value, allowed: str, index: int | None = None) -> str:
+def out_of_range(name: str, value, index: int | None, allowed: str) -> str:
+    """``index``: position of the bad value in an array (None for a scalar)."""
     where = f" (at position {index})" if index is not None else ""
     return f"{name} = {value!r}{where} is not allowed; {name} must be {allowed}"
 

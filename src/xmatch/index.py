@@ -299,15 +299,8 @@ class SkyIndex:
              columns: list[str] | None = None) -> pa.Table:
         """Rows within ``radius`` (arcsec or angle Quantity) of one position, closest
         first, at most ``limit`` of them, moved to ``epoch`` if given."""
-        ra_deg, dec_deg, coord_epoch = coords.positions(ra, dec)
-        if len(ra_deg) != 1:
-            raise ValueError("cone takes one position; use crossmatch(..., mode='all') for "
-                             "many")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(
-                limit, int | np.integer) or limit < 1):
-            raise ValueError(f"limit = {limit!r} is not allowed; limit must be an integer >= 1")
-        radius_arcsec = coords.radii_arcsec(radius, 1)
-        epoch_jyear = coords.epochs(epoch, 1) if epoch is not None else coord_epoch
+        ra_deg, dec_deg, radius_arcsec, epoch_jyear = check_cone_arguments(ra, dec, radius,
+                                                                           limit, epoch)
         payload = self._payload_columns(columns)
         query, pos, sep, angle = self._all_within(ra_deg, dec_deg, radius_arcsec, epoch_jyear,
                                                   limit or 0)
@@ -444,6 +437,50 @@ class SkyIndex:
         fields = [f.with_metadata({"unit": units[f.name]}) if f.name in units else f
                   for f in table.schema]
         return table.cast(pa.schema(fields))
+
+
+def check_cone_arguments(ra, dec, radius, limit, epoch):
+    """Validated (ra_deg, dec_deg, radius_arcsec, epoch_jyear or None) of one cone."""
+    ra_deg, dec_deg, coord_epoch = coords.positions(ra, dec)
+    if len(ra_deg) != 1:
+        raise ValueError("cone takes one position; use crossmatch(..., mode='all') for many")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | np.integer)
+                              or limit < 1):
+        raise ValueError(f"limit = {limit!r} is not allowed; limit must be an integer >= 1")
+    radius_arcsec = coords.radii_arcsec(radius, 1)
+    epoch_jyear = coords.epochs(epoch, 1) if epoch is not None else coord_epoch
+    return ra_deg, dec_deg, radius_arcsec, epoch_jyear
+
+
+def widest_drift_arcsec(catalog, epoch) -> float:
+    """How far any row of a store catalog can move between its epoch and ``epoch`` (0
+    without proper motions or epoch). Reads the motion columns once per catalog object."""
+    if epoch is None:
+        return 0.0
+    bounds = getattr(catalog, "_motion_bounds", None)
+    if bounds is None:
+        spec = catalog.spec
+        names = catalog.schema.names
+        if not (spec.pmra in names and spec.pmdec in names):
+            bounds = (0.0, 0.0, 0.0, 0.0)
+        else:
+            columns = [c for c in (spec.pmra, spec.pmdec, spec.parallax, spec.radial_velocity,
+                                   spec.epoch_column) if c and c in names]
+            table = catalog.read(list(dict.fromkeys([spec.ra, spec.dec, *columns])))
+            index = SkyIndex.from_table(
+                table, spec.ra, spec.dec, pmra=spec.pmra, pmdec=spec.pmdec,
+                parallax=spec.parallax if spec.parallax in columns else None,
+                radial_velocity=spec.radial_velocity if spec.radial_velocity in columns else None,
+                epoch=spec.epoch_column or spec.epoch_jyear)
+            epoch0 = index.motion.epoch0
+            bounds = (index.motion.mu_max, index.motion.mu_r_max,
+                      float(epoch0.min()) if len(epoch0) else 0.0,
+                      float(epoch0.max()) if len(epoch0) else 0.0)
+        catalog._motion_bounds = bounds
+    mu_max, mu_r_max, e0_lo, e0_hi = bounds
+    epoch_jyear = float(coords.epochs(epoch, 1)[0])
+    tau = max(abs(epoch_jyear - e0_lo), abs(epoch_jyear - e0_hi))
+    return float(max_drift_rad(mu_max, mu_r_max, tau, tau)) / ARCSEC_TO_RAD
 
 
 def _cell_table(pixels: np.ndarray, cell_order: int) -> np.ndarray:

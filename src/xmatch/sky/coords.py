@@ -15,8 +15,9 @@ EPOCH_ALLOWED = "a finite Julian year (e.g. 2016.0) or an astropy Time"
 
 
 def _first_bad(values: np.ndarray, good: np.ndarray):
-    index = int(np.flatnonzero(~good)[0])
-    return values.flat[index].item(), (index if values.size > 1 else None)
+    """(first bad value, its position; None for a scalar)."""
+    index = int(np.flatnonzero(np.atleast_1d(~good))[0])
+    return values.flat[index].item(), (index if values.ndim > 0 and values.size > 1 else None)
 
 
 def _degrees(values) -> np.ndarray:
@@ -33,10 +34,10 @@ def check_radec(ra: np.ndarray, dec: np.ndarray) -> None:
         raise ValueError(length_mismatch({"ra": len(ra), "dec": len(dec)}))
     good = np.isfinite(ra) & (ra >= 0) & (ra <= 360)
     if not good.all():
-        raise ValueError(out_of_range("ra", *_first_bad(ra, good), allowed=RA_ALLOWED))
+        raise ValueError(out_of_range("ra", *_first_bad(ra, good), RA_ALLOWED))
     good = np.isfinite(dec) & (np.abs(dec) <= 90)
     if not good.all():
-        raise ValueError(out_of_range("dec", *_first_bad(dec, good), allowed=DEC_ALLOWED))
+        raise ValueError(out_of_range("dec", *_first_bad(dec, good), DEC_ALLOWED))
 
 
 def positions(coords, dec=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -72,15 +73,12 @@ def radii_arcsec(radius, n: int) -> np.ndarray:
 
         radius = radius.to_value(u.arcsec)
     values = np.asarray(radius, dtype=np.float64)
-    if values.ndim == 0:
-        values = np.full(n, float(values))
-    elif values.shape != (n,):
+    if values.ndim != 0 and values.shape != (n,):
         raise ValueError(length_mismatch({"positions": n, "radius": values.size}))
     good = np.isfinite(values) & (values >= 0) & (values <= MAX_RADIUS_ARCSEC)
     if not good.all():
-        raise ValueError(out_of_range("radius", *_first_bad(values, good),
-                                      allowed=RADIUS_ALLOWED))
-    return values
+        raise ValueError(out_of_range("radius", *_first_bad(values, good), RADIUS_ALLOWED))
+    return np.full(n, float(values)) if values.ndim == 0 else values
 
 
 def epochs(epoch, n: int) -> np.ndarray | None:
@@ -90,12 +88,9 @@ def epochs(epoch, n: int) -> np.ndarray | None:
     if hasattr(epoch, "jyear"):
         epoch = epoch.tdb.jyear
     values = np.asarray(epoch, dtype=np.float64)
-    if values.ndim == 0:
-        values = np.full(n, float(values))
-    elif values.shape != (n,):
+    if values.ndim != 0 and values.shape != (n,):
         raise ValueError(length_mismatch({"positions": n, "epoch": values.size}))
     good = np.isfinite(values)
     if not good.all():
-        raise ValueError(out_of_range("epoch", *_first_bad(values, good),
-                                      allowed=EPOCH_ALLOWED))
-    return values
+        raise ValueError(out_of_range("epoch", *_first_bad(values, good), EPOCH_ALLOWED))
+    return np.full(n, float(values)) if values.ndim == 0 else values

@@ -8,7 +8,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -18,8 +17,6 @@ from xmatch.specs import CatalogSpec
 from xmatch.store import paths
 from xmatch.store.data_dir import DataDirectory
 from xmatch.store.manifest import check_manifest
-
-SEPARATION_COLUMN = "separation_arcsec"
 
 
 @dataclass(frozen=True, order=True)
@@ -63,18 +60,6 @@ def _read_partitions(root: Path) -> list[HealpixPixel]:
         if match:
             found.append(HealpixPixel(int(match[1]), int(match[2])))
     return sorted(found)
-
-
-def angular_separation_deg(ra1, dec1, ra2, dec2):
-    """Great-circle distance in degrees (Vincenty form: accurate at every separation)."""
-    ra1, dec1, ra2, dec2 = (np.radians(x) for x in (ra1, dec1, ra2, dec2))
-    dra = ra2 - ra1
-    sin_dra, cos_dra = np.sin(dra), np.cos(dra)
-    sin1, cos1, sin2, cos2 = np.sin(dec1), np.cos(dec1), np.sin(dec2), np.cos(dec2)
-    num1 = cos2 * sin_dra
-    num2 = cos1 * sin2 - sin1 * cos2 * cos_dra
-    denominator = sin1 * sin2 + cos1 * cos2 * cos_dra
-    return np.degrees(np.arctan2(np.hypot(num1, num2), denominator))
 
 
 class Catalog:
@@ -182,49 +167,31 @@ class Catalog:
         return pa.concat_tables(tables) if tables else self.schema.empty_table()
 
     def cone(self, ra_deg: float, dec_deg: float, radius_arcsec: float,
-             columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
-        """Rows within ``radius_arcsec`` of (ra, dec), closest first, with separations.
+             columns: list[str] | None = None, limit: int | None = None,
+             epoch=None) -> pa.Table:
+        """Rows within ``radius_arcsec`` of (ra, dec), closest first, with separations and
+        position angles; rows with proper motions are moved to ``epoch`` (Julian year or
+        astropy Time) first.
 
-        Two phases: partitions overlapping the cone are picked with HEALPix, then rows
-        are tested exactly by great-circle distance.
+        Two phases: partitions that may hold such rows are picked with HEALPix (widened by
+        the fastest proper motion when an epoch is given), then only those partitions are
+        read and searched with the kernels (:meth:`xmatch.index.SkyIndex.cone`).
         """
-        if not (np.isfinite(ra_deg) and 0 <= ra_deg <= 360):
-            raise ValueError(f"ra must be within 0..360 deg, got {ra_deg}")
-        if not (np.isfinite(dec_deg) and -90 <= dec_deg <= 90):
-            raise ValueError(f"dec must be within -90..90 deg, got {dec_deg}")
-        if not (np.isfinite(radius_arcsec) and 0 < radius_arcsec <= 180 * 3600):
-            raise ValueError(f"radius must be within (0, 648000] arcsec, got {radius_arcsec}")
+        from xmatch.index import SkyIndex, check_cone_arguments, widest_drift_arcsec
+
+        check_cone_arguments(ra_deg, dec_deg, radius_arcsec, limit, epoch)
         if columns is not None:
             unknown = [c for c in columns if c not in self.schema.names]
             if unknown:
                 raise ValueError(f"unknown column(s) {unknown}; {self.name} has: "
                                  f"{', '.join(self.schema.names)}")
-        radius_deg = radius_arcsec / 3600
-        wanted = set()
+        reach_deg = (radius_arcsec + widest_drift_arcsec(self, epoch)) / 3600
+        wanted = []
         for order in sorted({p.order for p in self.partitions}):
-            hits = set(healpix.cone_pixels(order, ra_deg, dec_deg, radius_deg).tolist())
-            wanted.update(p for p in self.partitions if p.order == order and p.pixel in hits)
-        read_columns = None
-        if columns is not None:
-            read_columns = list(dict.fromkeys([*columns, self.spec.ra, self.spec.dec]))
-        pieces = []
-        for partition in sorted(wanted):
-            table = self.read_partition(partition, read_columns)
-            separation = angular_separation_deg(
-                ra_deg, dec_deg, table[self.spec.ra].to_numpy(), table[self.spec.dec].to_numpy())
-            inside = np.flatnonzero(separation <= radius_deg)
-            if len(inside):
-                pieces.append(table.take(inside).append_column(
-                    SEPARATION_COLUMN, pa.array(separation[inside] * 3600)))
-        if not pieces:
-            schema = self.schema if columns is None else pa.schema(
-                [self.schema.field(c) for c in read_columns])
-            return schema.append(pa.field(SEPARATION_COLUMN, pa.float64())).empty_table()
-        result = pa.concat_tables(pieces)
-        result = result.take(np.argsort(result[SEPARATION_COLUMN].to_numpy(), kind="stable"))
-        if columns is not None:
-            result = result.select([*columns, SEPARATION_COLUMN])
-        return result if limit is None else result.slice(0, limit)
+            hits = set(healpix.cone_pixels(order, ra_deg, dec_deg, min(reach_deg, 180.0)).tolist())
+            wanted += [p for p in self.partitions if p.order == order and p.pixel in hits]
+        index = SkyIndex.from_catalog(self, columns, partitions=wanted)
+        return index.cone(ra_deg, dec_deg, radius_arcsec, limit=limit, epoch=epoch)
 
 
 def open_catalog(name_or_path: str | Path, data: DataDirectory | str | Path | None = None,
