@@ -30,7 +30,7 @@ MODES = ("nearest", "k", "all")
 ARCSEC_TO_RAD = math.pi / (180.0 * 3600.0)
 
 #: The dense cell table has about one cell per this many rows (capped at order 10).
-ROWS_PER_CELL = 4
+ROWS_PER_CELL = 2
 MAX_CELL_ORDER = 10
 
 #: A batch whose rows could drift further than this many times its radius (because the
@@ -419,24 +419,36 @@ class SkyIndex:
 
     def _result(self, query, rows, sep, angle, rank, payload, queries) -> pa.Table:
         matched = rows >= 0
-        take = pa.array(np.where(matched, rows, 0), mask=~matched)
-        columns = {QUERY_COLUMN: pa.array(query, pa.int64())}
+        all_matched = bool(matched.all())
+        # One validity bitmap (Arrow packs booleans as bits) shared by the match columns.
+        validity = None if all_matched else pa.array(matched).buffers()[1]
+        null_count = 0 if all_matched else int(len(rows) - matched.sum())
+
+        def with_nulls(values: np.ndarray, arrow_type) -> pa.Array:
+            return pa.Array.from_buffers(arrow_type, len(values),
+                                         [validity, pa.py_buffer(values)], null_count)
+
+        names, arrays = [QUERY_COLUMN], [pa.array(query, pa.int64())]
         if queries is not None:
-            for name in queries.column_names:
-                columns[name] = queries.column(name).take(pa.array(query))
+            query_rows = queries.take(pa.array(query, pa.int64()))
+            names += queries.column_names
+            arrays += query_rows.columns
         if rank is not None:
-            columns[RANK_COLUMN] = pa.array(rank, pa.int32(), mask=~matched)
+            names.append(RANK_COLUMN)
+            arrays.append(with_nulls(np.ascontiguousarray(rank, dtype=np.int32), pa.int32()))
+        take = pa.array(rows) if all_matched else with_nulls(
+            np.where(matched, rows, 0).astype(np.int64), pa.int64())
         matched_table = self.table.select(payload).take(take)
         for name in payload:
-            out_name = name if name not in columns else f"{name}_{self.name}"
-            columns[out_name] = matched_table.column(name)
-        columns[SEPARATION_COLUMN] = pa.array(sep, pa.float64(), mask=~matched)
-        columns[POSITION_ANGLE_COLUMN] = pa.array(angle, pa.float64(), mask=~matched)
-        table = pa.table(columns)
-        units = {SEPARATION_COLUMN: "arcsec", POSITION_ANGLE_COLUMN: "deg"}
-        fields = [f.with_metadata({"unit": units[f.name]}) if f.name in units else f
-                  for f in table.schema]
-        return table.cast(pa.schema(fields))
+            names.append(name if name not in names else f"{name}_{self.name}")
+            arrays.append(matched_table.column(name))
+        names += [SEPARATION_COLUMN, POSITION_ANGLE_COLUMN]
+        arrays += [with_nulls(np.ascontiguousarray(sep, dtype=np.float64), pa.float64()),
+                   with_nulls(np.ascontiguousarray(angle, dtype=np.float64), pa.float64())]
+        fields = [pa.field(name, array.type) for name, array in zip(names, arrays, strict=True)]
+        fields[-2] = fields[-2].with_metadata({"unit": "arcsec"})
+        fields[-1] = fields[-1].with_metadata({"unit": "deg"})
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def check_cone_arguments(ra, dec, radius, limit, epoch):

@@ -154,6 +154,13 @@ def radec_to_pixel(order, ra_rad, dec_rad):
 
 
 @jit
+def trig_to_pixel(order, ra_rad, sin_dec, cos_dec):
+    """Pixel of a point given its right ascension and the sine and cosine of its
+    declination (already at hand for a query: saves the trigonometry)."""
+    return _loc_to_nest(order, sin_dec, ra_rad, cos_dec, True)
+
+
+@jit
 def vector_to_pixel(order, x, y, z):
     """Pixel of the direction (x, y, z) (need not be normalised)."""
     norm = math.sqrt(x * x + y * y + z * z)

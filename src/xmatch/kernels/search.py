@@ -33,6 +33,7 @@ from xmatch.kernels.healpix import (
     cone_seeds,
     pixel_center,
     radec_to_pixel,
+    trig_to_pixel,
     vector_to_pixel,
 )
 from xmatch.kernels.jit import jit, parallel_jit
@@ -73,14 +74,14 @@ def _lower_bound(values, lo, hi, target):
 
 
 @jit
-def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, ranges,
-                stack_pixels, stack_orders, seed_cells):
+def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, ranges, stack):
     """Index ranges that hold every row within ``radius_rad`` of unit vector (x, y, z),
     whose order-29 pixel is ``centre29``.
 
     Writes ``ranges[:count]`` as (start, stop) pairs and returns ``count``, or -1 when
-    ``ranges`` is too small (the caller grows it and asks again). ``stack_*`` need
-    ``STACK_SIZE`` entries and ``seed_cells`` 9.
+    ``ranges`` is too small (the caller grows it and asks again). ``stack`` is work space
+    of shape ``(STACK_SIZE + 9, 2)``: (pixel, order) pairs still to visit, then the index
+    cells already taken whole.
     """
     capacity = ranges.shape[0]
     count = 0
@@ -88,8 +89,8 @@ def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, rang
     seed_order, seeds = cone_seeds(centre29, radius_rad)
     if seed_order < 0:
         for face in range(12):
-            stack_pixels[depth] = face
-            stack_orders[depth] = 0
+            stack[depth, 0] = face
+            stack[depth, 1] = 0
             depth += 1
     else:
         n_cells = 0
@@ -106,9 +107,9 @@ def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, rang
                 if hi - lo <= REFINE_ROWS:
                     seen = False
                     for c in range(n_cells):
-                        seen = seen or seed_cells[c] == cell
+                        seen = seen or stack[STACK_SIZE + c, 0] == cell
                     if not seen:
-                        seed_cells[n_cells] = cell
+                        stack[STACK_SIZE + n_cells, 0] = cell
                         n_cells += 1
                         if hi > lo:
                             if count == capacity:
@@ -117,13 +118,13 @@ def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, rang
                             ranges[count, 1] = hi
                             count += 1
                     continue
-            stack_pixels[depth] = pixel
-            stack_orders[depth] = seed_order
+            stack[depth, 0] = pixel
+            stack[depth, 1] = seed_order
             depth += 1
     while depth > 0:
         depth -= 1
-        order = stack_orders[depth]
-        pixel = stack_pixels[depth]
+        pixel = stack[depth, 0]
+        order = stack[depth, 1]
         # The index rows of this pixel: straight from the cell table, or by binary search
         # inside its cell when the pixel is finer than the cells.
         if order <= cell_order:
@@ -143,8 +144,8 @@ def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, rang
             for child in range(4 * pixel, 4 * pixel + 4):
                 cx, cy, cz = pixel_center(child_order, child)
                 if chord2(cx, cy, cz, x, y, z) <= reach:
-                    stack_pixels[depth] = child
-                    stack_orders[depth] = child_order
+                    stack[depth, 0] = child
+                    stack[depth, 1] = child_order
                     depth += 1
             continue
         if count == capacity:
@@ -175,11 +176,11 @@ def separation_and_angle(qx, qy, qz, sin_a, cos_a, x, y, z):
 
 @jit
 def _query_vector(ra_rad, dec_rad):
-    """Unit vector, sin(ra) and cos(ra) of a query."""
+    """Unit vector, sin(ra), cos(ra) and cos(dec) of a query."""
     cos_d = math.cos(dec_rad)
     sin_a = math.sin(ra_rad)
     cos_a = math.cos(ra_rad)
-    return cos_d * cos_a, cos_d * sin_a, math.sin(dec_rad), sin_a, cos_a
+    return cos_d * cos_a, cos_d * sin_a, math.sin(dec_rad), sin_a, cos_a, cos_d
 
 
 # A row's position for a query: where the index holds it, or moved to the query's epoch.
@@ -196,7 +197,7 @@ def _query_vector(ra_rad, dec_rad):
 @jit
 def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29, xyz,
                    cell_order, cell_start, motion, epoch0, has_motion, out_pos, out_sep, out_pa,
-                   ranges, stack_pixels, stack_orders, seed_cells, best_d, best_j):
+                   ranges, stack, best_d, best_j):
     """Answer queries ``first:last`` in turn; returns the index of the first query that
     needs a larger ``ranges`` (``last`` when all are done).
 
@@ -207,19 +208,22 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
     position.
     """
     cell_area = 4.0 * math.pi / (cell_start.shape[0] - 1)
+    last_radius = -1.0
+    limit = 0.0
     for i in range(first, last):
-        qx, qy, qz, sin_a, cos_a = _query_vector(q_ra[i], q_dec[i])
-        centre29 = vector_to_pixel(MAX_ORDER, qx, qy, qz)
+        qx, qy, qz, sin_a, cos_a, cos_d = _query_vector(q_ra[i], q_dec[i])
+        centre29 = trig_to_pixel(MAX_ORDER, q_ra[i], qz, cos_d)
         epoch = q_epoch[i]
         moving = has_motion and not math.isnan(epoch)
         cell = centre29 >> (2 * (MAX_ORDER - cell_order))
         in_cell = max(cell_start[cell + 1] - cell_start[cell], 1)
         radius = min(math.sqrt(4.0 * k * cell_area / (math.pi * in_cell)), q_radius[i])
         while True:
-            limit = chord2_of_angle(radius)
+            if radius != last_radius:  # most queries share a radius: skip the sine
+                last_radius = radius
+                limit = chord2_of_angle(radius)
             count = cone_ranges(qx, qy, qz, centre29, radius + q_drift[i] + EDGE_MARGIN_RAD,
-                                h29, cell_order, cell_start, ranges, stack_pixels,
-                                stack_orders, seed_cells)
+                                h29, cell_order, cell_start, ranges, stack)
             if count < 0:
                 return i
             kept = 0
@@ -270,9 +274,7 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
 def _nearest_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29, xyz,
                   cell_order, cell_start, motion, epoch0, has_motion, out_pos, out_sep, out_pa):
     """``nearest_kernel`` for queries ``first:last`` (one task, run serially)."""
-    stack_pixels = np.empty(STACK_SIZE, dtype=np.int64)
-    stack_orders = np.empty(STACK_SIZE, dtype=np.int64)
-    seed_cells = np.empty(9, dtype=np.int64)
+    stack = np.empty((STACK_SIZE + 9, 2), dtype=np.int64)
     best_d = np.empty(k, dtype=np.float64)
     best_j = np.empty(k, dtype=np.int64)
     size = 256
@@ -280,7 +282,7 @@ def _nearest_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29, 
         first = _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
                                xyz, cell_order, cell_start, motion, epoch0, has_motion, out_pos,
                                out_sep, out_pa, np.empty((size, 2), dtype=np.int64),
-                               stack_pixels, stack_orders, seed_cells, best_d, best_j)
+                               stack, best_d, best_j)
         size *= 2
 
 
@@ -306,22 +308,25 @@ def nearest_kernel(q_ra, q_dec, q_radius, q_epoch, q_drift, k,
 @jit
 def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting,
                   h29, xyz, cell_order, cell_start, motion, epoch0, has_motion, out_count,
-                  out_query, out_pos, out_sep, out_pa, ranges, stack_pixels, stack_orders,
-                  seed_cells, found_d, found_j):
+                  out_query, out_pos, out_sep, out_pa, ranges, stack, found_d, found_j):
     """Answer queries ``first:last`` in turn (see ``within_kernel``). Returns ``last``
     when done, else ``i`` for query i that needs a larger ``ranges`` (``need`` = -1) or
     ``found_*`` with room for ``need`` rows, as ``(i, need)``."""
     capacity = found_d.shape[0]
+    last_radius = -1.0
+    threshold = 0.0
     for i in range(first, last):
         if not counting and offsets[i + 1] == offsets[i]:
             continue
-        qx, qy, qz, sin_a, cos_a = _query_vector(q_ra[i], q_dec[i])
+        qx, qy, qz, sin_a, cos_a, cos_d = _query_vector(q_ra[i], q_dec[i])
         epoch = q_epoch[i]
         moving = has_motion and not math.isnan(epoch)
-        threshold = chord2_of_angle(q_radius[i])
-        count = cone_ranges(qx, qy, qz, vector_to_pixel(MAX_ORDER, qx, qy, qz),
+        if q_radius[i] != last_radius:  # most queries share a radius: skip the sine
+            last_radius = q_radius[i]
+            threshold = chord2_of_angle(last_radius)
+        count = cone_ranges(qx, qy, qz, trig_to_pixel(MAX_ORDER, q_ra[i], qz, cos_d),
                             q_radius[i] + q_drift[i] + EDGE_MARGIN_RAD, h29, cell_order,
-                            cell_start, ranges, stack_pixels, stack_orders, seed_cells)
+                            cell_start, ranges, stack)
         if count < 0:
             return i, -1
         found = 0
@@ -369,17 +374,15 @@ def _within_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, 
                  h29, xyz, cell_order, cell_start, motion, epoch0, has_motion,
                  out_count, out_query, out_pos, out_sep, out_pa):
     """``within_kernel`` for queries ``first:last`` (one task, run serially)."""
-    stack_pixels = np.empty(STACK_SIZE, dtype=np.int64)
-    stack_orders = np.empty(STACK_SIZE, dtype=np.int64)
-    seed_cells = np.empty(9, dtype=np.int64)
+    stack = np.empty((STACK_SIZE + 9, 2), dtype=np.int64)
     ranges_size = 256
     found_size = 256
     while first < last:
         first, need = _within_block(
             first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting, h29, xyz,
             cell_order, cell_start, motion, epoch0, has_motion, out_count, out_query, out_pos,
-            out_sep, out_pa, np.empty((ranges_size, 2), dtype=np.int64), stack_pixels,
-            stack_orders, seed_cells, np.empty(found_size, dtype=np.float64),
+            out_sep, out_pa, np.empty((ranges_size, 2), dtype=np.int64), stack,
+            np.empty(found_size, dtype=np.float64),
             np.empty(found_size, dtype=np.int64))
         if need < 0:
             ranges_size *= 2
@@ -477,7 +480,7 @@ def cell_offsets_kernel(h29, cell_order, out):
 @parallel_jit
 def unit_vectors_kernel(ra_rad, dec_rad, out):
     for i in numba.prange(ra_rad.shape[0]):
-        x, y, z, _, _ = _query_vector(ra_rad[i], dec_rad[i])
+        x, y, z, _, _, _ = _query_vector(ra_rad[i], dec_rad[i])
         out[i, 0] = x
         out[i, 1] = y
         out[i, 2] = z
