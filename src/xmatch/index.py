@@ -111,7 +111,7 @@ class SkyIndex:
         perspective acceleration. ``healpix29`` names a column of order-29 NESTED pixels
         already computed (the store's ``_healpix_29``); otherwise they are computed.
         """
-        table = _as_arrow(table)
+        table = _as_arrow(table).combine_chunks()  # one chunk: row lookups stay cheap
         ra_deg = _column(table, ra)
         dec_deg = _column(table, dec)
         coords.check_radec(ra_deg, dec_deg)
@@ -436,12 +436,11 @@ class SkyIndex:
         if rank is not None:
             names.append(RANK_COLUMN)
             arrays.append(with_nulls(np.ascontiguousarray(rank, dtype=np.int32), pa.int32()))
-        take = pa.array(rows) if all_matched else with_nulls(
-            np.where(matched, rows, 0).astype(np.int64), pa.int64())
-        matched_table = self.table.select(payload).take(take)
+        safe_rows = rows if all_matched else np.where(matched, rows, 0)
         for name in payload:
             names.append(name if name not in names else f"{name}_{self.name}")
-            arrays.append(matched_table.column(name))
+            arrays.append(_take(self.table.column(name), safe_rows, with_nulls,
+                                None if all_matched else matched))
         names += [SEPARATION_COLUMN, POSITION_ANGLE_COLUMN]
         arrays += [with_nulls(np.ascontiguousarray(sep, dtype=np.float64), pa.float64()),
                    with_nulls(np.ascontiguousarray(angle, dtype=np.float64), pa.float64())]
@@ -449,6 +448,19 @@ class SkyIndex:
         fields[-2] = fields[-2].with_metadata({"unit": "arcsec"})
         fields[-1] = fields[-1].with_metadata({"unit": "deg"})
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _take(column: pa.ChunkedArray, rows: np.ndarray, with_nulls, matched) -> pa.Array:
+    """``column[rows]``, null where ``matched`` is False: numpy's take for plain numeric
+    columns (several times faster than Arrow's take with null indices), Arrow's otherwise."""
+    if len(column) == 0:  # an empty catalog: nothing matched
+        return pa.nulls(len(rows), column.type)
+    if column.null_count == 0 and (pa.types.is_integer(column.type)
+                                   or pa.types.is_floating(column.type)):
+        values = np.take(column.to_numpy(), rows)
+        return pa.array(values) if matched is None else with_nulls(values, column.type)
+    indices = pa.array(rows) if matched is None else pa.array(rows, mask=~matched)
+    return column.take(indices).combine_chunks()
 
 
 def check_cone_arguments(ra, dec, radius, limit, epoch):

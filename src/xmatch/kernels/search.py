@@ -161,10 +161,15 @@ def separation_and_angle(qx, qy, qz, sin_a, cos_a, x, y, z):
     """Separation (arcsec) and position angle (deg, east of north) of (x, y, z) seen from
     the query at unit vector (qx, qy, qz) with right ascension of sine ``sin_a`` and cosine
     ``cos_a`` (needed at the poles, where the vector does not define it)."""
-    cx = qy * z - qz * y
-    cy = qz * x - qx * z
-    cz = qx * y - qy * x
-    separation = math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), qx * x + qy * y + qz * z)
+    d2 = chord2(qx, qy, qz, x, y, z)
+    if d2 < 2.0:  # below 90 deg the chord form is exact and cheaper
+        separation = 2.0 * math.asin(0.5 * math.sqrt(d2))
+    else:  # near 180 deg asin loses precision; atan2(|a x b|, a . b) does not
+        cx = qy * z - qz * y
+        cy = qz * x - qx * z
+        cz = qx * y - qy * x
+        separation = math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz),
+                                qx * x + qy * y + qz * z)
     cos_d = math.sqrt(qx * qx + qy * qy)
     east = -sin_a * x + cos_a * y
     north = -qz * (cos_a * x + sin_a * y) + cos_d * z
