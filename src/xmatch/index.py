@@ -29,8 +29,9 @@ MODES = ("nearest", "k", "all")
 
 ARCSEC_TO_RAD = math.pi / (180.0 * 3600.0)
 
-#: The dense cell table has about one cell per this many rows (capped at order 10).
-ROWS_PER_CELL = 2
+#: The dense cell table is at the coarsest order whose cells hold at most this many rows on
+#: average (capped at order 10: 12.6 M cells, 100 MB).
+ROWS_PER_CELL = 8
 MAX_CELL_ORDER = 10
 
 #: A batch whose rows could drift further than this many times its radius (because the
@@ -39,13 +40,17 @@ MAX_CELL_ORDER = 10
 REINDEX_DRIFT_FACTOR = 4.0
 REINDEX_MIN_QUERIES = 64
 
-#: Queries are visited sorted by their pixel at this order (or the cell order if coarser).
+#: Queries are visited sorted by their pixel at this order (or the cell order if coarser),
+#: unless the index is smaller than CACHE_BYTES: measured, sorting then gains nothing.
 QUERY_SORT_ORDER = 8
+CACHE_BYTES = 32 * 2**20
+
 
 
 def choose_cell_order(n_rows: int) -> int:
+    """Coarsest order whose cells hold at most ROWS_PER_CELL rows on average (capped)."""
     order = 0
-    while order < MAX_CELL_ORDER and npix_at(order + 1) * ROWS_PER_CELL <= n_rows:
+    while order < MAX_CELL_ORDER and npix_at(order) * ROWS_PER_CELL < n_rows:
         order += 1
     return order
 
@@ -356,11 +361,29 @@ class SkyIndex:
                 self.motion.vectors, self.motion.epoch0, True)
 
     def _query_order(self, q_ra, q_dec):
-        """Order that visits queries by pixel, so consecutive queries touch nearby rows."""
+        """Order that visits queries by HEALPix pixel (NESTED order keeps neighbours on the
+        sky together, as the index does), so consecutive queries reuse the index rows in
+        cache; None (keep the caller's order) where that cannot pay: a few queries, or an
+        index small enough to stay in cache anyway."""
+        index_bytes = self.h29.nbytes + self.xyz.nbytes + self.cell_start.nbytes
+        if len(q_ra) < 64 or index_bytes < CACHE_BYTES:
+            return None
         order = min(self.cell_order, QUERY_SORT_ORDER)
         pixels = np.empty(len(q_ra), dtype=np.int64)
         search.radec_to_pixel_kernel(order, q_ra, q_dec, pixels)
         return search.pixel_order_kernel(pixels, npix_at(order))
+
+    def _kernel_queries(self, ra, dec, radius_arcsec, epoch_jyear):
+        """Everything a search kernel needs about the queries, in the order to visit them:
+        (index to search, order or None, ra, dec, radius in radians, epochs, drifts)."""
+        index, drift, epochs = self._for_epochs(epoch_jyear, radius_arcsec)
+        q_ra, q_dec = np.radians(ra), np.radians(dec)
+        q_radius = radius_arcsec * ARCSEC_TO_RAD
+        order = index._query_order(q_ra, q_dec)
+        if order is not None:
+            q_ra, q_dec, q_radius = q_ra[order], q_dec[order], q_radius[order]
+            epochs, drift = epochs[order], drift[order]
+        return index, order, q_ra, q_dec, q_radius, epochs, drift
 
     def _nearest(self, ra, dec, radius_arcsec, epoch_jyear, k):
         n = len(ra)
@@ -369,16 +392,12 @@ class SkyIndex:
         out_pa = np.full((n, k), np.nan)
         if n == 0 or len(self) == 0:
             return out_pos, out_sep, out_pa
-        index, drift, epochs = self._for_epochs(epoch_jyear, radius_arcsec)
-        q_ra, q_dec = np.radians(ra), np.radians(dec)
-        # Visiting queries in pixel order keeps the index rows they touch in cache; the
-        # query arrays are gathered in that order first, so the kernel reads them in turn.
-        order = index._query_order(q_ra, q_dec)
-        search.nearest_kernel(q_ra[order], q_dec[order], radius_arcsec[order] * ARCSEC_TO_RAD,
-                              epochs[order], drift[order], k, *index._kernel_arrays(),
-                              out_pos, out_sep, out_pa)
+        index, order, *queries = self._kernel_queries(ra, dec, radius_arcsec, epoch_jyear)
+        search.nearest_kernel(*queries, k, *index._kernel_arrays(), out_pos, out_sep, out_pa)
         matched = out_pos >= 0
         out_pos[matched] = index.rows[out_pos[matched]]
+        if order is None:
+            return out_pos, out_sep, out_pa
         unsorted = np.empty_like(order)
         unsorted[order] = np.arange(n)
         return out_pos[unsorted], out_sep[unsorted], out_pa[unsorted]
@@ -388,26 +407,22 @@ class SkyIndex:
         if n == 0 or len(self) == 0:
             empty = np.empty(0)
             return np.empty(0, np.int64), np.empty(0, np.int64), empty, empty
-        index, drift, epochs = self._for_epochs(epoch_jyear, radius_arcsec)
-        q_ra, q_dec = np.radians(ra), np.radians(dec)
-        order = index._query_order(q_ra, q_dec)  # pixel order: see _nearest
-        q_ra, q_dec = q_ra[order], q_dec[order]
-        q_radius = radius_arcsec[order] * ARCSEC_TO_RAD
-        epochs, drift = epochs[order], drift[order]
+        index, order, *queries = self._kernel_queries(ra, dec, radius_arcsec, epoch_jyear)
         arrays = index._kernel_arrays()
         counts = np.empty(n, dtype=np.int64)
         offsets = np.zeros(n + 1, dtype=np.int64)
         no_rows, no_values = np.empty(0, np.int64), np.empty(0)
-        search.within_kernel(q_ra, q_dec, q_radius, epochs, drift, offsets, True, *arrays,
-                             counts, no_rows, no_rows, no_values, no_values)
+        search.within_kernel(*queries, offsets, True, *arrays, counts, no_rows, no_rows,
+                             no_values, no_values)
         np.cumsum(np.minimum(counts, limit) if limit else counts, out=offsets[1:])
         total = int(offsets[-1])
         query = np.empty(total, dtype=np.int64)
         pos = np.empty(total, dtype=np.int64)
         sep = np.empty(total)
         angle = np.empty(total)
-        search.within_kernel(q_ra, q_dec, q_radius, epochs, drift, offsets, False, *arrays,
-                             counts, query, pos, sep, angle)
+        search.within_kernel(*queries, offsets, False, *arrays, counts, query, pos, sep, angle)
+        if order is None:
+            return query, index.rows[pos], sep, angle
         # Back to the caller's query order: move each query's block of matches (closest
         # first) to where its query sits in the caller's order.
         unsorted = np.empty_like(order)

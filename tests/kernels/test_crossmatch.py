@@ -239,3 +239,31 @@ def test_two_million_queries_equal_astropy():
                                atol=TOLERANCE_DEG)
     ours_row = result["row"].to_numpy(zero_copy_only=False)
     assert np.mean(ours_row[inside] == j[inside]) > 0.9999  # the rest are exact ties
+
+
+def test_small_cones_on_index_cell_borders():
+    """Cones centred on the borders of the index's own cells, with rows just across the
+    border: the fast path that searches only the query's cell must not take these."""
+    from xmatch.index import choose_cell_order
+
+    rng = np.random.default_rng(8)
+    background_ra, background_dec = sky(5_000, rng, "uniform")
+    n_queries, per_query, radius_arcsec = 300, 4, 2.0
+    cell_order = choose_cell_order(len(background_ra) + 8 * n_queries * per_query)
+    nside = 1 << cell_order
+    pixels = rng.integers(0, 12 * nside**2, n_queries)
+    border = np.concatenate([healpy.boundaries(nside, int(p), step=2, nest=True).T
+                             for p in pixels])
+    qra, qdec = healpy.vec2ang(border, lonlat=True)
+    angle = rng.uniform(0, 2 * np.pi, (len(qra), per_query))
+    distance = radius_arcsec / 3600 * rng.uniform(0.5, 0.99, (len(qra), per_query))
+    around = SkyCoord(np.repeat(qra, per_query), np.repeat(qdec, per_query),
+                      unit="deg").directional_offset_by(angle.ravel() * u.rad,
+                                                        distance.ravel() * u.deg)
+    ra = np.concatenate([background_ra, around.ra.deg])
+    dec = np.concatenate([background_dec, around.dec.deg])
+    index = index_of(ra, dec)
+    assert index.cell_order == cell_order
+    result = index.crossmatch(qra, qdec, radius=radius_arcsec, mode="all")
+    assert_same_pairs(ours_pairs(result), astropy_pairs(qra, qdec, ra, dec, radius_arcsec), qra,
+                      qdec, ra, dec, radius_arcsec)

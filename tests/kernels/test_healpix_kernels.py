@@ -52,7 +52,10 @@ def _neighbours(order, pixels):
 
 @numba.njit
 def _seeds(x, y, z, radius):
-    order, seeds = kh.cone_seeds(kh.vector_to_pixel(29, x, y, z), radius)
+    order = kh.cone_seed_order(radius)
+    if order < 0:
+        return order, np.full(9, -1, dtype=np.int64)
+    seeds = kh.cone_seeds(kh.vector_to_pixel(29, x, y, z), order)
     out = np.empty(9, dtype=np.int64)
     for m in range(9):
         out[m] = seeds[m]

@@ -302,16 +302,31 @@ def cone_start_order(radius_rad):
 
 
 @jit
-def cone_seeds(centre29, radius_rad):
-    """``(order, pixels)``: nine pixels at ``order`` (the cone's own pixel first, then its
-    neighbours, -1 where none) that together contain the cone of ``radius_rad`` around the
-    point in order-29 pixel ``centre29``. ``order`` is -1 for cones too wide for that:
-    search all twelve base pixels. The eight neighbours are distinct (checked against
-    healpy at every pixel of orders 0-4 in the tests), so no seed is searched twice.
-    """
+def cone_seed_order(radius_rad):
+    """Order of the nine seed pixels of a cone (see ``cone_seeds``), or -1 for cones too
+    wide for a pixel neighbourhood: search all twelve base pixels."""
     if radius_rad > NEIGHBOURHOOD_FRACTION * PIXEL_SPACING[0]:
-        return -1, (-1, -1, -1, -1, -1, -1, -1, -1, -1)
-    order = cone_start_order(radius_rad)
+        return -1
+    return cone_start_order(radius_rad)
+
+
+@jit
+def cone_seeds(centre29, order):
+    """Nine pixels at ``order`` (from ``cone_seed_order``) that together contain the cone
+    around the point in order-29 pixel ``centre29``: its own pixel first, then its
+    neighbours, -1 where none. The eight neighbours are distinct (checked against healpy at
+    every pixel of orders 0-4 in the tests), so no seed is searched twice."""
     centre = centre29 >> (2 * (MAX_ORDER - order))
     n = neighbour_pixels(order, centre)
-    return order, (centre, n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7])
+    return (centre, n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7])
+
+
+@jit
+def neighbourhood_inside(order, pixel, coarse_order):
+    """True when ``pixel`` and its eight neighbours at ``order`` all lie inside the pixel
+    containing them at ``coarse_order`` (< order): the pixel is not on its border."""
+    ix, iy, _ = _nest_to_xyf(order, pixel)
+    last = (np.int64(1) << (order - coarse_order)) - 1
+    sub_x = ix & last
+    sub_y = iy & last
+    return 0 < sub_x < last and 0 < sub_y < last

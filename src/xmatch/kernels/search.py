@@ -30,13 +30,15 @@ from xmatch.kernels.healpix import (
     MAX_PIXEL_RADIUS,
     chord2,
     chord2_of_angle,
+    cone_seed_order,
     cone_seeds,
+    neighbourhood_inside,
     pixel_center,
     radec_to_pixel,
     trig_to_pixel,
     vector_to_pixel,
 )
-from xmatch.kernels.jit import jit, parallel_jit
+from xmatch.kernels.jit import jit, jit_inline, parallel_jit
 from xmatch.kernels.motion import position_at
 from xmatch.sky.healpix import MAX_ORDER
 
@@ -73,26 +75,39 @@ def _lower_bound(values, lo, hi, target):
     return lo
 
 
-@jit
+@jit_inline
 def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, ranges, stack):
     """Index ranges that hold every row within ``radius_rad`` of unit vector (x, y, z),
     whose order-29 pixel is ``centre29``.
 
-    Writes ``ranges[:count]`` as (start, stop) pairs and returns ``count``, or -1 when
-    ``ranges`` is too small (the caller grows it and asks again). ``stack`` is work space
-    of shape ``(STACK_SIZE + 9, 2)``: (pixel, order) pairs still to visit, then the index
-    cells already taken whole.
+    Writes ``ranges[:count]`` as (start, stop) pairs and returns ``count``; a count above
+    ``len(ranges)`` means it was too small (the caller grows it and asks again). ``stack``
+    is work space of shape ``(STACK_SIZE + 9, 2)``: (pixel, order) pairs still to visit,
+    then the index cells already taken whole.
     """
     capacity = ranges.shape[0]
     count = 0
     depth = 0
-    seed_order, seeds = cone_seeds(centre29, radius_rad)
+    seed_order = cone_seed_order(radius_rad)
     if seed_order < 0:
         for face in range(12):
             stack[depth, 0] = face
             stack[depth, 1] = 0
             depth += 1
+    elif seed_order > cell_order and neighbourhood_inside(
+            seed_order, centre29 >> (2 * (MAX_ORDER - seed_order)), cell_order) and (
+            cell_start[(centre29 >> (2 * (MAX_ORDER - cell_order))) + 1]
+            - cell_start[centre29 >> (2 * (MAX_ORDER - cell_order))] <= REFINE_ROWS):
+        # The common case for small cones: all nine seeds lie in the query's own index
+        # cell, which holds few rows: that cell is the whole answer.
+        cell = centre29 >> (2 * (MAX_ORDER - cell_order))
+        if cell_start[cell + 1] > cell_start[cell]:
+            if capacity > 0:
+                ranges[0, 0] = cell_start[cell]
+                ranges[0, 1] = cell_start[cell + 1]
+            count = 1
     else:
+        seeds = cone_seeds(centre29, seed_order)
         n_cells = 0
         for s in range(9):
             pixel = seeds[s]
@@ -112,10 +127,9 @@ def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, rang
                         stack[STACK_SIZE + n_cells, 0] = cell
                         n_cells += 1
                         if hi > lo:
-                            if count == capacity:
-                                return -1
-                            ranges[count, 0] = lo
-                            ranges[count, 1] = hi
+                            if count < capacity:
+                                ranges[count, 0] = lo
+                                ranges[count, 1] = hi
                             count += 1
                     continue
             stack[depth, 0] = pixel
@@ -148,10 +162,9 @@ def cone_ranges(x, y, z, centre29, radius_rad, h29, cell_order, cell_start, rang
                     stack[depth, 1] = child_order
                     depth += 1
             continue
-        if count == capacity:
-            return -1
-        ranges[count, 0] = lo
-        ranges[count, 1] = hi
+        if count < capacity:
+            ranges[count, 0] = lo
+            ranges[count, 1] = hi
         count += 1
     return count
 
@@ -229,7 +242,7 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
                 limit = chord2_of_angle(radius)
             count = cone_ranges(qx, qy, qz, centre29, radius + q_drift[i] + EDGE_MARGIN_RAD,
                                 h29, cell_order, cell_start, ranges, stack)
-            if count < 0:
+            if count > ranges.shape[0]:
                 return i
             kept = 0
             for r in range(count):
@@ -332,7 +345,7 @@ def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets,
         count = cone_ranges(qx, qy, qz, trig_to_pixel(MAX_ORDER, q_ra[i], qz, cos_d),
                             q_radius[i] + q_drift[i] + EDGE_MARGIN_RAD, h29, cell_order,
                             cell_start, ranges, stack)
-        if count < 0:
+        if count > ranges.shape[0]:
             return i, -1
         found = 0
         for r in range(count):
