@@ -1,4 +1,5 @@
-"""Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run).
+"""Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
+--only load|crossmatch for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -11,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_crossmatch  # noqa: E402
 import bench_load  # noqa: E402
 
 
@@ -18,12 +20,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
+    parser.add_argument("--only", choices=["load", "crossmatch"],
+                        help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
     results.parent.mkdir(exist_ok=True)
-    rows = ["1000000"] if args.quick else ["10000000", "100000000"]
-    print("== load: synthetic PS1 Parquet -> HATS catalog ==")
-    bench_load.main(["--rows", *rows, "--json", str(results)])
+    if args.only in (None, "load"):
+        rows = ["1000000"] if args.quick else ["10000000", "100000000"]
+        print("== load: synthetic PS1 Parquet -> HATS catalog ==")
+        bench_load.main(["--rows", *rows, "--json", str(results)])
+    if args.only in (None, "crossmatch"):
+        sizes = ["--rows", "1000000", "--queries", "100000"] if args.quick else []
+        print("== cross-match and cone search: xmatch kernels vs astropy and LSDB ==")
+        bench_crossmatch.main([*sizes, "--json", str(results)])
 
 
 if __name__ == "__main__":

@@ -593,6 +593,29 @@ def moc_ranges(ranges29) -> tuple[np.ndarray, np.ndarray]:
     return starts, stops
 
 
+def cone_cover(ra, dec, radius, depth: int | None = None) -> np.ndarray:
+    """The cone as a MOC: sorted, merged, half-open order-29 ranges (``mocpy``'s
+    ``to_depth29_ranges`` form) of the pixels at ``depth`` that may overlap it.
+
+    ``depth`` defaults to the order whose pixels are about a tenth of the radius (at most
+    29). The cover never misses a pixel the cone touches; pixels it adds lie within one
+    pixel radius of the cone's edge.
+    """
+    from xmatch.kernels.healpix import PIXEL_SPACING, cone_cover_kernel
+
+    ra_deg, dec_deg, radius_arcsec, _ = check_cone_arguments(ra, dec, radius, None, None)
+    radius_rad = float(radius_arcsec[0]) * ARCSEC_TO_RAD
+    if depth is None:
+        depth = int(np.searchsorted(-PIXEL_SPACING, -radius_rad / 10))
+        depth = min(max(depth, 0), MAX_ORDER)
+    elif not (isinstance(depth, int | np.integer) and 0 <= depth <= MAX_ORDER):
+        raise ValueError(f"depth = {depth!r} is not allowed; depth must be an integer "
+                         f"0..{MAX_ORDER}")
+    ranges = cone_cover_kernel(math.radians(ra_deg[0]), math.radians(dec_deg[0]), radius_rad,
+                               int(depth))
+    return ranges << (2 * (MAX_ORDER - int(depth)))
+
+
 def moc_contains(ranges29, ra, dec) -> np.ndarray:
     """Boolean mask of the positions (degrees) inside a MOC given as order-29 ranges."""
     starts, stops = moc_ranges(ranges29)

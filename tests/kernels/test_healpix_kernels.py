@@ -9,7 +9,7 @@ import healpy
 import numba
 import numpy as np
 import pytest
-from astropy.coordinates import Latitude, Longitude
+from astropy.coordinates import Latitude, Longitude, SkyCoord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +153,35 @@ def test_neighbourhood_fraction_has_margin():
                 flat=True)
             assert set(cover.tolist()) <= set(around[:, i].tolist()) | {centre[i]}
     assert kh.NEIGHBOURHOOD_FRACTION <= 0.3
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(ra=st.floats(0, 360), dec=st.floats(-90, 90),
+       radius_arcsec=st.floats(0.01, 36000) | st.sampled_from([0.01, 1.0, 3600.0, 648000.0]),
+       depth=st.none() | st.integers(0, 14))
+def test_cone_cover_contains_the_exact_cover_and_little_more(ra, dec, radius_arcsec, depth):
+    """The cone as order-29 ranges: every pixel cdshealpix finds overlapping the cone is in
+    it, and every pixel in it has its centre within the radius plus a pixel radius."""
+    from xmatch.index import cone_cover
+
+    ranges = cone_cover(ra, dec, radius_arcsec, depth)
+    assert ranges.ndim == 2 and np.all(ranges[:, 0] < ranges[:, 1])
+    assert np.all(ranges[1:, 0] > ranges[:-1, 1])  # sorted and merged
+    if depth is None:
+        spacing = np.degrees(kh.PIXEL_SPACING) * 3600
+        depth = int(min(29, max(0, np.searchsorted(-spacing, -radius_arcsec / 10))))
+    shift = 2 * (29 - depth)
+    if np.sum((ranges[:, 1] - ranges[:, 0]) >> shift) > 200_000:
+        return  # too many pixels to list one by one
+    ours = np.concatenate([np.arange(lo >> shift, hi >> shift) for lo, hi in ranges])
+    # cdshealpix's cone search stops at depth 27: compare parents there for deeper covers
+    # (a pixel touching the cone has a touching child, which our cover holds).
+    oracle_depth = min(depth, 26)
+    exact, _, _ = cdshealpix.nested.cone_search(Longitude(ra, u.deg), Latitude(dec, u.deg),
+                                                radius_arcsec * u.arcsec, oracle_depth,
+                                                flat=True)
+    parents = ours >> (2 * (depth - oracle_depth))
+    assert set(exact.tolist()) <= set(parents.tolist())
+    centres = SkyCoord(*healpy.pix2ang(1 << depth, ours, nest=True, lonlat=True), unit="deg")
+    reach = radius_arcsec / 3600 + np.degrees(kh.MAX_PIXEL_RADIUS[depth]) + 1e-9
+    assert np.all(centres.separation(SkyCoord(ra, dec, unit="deg")).deg <= reach)

@@ -330,3 +330,51 @@ def neighbourhood_inside(order, pixel, coarse_order):
     sub_x = ix & last
     sub_y = iy & last
     return 0 < sub_x < last and 0 < sub_y < last
+
+
+@jit
+def cone_cover_kernel(ra_rad, dec_rad, radius_rad, depth):
+    """Pixels at ``depth`` that may overlap the cone, as sorted, merged half-open ranges of
+    pixels at ``depth`` (an (n, 2) array). A superset of the exact cover: a pixel is dropped
+    only when its centre is further than ``radius_rad`` plus its maximal radius."""
+    cos_d = math.cos(dec_rad)
+    x, y, z = cos_d * math.cos(ra_rad), cos_d * math.sin(ra_rad), math.sin(dec_rad)
+    seed_order = cone_seed_order(radius_rad)
+    stack = []
+    if seed_order < 0:
+        for face in range(12):
+            stack.append((np.int64(face), np.int64(0)))
+    else:
+        order = min(seed_order, depth)
+        seeds = cone_seeds(radec_to_pixel(MAX_ORDER, ra_rad, dec_rad), order)
+        for s in range(9):
+            if seeds[s] >= 0:
+                stack.append((seeds[s], np.int64(order)))
+    found = []
+    while len(stack) > 0:
+        pixel, order = stack.pop()
+        cx, cy, cz = pixel_center(order, pixel)
+        distance2 = chord2(cx, cy, cz, x, y, z)
+        if distance2 > chord2_of_angle(radius_rad + MAX_PIXEL_RADIUS[order] + EDGE_MARGIN_RAD):
+            continue
+        inside = radius_rad - MAX_PIXEL_RADIUS[order]
+        if order == depth or (inside > 0 and distance2 <= chord2_of_angle(inside)):
+            shift = 2 * (depth - order)
+            found.append((pixel << shift, (pixel + 1) << shift))
+        else:
+            for child in range(4 * pixel, 4 * pixel + 4):
+                stack.append((child, order + 1))
+    out = np.empty((len(found), 2), dtype=np.int64)
+    for i in range(len(found)):
+        out[i, 0], out[i, 1] = found[i]
+    if len(found) == 0:
+        return out
+    out = out[np.argsort(out[:, 0])]
+    merged = 0
+    for i in range(1, out.shape[0]):
+        if out[i, 0] <= out[merged, 1]:
+            out[merged, 1] = max(out[merged, 1], out[i, 1])
+        else:
+            merged += 1
+            out[merged] = out[i]
+    return out[: merged + 1].copy()
