@@ -46,7 +46,6 @@ QUERY_SORT_ORDER = 8
 CACHE_BYTES = 32 * 2**20
 
 
-
 def choose_cell_order(n_rows: int) -> int:
     """Coarsest order whose cells hold at most ROWS_PER_CELL rows on average (capped)."""
     order = 0
