@@ -58,9 +58,10 @@ STACK_SIZE = 12 + 4 * (MAX_ORDER + 1)
 QUERIES_PER_TASK = 256
 
 # Reference counting: numba counts references (with atomic instructions) around calls that
-# pass arrays, which cost more than the search itself when done per query or per row. So
-# the per-query code below makes one array-passing call per query (``cone_ranges``), and
-# everything done per row or per seed uses scalars and tuples only.
+# pass arrays to functions LLVM does not inline, which cost more than the search itself
+# when done per row or per seed. So the large helper that takes arrays (``cone_ranges``)
+# runs once per query, seeds and neighbours travel as tuples, and the per-row helper
+# (``row_at``) is small enough to be inlined.
 
 
 @jit
@@ -201,13 +202,15 @@ def _query_vector(ra_rad, dec_rad):
     return cos_d * cos_a, cos_d * sin_a, math.sin(dec_rad), sin_a, cos_a, cos_d
 
 
-# A row's position for a query: where the index holds it, or moved to the query's epoch.
-# Written out where needed (not a function taking the arrays: see reference counting).
-#
-#     if moving:
-#         x, y, z = position_at(motion[j, 0], ..., motion[j, 6], epoch - epoch0[j])
-#     else:
-#         x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+@jit
+def row_at(j, xyz, motion, epoch0, moving, epoch):
+    """Unit vector of index row ``j`` for a query: where the index holds it, or moved to
+    the query's ``epoch`` when ``moving``. Small enough for LLVM to inline, so it adds no
+    reference counting (measured)."""
+    if moving:
+        return position_at(motion[j, 0], motion[j, 1], motion[j, 2], motion[j, 3],
+                           motion[j, 4], motion[j, 5], motion[j, 6], epoch - epoch0[j])
+    return xyz[j, 0], xyz[j, 1], xyz[j, 2]
 
 
 # ----------------------------------------------------------------------------- k nearest
@@ -247,12 +250,7 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
             kept = 0
             for r in range(count):
                 for j in range(ranges[r, 0], ranges[r, 1]):
-                    if moving:
-                        x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2],
-                                              motion[j, 3], motion[j, 4], motion[j, 5],
-                                              motion[j, 6], epoch - epoch0[j])
-                    else:
-                        x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+                    x, y, z = row_at(j, xyz, motion, epoch0, moving, epoch)
                     d = chord2(qx, qy, qz, x, y, z)
                     if d > limit or (kept == k and (d > best_d[k - 1] or (
                             d == best_d[k - 1] and j > best_j[k - 1]))):
@@ -272,12 +270,7 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
         for m in range(k):
             if m < kept:
                 j = best_j[m]
-                if moving:
-                    x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2],
-                                          motion[j, 3], motion[j, 4], motion[j, 5],
-                                          motion[j, 6], epoch - epoch0[j])
-                else:
-                    x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+                x, y, z = row_at(j, xyz, motion, epoch0, moving, epoch)
                 out_pos[i, m] = j
                 out_sep[i, m], out_pa[i, m] = separation_and_angle(qx, qy, qz, sin_a, cos_a,
                                                                    x, y, z)
@@ -350,12 +343,7 @@ def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets,
         found = 0
         for r in range(count):
             for j in range(ranges[r, 0], ranges[r, 1]):
-                if moving:
-                    x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2],
-                                          motion[j, 3], motion[j, 4], motion[j, 5],
-                                          motion[j, 6], epoch - epoch0[j])
-                else:
-                    x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+                x, y, z = row_at(j, xyz, motion, epoch0, moving, epoch)
                 d = chord2(qx, qy, qz, x, y, z)
                 if d <= threshold:
                     if found < capacity:
@@ -374,12 +362,7 @@ def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets,
         base = offsets[i]
         for m in range(offsets[i + 1] - base):
             j = found_j[by_position[by_distance[m]]]
-            if moving:
-                x, y, z = position_at(motion[j, 0], motion[j, 1], motion[j, 2], motion[j, 3],
-                                      motion[j, 4], motion[j, 5], motion[j, 6],
-                                      epoch - epoch0[j])
-            else:
-                x, y, z = xyz[j, 0], xyz[j, 1], xyz[j, 2]
+            x, y, z = row_at(j, xyz, motion, epoch0, moving, epoch)
             out_query[base + m] = i
             out_pos[base + m] = j
             out_sep[base + m], out_pa[base + m] = separation_and_angle(qx, qy, qz, sin_a,
