@@ -14,8 +14,9 @@ sorted by their order-29 pixel:
 A cone is covered by pixels (:func:`xmatch.kernels.healpix.cone_seeds`), each
 pixel with more than ``REFINE_ROWS`` rows is split into its children that may touch the
 cone, and the rows of the final pixels are tested exactly. Distances are compared as
-squared chords; separations are reported from atan2(|a x b|, a . b), exact at every angle.
-Ties in distance are broken by index position, so results are deterministic.
+squared chords; separations are reported from 2 asin(chord / 2) below 90 deg and from
+atan2(|a x b|, a . b) above, exact at every angle. Ties in distance are broken by index
+position, so results are deterministic.
 """
 
 from __future__ import annotations
