@@ -23,6 +23,15 @@ class DamagedCatalogError(XmatchError):
     """A published catalog no longer matches its manifest."""
 
 
+class UnknownColumnError(XmatchError, ValueError):
+    """A request names columns the catalog does not have (a ValueError, for callers that
+    treat every bad argument alike)."""
+
+
+class LimitExceededError(XmatchError):
+    """A request asks for more than a configured limit allows."""
+
+
 class LoadError(XmatchError):
     """Input rejected by a loader, located as precisely as the input allows.
 
@@ -94,3 +103,7 @@ def out_of_range(name: str, value, index: int | None, allowed: str) -> str:
 def length_mismatch(names_and_lengths: dict) -> str:
     shown = ", ".join(f"{name} has {length}" for name, length in names_and_lengths.items())
     return f"array lengths differ ({shown}); they must all be the same length"
+
+
+def unknown_columns(unknown, catalog: str, available) -> str:
+    return f"unknown column(s) {list(unknown)}; {catalog} has: {', '.join(available)}"

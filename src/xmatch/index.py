@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
-from xmatch.errors import length_mismatch
+from xmatch.errors import UnknownColumnError, length_mismatch, unknown_columns
 from xmatch.kernels import search
 from xmatch.kernels.motion import MOTION_WIDTH, max_drift_rad, motion_arrays, propagate_kernel
 from xmatch.sky import coords
@@ -175,8 +175,7 @@ class SkyIndex:
         if columns is not None:
             unknown = [c for c in columns if c not in available]
             if unknown:
-                raise ValueError(f"unknown column(s) {unknown}; {catalog.name} has: "
-                                 f"{', '.join(available)}")
+                raise UnknownColumnError(unknown_columns(unknown, catalog.name, available))
         read = None if columns is None else list(dict.fromkeys(
             [*columns, *needed, *motion_columns]))
         chosen = catalog.partitions if partitions is None else list(partitions)
@@ -289,7 +288,7 @@ class SkyIndex:
         epoch_jyear = coords.epochs(epoch, n) if epoch is not None else coord_epoch
         if queries is not None and queries.num_rows != n:
             raise ValueError(f"queries has {queries.num_rows} rows for {n} positions")
-        payload = self._payload_columns(columns)
+        payload = self.payload_columns(columns)
         if mode == "all":
             query, pos, sep, angle = self._all_within(ra, dec, radius_arcsec, epoch_jyear, 0)
             rank = _ranks(query)
@@ -305,7 +304,7 @@ class SkyIndex:
         first, at most ``limit`` of them, moved to ``epoch`` if given."""
         ra_deg, dec_deg, radius_arcsec, epoch_jyear = check_cone_arguments(ra, dec, radius,
                                                                            limit, epoch)
-        payload = self._payload_columns(columns)
+        payload = self.payload_columns(columns)
         query, pos, sep, angle = self._all_within(ra_deg, dec_deg, radius_arcsec, epoch_jyear,
                                                   limit or 0)
         result = self._result(query, pos, sep, angle, None, payload, None)
@@ -316,17 +315,18 @@ class SkyIndex:
         order-29 ranges (``mocpy.MOC.to_depth29_ranges``), in pixel order."""
         starts, stops = moc_ranges(ranges29)
         positions = search.sorted_rows_in_ranges_kernel(self.h29, starts, stops)
-        return self.table.select(self._payload_columns(columns)).take(self.rows[positions])
+        return self.table.select(self.payload_columns(columns)).take(self.rows[positions])
 
     # ------------------------------------------------------------------ internals
 
-    def _payload_columns(self, columns):
+    def payload_columns(self, columns: list[str] | None) -> list[str]:
+        """The payload columns a request asks for (None: all); unknown ones raise
+        :class:`~xmatch.errors.UnknownColumnError`."""
         if columns is None:
             return list(self.table.column_names)
         unknown = [c for c in columns if c not in self.table.column_names]
         if unknown:
-            raise ValueError(f"unknown column(s) {unknown}; {self.name} has: "
-                             f"{', '.join(self.table.column_names)}")
+            raise UnknownColumnError(unknown_columns(unknown, self.name, self.table.column_names))
         return list(columns)
 
     def _for_epochs(self, epoch_jyear, radius_arcsec):

@@ -11,7 +11,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from xmatch.errors import CatalogNotFoundError, DamagedCatalogError, XmatchError
+from xmatch.errors import (
+    CatalogNotFoundError,
+    DamagedCatalogError,
+    UnknownColumnError,
+    XmatchError,
+    unknown_columns,
+)
 from xmatch.sky import healpix
 from xmatch.specs import CatalogSpec
 from xmatch.store import paths
@@ -183,8 +189,7 @@ class Catalog:
         if columns is not None:
             unknown = [c for c in columns if c not in self.schema.names]
             if unknown:
-                raise ValueError(f"unknown column(s) {unknown}; {self.name} has: "
-                                 f"{', '.join(self.schema.names)}")
+                raise UnknownColumnError(unknown_columns(unknown, self.name, self.schema.names))
         reach_deg = (radius_arcsec + widest_drift_arcsec(self, epoch)) / 3600
         wanted = []
         for order in sorted({p.order for p in self.partitions}):

@@ -1,0 +1,1 @@
+"""The gRPC service: servers, and (later) router and client."""

@@ -1,0 +1,345 @@
+"""The gRPC service (``xmatch.v1.Xmatch``) over in-memory sky indexes.
+
+One :class:`XmatchServicer` answers for a set of catalogs, each held as a
+:class:`~xmatch.index.SkyIndex` over the partitions assigned to it (all of them in embedded
+mode; a share of them on a shard server). Searches run in a thread pool: the numba kernels
+release the GIL, so the event loop keeps serving while they run.
+
+Every request is validated at the boundary; domain errors become gRPC status codes with the
+message of the error (:func:`status_of`), and the server keeps serving after any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+import pyarrow as pa
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from xmatch.errors import (
+    CatalogNotFoundError,
+    LimitExceededError,
+    UnknownColumnError,
+    XmatchError,
+)
+from xmatch.index import SkyIndex
+from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = xmatch_pb2.DESCRIPTOR.services_by_name["Xmatch"].full_name
+MODES = {xmatch_pb2.MATCH_MODE_UNSPECIFIED: "nearest", xmatch_pb2.MATCH_MODE_NEAREST: "nearest",
+         xmatch_pb2.MATCH_MODE_K_NEAREST: "k", xmatch_pb2.MATCH_MODE_ALL: "all"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for. Over a limit: RESOURCE_EXHAUSTED."""
+
+    max_radius_arcsec: float = 10 * 3600.0
+    max_rows: int = 1_000_000            # rows in one answer (cone, batch, region batch)
+    max_batch: int = 1_000_000           # positions in one cross-match batch
+    max_message_bytes: int = 64 * 2**20  # gRPC send and receive limit
+    region_batch_rows: int = 100_000     # default rows per RegionSearch batch
+
+
+@dataclass(frozen=True)
+class ServedCatalog:
+    """A catalog as served: its metadata and the index of the partitions held here."""
+
+    name: str
+    index: SkyIndex
+    summary: xmatch_pb2.CatalogSummary
+    description: xmatch_pb2.CatalogDescription
+
+    @classmethod
+    def from_catalog(cls, catalog, partitions=None) -> ServedCatalog:
+        """Index ``partitions`` of a store catalog (default: all) and describe it."""
+        from mocpy import MOC
+
+        started = time.perf_counter()
+        held = list(catalog.partitions if partitions is None else partitions)
+        index = SkyIndex.from_catalog(catalog, partitions=held)
+        spec = catalog.spec
+        summary = xmatch_pb2.CatalogSummary(
+            name=catalog.name, title=spec.title, rows=catalog.num_rows,
+            default_radius_arcsec=spec.default_radius_arcsec,
+            proper_motions=index.motion is not None,
+            synthetic=bool(catalog.provenance.get("synthetic", spec.synthetic)))
+        if spec.epoch_jyear is not None:
+            summary.epoch_jyear = spec.epoch_jyear
+        counts = _partition_rows(catalog)
+        moc = MOC.from_healpix_cells(np.array([p.pixel for p in catalog.partitions], np.uint64),
+                                     np.array([p.order for p in catalog.partitions], np.uint8),
+                                     29) if catalog.partitions else None
+        description = xmatch_pb2.CatalogDescription(
+            summary=summary, arrow_schema=catalog.schema.serialize().to_pybytes(),
+            id_column=spec.id or "", ra_column=spec.ra, dec_column=spec.dec,
+            key_columns=list(spec.key),
+            partitions=[xmatch_pb2.Partition(order=p.order, pixel=p.pixel,
+                                             rows=counts.get((p.order, p.pixel), 0))
+                        for p in catalog.partitions],
+            coverage_moc=moc.to_string(format="ascii").strip() if moc is not None else "",
+            provenance_json=json.dumps(catalog.provenance, default=str))
+        log.info("serving %s: %d rows of %d partitions indexed in %.2f s", catalog.name,
+                 len(index), len(held), time.perf_counter() - started)
+        return cls(catalog.name, index, summary, description)
+
+
+def _partition_rows(catalog) -> dict:
+    """Rows of each partition, from the Parquet footers (HATS' partition_info has none)."""
+    import pyarrow.parquet as pq
+
+    return {(p.order, p.pixel): pq.read_metadata(catalog.partition_path(p)).num_rows
+            for p in catalog.partitions}
+
+
+# ------------------------------------------------------------------------- Arrow IPC
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def ipc_to_table(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+# ------------------------------------------------------------------------- errors
+
+
+def status_of(error: Exception) -> grpc.StatusCode:
+    """The gRPC status for a domain error."""
+    if isinstance(error, CatalogNotFoundError | UnknownColumnError):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(error, LimitExceededError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(error, ValueError | TypeError | XmatchError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return grpc.StatusCode.INTERNAL
+
+
+async def _abort(context, error: Exception):
+    code = status_of(error)
+    if code is grpc.StatusCode.INTERNAL:
+        log.exception("internal error", exc_info=error)
+        await context.abort(code, f"internal error: {type(error).__name__}: {error}")
+    await context.abort(code, str(error))
+
+
+# ------------------------------------------------------------------------- the service
+
+
+class XmatchServicer(xmatch_pb2_grpc.XmatchServicer):
+    """Answers ``xmatch.v1.Xmatch`` from in-memory catalogs."""
+
+    def __init__(self, catalogs: dict[str, ServedCatalog], limits: Limits | None = None,
+                 workers: int | None = None):
+        self.catalogs = dict(catalogs)
+        self.limits = limits or Limits()
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xmatch")
+
+    async def _run(self, function, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+
+    def _catalog(self, name: str) -> ServedCatalog:
+        served = self.catalogs.get(name)
+        if served is None:
+            raise CatalogNotFoundError(
+                f"no catalog {name!r} here; catalogs served: {', '.join(sorted(self.catalogs))}")
+        return served
+
+    def _check_radius(self, radius_arcsec: float) -> None:
+        if not (math.isfinite(radius_arcsec) and radius_arcsec >= 0):
+            raise ValueError(f"radius_arcsec = {radius_arcsec!r} is not allowed; it must be "
+                             "finite and >= 0")
+        if radius_arcsec > self.limits.max_radius_arcsec:
+            raise LimitExceededError(
+                f"radius_arcsec = {radius_arcsec:g} is over this server's limit of "
+                f"{self.limits.max_radius_arcsec:g} arcsec")
+
+    def _check_rows(self, rows: int, what: str) -> None:
+        if rows > self.limits.max_rows:
+            raise LimitExceededError(
+                f"{what} would return {rows:,} rows; this server returns at most "
+                f"{self.limits.max_rows:,} per answer: set a limit or a smaller region")
+
+    # ------------------------------------------------------------------ catalogs
+
+    async def ListCatalogs(self, request, context):
+        return xmatch_pb2.ListCatalogsResponse(
+            catalogs=[self.catalogs[name].summary for name in sorted(self.catalogs)])
+
+    async def DescribeCatalog(self, request, context):
+        try:
+            return self._catalog(request.name).description
+        except Exception as error:  # noqa: BLE001 (every error becomes a status)
+            await _abort(context, error)
+
+    # ------------------------------------------------------------------ searches
+
+    async def Cone(self, request, context):
+        try:
+            served = self._catalog(request.catalog)
+            self._check_radius(request.radius_arcsec)
+            limit = int(request.limit) or None
+            epoch = request.epoch_jyear if request.HasField("epoch_jyear") else None
+            columns = list(request.columns) or None
+            table = await self._run(served.index.cone, request.ra_deg, request.dec_deg,
+                                    request.radius_arcsec, limit=limit, epoch=epoch,
+                                    columns=columns)
+            self._check_rows(table.num_rows, "this cone")
+            return xmatch_pb2.RowsResponse(arrow_ipc=await self._run(table_to_ipc, table),
+                                           rows=table.num_rows)
+        except Exception as error:  # noqa: BLE001
+            await _abort(context, error)
+
+    async def RegionSearch(self, request, context):
+        try:
+            served = self._catalog(request.catalog)
+            ranges = np.asarray(request.ranges29, dtype=np.int64)
+            if ranges.size % 2:
+                raise ValueError("ranges29 must hold start/stop pairs (an even count), got "
+                                 f"{ranges.size} values")
+            start = _token_offset(request.continuation_token)
+            batch_rows = int(request.batch_rows) or self.limits.region_batch_rows
+            if batch_rows > self.limits.max_rows:
+                raise LimitExceededError(f"batch_rows = {batch_rows:,} is over this server's "
+                                         f"limit of {self.limits.max_rows:,}")
+            limit = int(request.limit) or None
+            columns = list(request.columns) or None
+            table = await self._run(served.index.rows_in_moc, ranges.reshape(-1, 2), columns)
+            end = table.num_rows if limit is None else min(table.num_rows, limit)
+            if start >= end:  # nothing (left): one empty batch, so the schema arrives
+                yield xmatch_pb2.RowsResponse(
+                    arrow_ipc=await self._run(table_to_ipc, table.slice(0, 0)), rows=0)
+                return
+            for offset in range(start, end, batch_rows):
+                piece = table.slice(offset, min(batch_rows, end - offset))
+                token = f"offset:{offset + piece.num_rows}" if offset + batch_rows < end else ""
+                yield xmatch_pb2.RowsResponse(arrow_ipc=await self._run(table_to_ipc, piece),
+                                              rows=piece.num_rows, continuation_token=token)
+        except Exception as error:  # noqa: BLE001
+            await _abort(context, error)
+
+    async def Crossmatch(self, request_iterator, context):
+        try:
+            options = None
+            async for message in request_iterator:
+                kind = message.WhichOneof("item")
+                if kind == "options":
+                    if options is not None:
+                        raise ValueError("options may be sent once, as the first message")
+                    options = self._crossmatch_options(message.options)
+                    continue
+                if kind != "batch":
+                    raise ValueError("each message carries options (first) or a batch")
+                if options is None:
+                    raise ValueError("the first message of a cross-match stream must carry "
+                                     "the options (catalog, radius, mode)")
+                yield await self._crossmatch_batch(options, message.batch)
+        except Exception as error:  # noqa: BLE001
+            await _abort(context, error)
+
+    def _crossmatch_options(self, options) -> dict:
+        served = self._catalog(options.catalog)
+        radius = options.radius_arcsec or served.summary.default_radius_arcsec
+        self._check_radius(radius)
+        if options.mode not in MODES:
+            raise ValueError(f"mode = {options.mode} is not allowed; use one of "
+                             f"{', '.join(xmatch_pb2.MatchMode.keys())}")
+        mode = MODES[options.mode]
+        if mode == "k" and options.k < 1:
+            raise ValueError("k must be >= 1 for MATCH_MODE_K_NEAREST")
+        columns = list(options.columns) or None
+        served.index.payload_columns(columns)  # unknown columns: NOT_FOUND, before any batch
+        epoch = options.epoch_jyear if options.HasField("epoch_jyear") else None
+        return {"served": served, "radius": radius, "mode": mode, "k": int(options.k or 1),
+                "columns": columns, "epoch": epoch}
+
+    async def _crossmatch_batch(self, options: dict, batch) -> xmatch_pb2.CrossmatchResponse:
+        n = len(batch.ra_deg)
+        if n > self.limits.max_batch:
+            raise LimitExceededError(f"a batch of {n:,} positions is over this server's "
+                                     f"limit of {self.limits.max_batch:,}")
+        if len(batch.dec_deg) != n:
+            raise ValueError(f"batch {batch.batch_id}: {n} ra_deg but {len(batch.dec_deg)} "
+                             "dec_deg values; they must pair up")
+        radius = options["radius"]
+        if len(batch.radius_arcsec):
+            radius = np.asarray(batch.radius_arcsec, dtype=np.float64)
+            if radius.size and np.nanmax(radius) > self.limits.max_radius_arcsec:
+                raise LimitExceededError(
+                    f"batch {batch.batch_id}: a radius of {np.nanmax(radius):g} arcsec is over "
+                    f"this server's limit of {self.limits.max_radius_arcsec:g}")
+        epoch = np.asarray(batch.epoch_jyear) if len(batch.epoch_jyear) else options["epoch"]
+        ra = np.asarray(batch.ra_deg, dtype=np.float64)
+        dec = np.asarray(batch.dec_deg, dtype=np.float64)
+
+        def match():
+            table = options["served"].index.crossmatch(
+                ra, dec, radius=radius, mode=options["mode"], k=options["k"], epoch=epoch,
+                columns=options["columns"])
+            self._check_rows(table.num_rows, f"batch {batch.batch_id}")
+            return table, table_to_ipc(table)
+
+        try:
+            table, payload = await self._run(match)
+        except ValueError as error:  # name the batch, keep the message
+            raise type(error)(f"batch {batch.batch_id}: {error}") from None
+        matched = table.num_rows - table.column("match_rank").null_count
+        return xmatch_pb2.CrossmatchResponse(batch_id=batch.batch_id, arrow_ipc=payload,
+                                             queries=n, matches=matched)
+
+
+def _token_offset(token: str) -> int:
+    if not token:
+        return 0
+    kind, _, value = token.partition(":")
+    if kind != "offset" or not value.isdigit():
+        raise ValueError(f"continuation_token {token!r} is not one this server issued")
+    return int(value)
+
+
+# ------------------------------------------------------------------------- the server
+
+
+async def create_server(servicer: XmatchServicer, address: str = "127.0.0.1:0"):
+    """A started ``grpc.aio`` server with the Xmatch service, standard health checking and
+    server reflection; returns ``(server, port)`` (``address`` may end in ``:0``)."""
+    limit = servicer.limits.max_message_bytes
+    server = grpc.aio.server(options=[("grpc.max_send_message_length", limit),
+                                      ("grpc.max_receive_message_length", limit)])
+    xmatch_pb2_grpc.add_XmatchServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    server.health = health_servicer  # for graceful shutdown: set NOT_SERVING first
+    return server, port
+
+
+async def stop_server(server, grace: float = 5.0) -> None:
+    """Graceful stop: report NOT_SERVING, then let running calls finish for ``grace`` s."""
+    for name in ("", SERVICE_NAME):
+        await server.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.stop(grace)

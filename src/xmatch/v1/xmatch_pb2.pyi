@@ -1,0 +1,179 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MatchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MATCH_MODE_UNSPECIFIED: _ClassVar[MatchMode]
+    MATCH_MODE_NEAREST: _ClassVar[MatchMode]
+    MATCH_MODE_K_NEAREST: _ClassVar[MatchMode]
+    MATCH_MODE_ALL: _ClassVar[MatchMode]
+MATCH_MODE_UNSPECIFIED: MatchMode
+MATCH_MODE_NEAREST: MatchMode
+MATCH_MODE_K_NEAREST: MatchMode
+MATCH_MODE_ALL: MatchMode
+
+class ListCatalogsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCatalogsResponse(_message.Message):
+    __slots__ = ("catalogs",)
+    CATALOGS_FIELD_NUMBER: _ClassVar[int]
+    catalogs: _containers.RepeatedCompositeFieldContainer[CatalogSummary]
+    def __init__(self, catalogs: _Optional[_Iterable[_Union[CatalogSummary, _Mapping]]] = ...) -> None: ...
+
+class CatalogSummary(_message.Message):
+    __slots__ = ("name", "title", "rows", "epoch_jyear", "default_radius_arcsec", "proper_motions", "synthetic")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_JYEAR_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    PROPER_MOTIONS_FIELD_NUMBER: _ClassVar[int]
+    SYNTHETIC_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    title: str
+    rows: int
+    epoch_jyear: float
+    default_radius_arcsec: float
+    proper_motions: bool
+    synthetic: bool
+    def __init__(self, name: _Optional[str] = ..., title: _Optional[str] = ..., rows: _Optional[int] = ..., epoch_jyear: _Optional[float] = ..., default_radius_arcsec: _Optional[float] = ..., proper_motions: _Optional[bool] = ..., synthetic: _Optional[bool] = ...) -> None: ...
+
+class DescribeCatalogRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CatalogDescription(_message.Message):
+    __slots__ = ("summary", "arrow_schema", "id_column", "ra_column", "dec_column", "key_columns", "partitions", "coverage_moc", "provenance_json")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    ID_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    RA_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    DEC_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_MOC_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    summary: CatalogSummary
+    arrow_schema: bytes
+    id_column: str
+    ra_column: str
+    dec_column: str
+    key_columns: _containers.RepeatedScalarFieldContainer[str]
+    partitions: _containers.RepeatedCompositeFieldContainer[Partition]
+    coverage_moc: str
+    provenance_json: str
+    def __init__(self, summary: _Optional[_Union[CatalogSummary, _Mapping]] = ..., arrow_schema: _Optional[bytes] = ..., id_column: _Optional[str] = ..., ra_column: _Optional[str] = ..., dec_column: _Optional[str] = ..., key_columns: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[_Union[Partition, _Mapping]]] = ..., coverage_moc: _Optional[str] = ..., provenance_json: _Optional[str] = ...) -> None: ...
+
+class Partition(_message.Message):
+    __slots__ = ("order", "pixel", "rows")
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    order: int
+    pixel: int
+    rows: int
+    def __init__(self, order: _Optional[int] = ..., pixel: _Optional[int] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class ConeRequest(_message.Message):
+    __slots__ = ("catalog", "ra_deg", "dec_deg", "radius_arcsec", "columns", "limit", "epoch_jyear")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    RA_DEG_FIELD_NUMBER: _ClassVar[int]
+    DEC_DEG_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_JYEAR_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    ra_deg: float
+    dec_deg: float
+    radius_arcsec: float
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    limit: int
+    epoch_jyear: float
+    def __init__(self, catalog: _Optional[str] = ..., ra_deg: _Optional[float] = ..., dec_deg: _Optional[float] = ..., radius_arcsec: _Optional[float] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., epoch_jyear: _Optional[float] = ...) -> None: ...
+
+class RowsResponse(_message.Message):
+    __slots__ = ("arrow_ipc", "rows", "continuation_token")
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    arrow_ipc: bytes
+    rows: int
+    continuation_token: str
+    def __init__(self, arrow_ipc: _Optional[bytes] = ..., rows: _Optional[int] = ..., continuation_token: _Optional[str] = ...) -> None: ...
+
+class RegionSearchRequest(_message.Message):
+    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    RANGES29_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    ranges29: _containers.RepeatedScalarFieldContainer[int]
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    limit: int
+    batch_rows: int
+    continuation_token: str
+    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ...) -> None: ...
+
+class CrossmatchOptions(_message.Message):
+    __slots__ = ("catalog", "radius_arcsec", "mode", "k", "columns", "epoch_jyear")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_JYEAR_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    radius_arcsec: float
+    mode: MatchMode
+    k: int
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    epoch_jyear: float
+    def __init__(self, catalog: _Optional[str] = ..., radius_arcsec: _Optional[float] = ..., mode: _Optional[_Union[MatchMode, str]] = ..., k: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., epoch_jyear: _Optional[float] = ...) -> None: ...
+
+class PositionBatch(_message.Message):
+    __slots__ = ("batch_id", "ra_deg", "dec_deg", "radius_arcsec", "epoch_jyear")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    RA_DEG_FIELD_NUMBER: _ClassVar[int]
+    DEC_DEG_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_JYEAR_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    ra_deg: _containers.RepeatedScalarFieldContainer[float]
+    dec_deg: _containers.RepeatedScalarFieldContainer[float]
+    radius_arcsec: _containers.RepeatedScalarFieldContainer[float]
+    epoch_jyear: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, batch_id: _Optional[int] = ..., ra_deg: _Optional[_Iterable[float]] = ..., dec_deg: _Optional[_Iterable[float]] = ..., radius_arcsec: _Optional[_Iterable[float]] = ..., epoch_jyear: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class CrossmatchRequest(_message.Message):
+    __slots__ = ("options", "batch")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    options: CrossmatchOptions
+    batch: PositionBatch
+    def __init__(self, options: _Optional[_Union[CrossmatchOptions, _Mapping]] = ..., batch: _Optional[_Union[PositionBatch, _Mapping]] = ...) -> None: ...
+
+class CrossmatchResponse(_message.Message):
+    __slots__ = ("batch_id", "arrow_ipc", "queries", "matches")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    arrow_ipc: bytes
+    queries: int
+    matches: int
+    def __init__(self, batch_id: _Optional[int] = ..., arrow_ipc: _Optional[bytes] = ..., queries: _Optional[int] = ..., matches: _Optional[int] = ...) -> None: ...
