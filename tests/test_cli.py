@@ -94,6 +94,8 @@ def test_demo_loads_defaults_and_answers_cones(tmp_path):
     assert "gaia_dr3: 482,176 rows" in out and "hipparcos2: 117,955 rows" in out
     assert "cone hipparcos2 around Vega" in out and "91262" in out
     assert "Barnard's star at its Gaia J2016.0 position" in out and "87937" in out
+    assert "embedded gRPC server on 127.0.0.1:" in out
+    assert "cross-match of 8 Hipparcos 2 stars, moved to J2016.0" in out
     again = xmatch("demo", data=tmp_path).stdout
     assert "loaded:" not in again  # second run reuses the published catalogs
 

@@ -6,6 +6,10 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+import grpc
+import numpy as np
 
 from xmatch import __version__
 from xmatch.errors import XmatchError
@@ -139,7 +143,43 @@ def build_parser() -> argparse.ArgumentParser:
     cone.add_argument("--columns", default=None, help="comma-separated columns to return")
     cone.add_argument("--format", choices=OUTPUT_FORMATS, default="table")
     cone.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
+    cone.add_argument("--server", metavar="HOST:PORT",
+                      help="ask a running xmatch server instead of reading the data directory")
     _data_arg(cone)
+
+    crossmatch = commands.add_parser(
+        "crossmatch", help="match a table of positions against a catalog",
+        description="Every row of FILE (CSV, ECSV, FITS, VOTable or Parquet, with ra/dec in "
+                    "degrees) with its counterparts in catalog NAME: a left join with "
+                    "separation_arcsec and position_angle_deg.")
+    crossmatch.add_argument("file", help="table of positions")
+    crossmatch.add_argument("--catalog", required=True, help="catalog to match against")
+    crossmatch.add_argument("--radius", type=parse_angle_arcsec, default=None,
+                            help="e.g. 1arcsec (default: the catalog's match radius)")
+    crossmatch.add_argument("--mode", choices=["nearest", "k", "all"], default="nearest")
+    crossmatch.add_argument("--k", type=int, default=1, help="matches per position (mode k)")
+    crossmatch.add_argument("--ra-column", default="ra")
+    crossmatch.add_argument("--dec-column", default="dec")
+    crossmatch.add_argument("--epoch", type=parse_epoch_jyear, default=None,
+                            help="epoch of the positions (Julian year or ISO time, UTC)")
+    crossmatch.add_argument("--columns", default=None,
+                            help="comma-separated catalog columns to return (default: all)")
+    crossmatch.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
+    crossmatch.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
+                            help="output format (default: from the --out suffix, else table)")
+    crossmatch.add_argument("--server", metavar="HOST:PORT",
+                            help="ask a running xmatch server instead of matching in process")
+    _data_arg(crossmatch)
+
+    serve = commands.add_parser(
+        "serve", help="serve every catalog of the data directory over gRPC (embedded mode)",
+        description="Loads the bundled default catalogs if the data directory is empty, "
+                    "indexes every catalog in memory and serves the xmatch.v1 gRPC API (with "
+                    "health checking and reflection) until Ctrl-C or SIGTERM, then drains.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=50051, help="port (0: any free port)")
+    _data_arg(serve)
 
     commands.add_parser("specs", help="list the bundled catalog specs")
     commands.add_parser("loaders", help="list the installed loaders (built in and plug-ins)")
@@ -152,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args) or 0
     except (XmatchError, ValueError) as exc:
         print(f"xmatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as exc:
+        reason = (f"cannot reach the server at {args.server}"
+                  if exc.code() == grpc.StatusCode.UNAVAILABLE else exc.details())
+        print(f"xmatch {args.command}: error: {exc.code().name}: {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"xmatch {args.command}: interrupted; nothing was published", file=sys.stderr)
@@ -169,34 +214,49 @@ def _data(args):
 
 
 def cmd_demo(args) -> int:
+    from xmatch.index import propagate
     from xmatch.loading import ensure_default_catalogs
-    from xmatch.store.catalog import open_catalog
+    from xmatch.service.client import Client
+    from xmatch.service.embedded import running_server, served_catalogs
 
     data = _data(args)
     print(f"data directory: {data.root}")
     loaded = ensure_default_catalogs(data)
     if loaded:
         print(f"loaded: {', '.join(loaded)}")
-    for name in sorted({c[0] for c in DEMO_CONES}):
-        catalog = open_catalog(name, data)
-        print(f"  {name}: {catalog.num_rows:,} rows in {len(catalog.partitions)} partitions")
-    for name, label, ra, dec, radius, epoch in DEMO_CONES:
-        catalog = open_catalog(name, data)
-        result = catalog.cone(ra, dec, radius, limit=5, epoch=epoch)
-        at = f", epoch J{epoch}" if epoch else ""
-        print(f"\ncone {name} around {label} (ra={ra}, dec={dec}, r={radius:g}\"{at}): "
-              f"{len(result)} shown")
-        write_table(select_present(result, _demo_columns(catalog)), "table")
+    catalogs = served_catalogs(data)
+    for name, served in sorted(catalogs.items()):
+        print(f"  {name}: {served.summary.rows:,} rows in "
+              f"{len(served.description.partitions)} partitions")
+    with running_server(catalogs) as address, Client(address) as client:
+        print(f"\nembedded gRPC server on {address}; sample queries through xmatch.Client:")
+        for name, label, ra, dec, radius, epoch in DEMO_CONES:
+            result = client.cone(name, ra, dec, radius=radius, limit=5, epoch=epoch, arrow=True)
+            at = f", epoch J{epoch}" if epoch else ""
+            print(f"\ncone {name} around {label} (ra={ra}, dec={dec}, r={radius:g}\"{at}): "
+                  f"{len(result)} shown")
+            write_table(select_present(result, _demo_columns(catalogs[name].description)),
+                        "table")
+        # Hipparcos stars move between J1991.25 and Gaia's J2016.0: propagate, then match.
+        hip = catalogs["hipparcos2"].index.table.slice(0, 8)
+        ra, dec = propagate(hip["ra"].to_numpy(), hip["dec"].to_numpy(),
+                            hip["pmra"].to_numpy(zero_copy_only=False),
+                            hip["pmdec"].to_numpy(zero_copy_only=False), 1991.25, 2016.0,
+                            parallax=hip["parallax"].to_numpy(zero_copy_only=False))
+        matches = client.crossmatch(ra, dec, catalog="gaia_dr3", radius=1.0,
+                                    columns=["source_id", "phot_g_mean_mag"], arrow=True)
+        matches = matches.add_column(1, "hip", hip["hip"].take(matches["query_index"]))
+        print("\ncross-match of 8 Hipparcos 2 stars, moved to J2016.0, with Gaia DR3 "
+              "within 1\":")
+        write_table(matches, "table")
     return 0
 
 
-def _demo_columns(catalog):
-    spec = catalog.spec
-    wanted = [spec.id or "xmatch_row", spec.ra, spec.dec, *spec.key,
-              "separation_arcsec", "position_angle_deg"]
+def _demo_columns(description):
+    wanted = [description.id_column or "xmatch_row", description.ra_column,
+              description.dec_column, *description.key_columns, "separation_arcsec",
+              "position_angle_deg"]
     return [c for c in dict.fromkeys(wanted) if c]
-
-
 
 
 def cmd_load(args) -> int:
@@ -288,14 +348,81 @@ def cmd_remove(args) -> int:
 
 
 def cmd_cone(args) -> int:
-    from xmatch.store.catalog import open_catalog
-
-    catalog = open_catalog(args.name, _data(args))
-    radius = args.radius if args.radius is not None else catalog.spec.default_radius_arcsec
     columns = args.columns.split(",") if args.columns else None
-    result = catalog.cone(args.ra, args.dec, radius, columns=columns, limit=args.limit,
-                          epoch=args.epoch)
+    if args.server:
+        from xmatch.service.client import Client
+
+        with Client(args.server) as client:
+            radius = args.radius if args.radius is not None else client.describe(
+                args.name)["default_radius_arcsec"]
+            result = client.cone(args.name, args.ra, args.dec, radius=radius, columns=columns,
+                                 limit=args.limit, epoch=args.epoch, arrow=True)
+    else:
+        from xmatch.store.catalog import open_catalog
+
+        catalog = open_catalog(args.name, _data(args))
+        radius = args.radius if args.radius is not None else catalog.spec.default_radius_arcsec
+        result = catalog.cone(args.ra, args.dec, radius, columns=columns, limit=args.limit,
+                              epoch=args.epoch)
     write_table(result, args.format, args.out)
+    return 0
+
+
+def cmd_crossmatch(args) -> int:
+    import pyarrow as pa
+    from astropy.table import Table
+
+    try:
+        queries = Table.read(args.file)
+    except Exception as exc:  # astropy raises many kinds for unreadable input
+        raise XmatchError(f"{args.file}: cannot read a table ({type(exc).__name__}: {exc})") \
+            from None
+    for column in (args.ra_column, args.dec_column):
+        if column not in queries.colnames:
+            raise XmatchError(f"{args.file}: no column '{column}' (columns: "
+                              f"{', '.join(queries.colnames)}); name them with --ra-column "
+                              "and --dec-column")
+    ra = np.asarray(queries[args.ra_column], dtype=np.float64)
+    dec = np.asarray(queries[args.dec_column], dtype=np.float64)
+    columns = args.columns.split(",") if args.columns else None
+    options = {"mode": args.mode, "k": args.k, "columns": columns, "epoch": args.epoch}
+    if args.server:
+        from xmatch.service.client import Client
+
+        with Client(args.server) as client:
+            result = client.crossmatch(ra, dec, catalog=args.catalog, radius=args.radius,
+                                       arrow=True, **options)
+    else:
+        from xmatch.index import SkyIndex
+        from xmatch.store.catalog import open_catalog
+
+        catalog = open_catalog(args.catalog, _data(args))
+        radius = args.radius if args.radius is not None else catalog.spec.default_radius_arcsec
+        result = SkyIndex.from_catalog(catalog, columns).crossmatch(ra, dec, radius=radius,
+                                                                    **options)
+    inputs = pa.table({name: np.asarray(queries[name]) for name in queries.colnames})
+    joined = inputs.take(result["query_index"])
+    for name in result.column_names[1:]:  # after query_index
+        out_name = name if name not in joined.column_names else f"{name}_{args.catalog}"
+        joined = joined.append_column(out_name, result[name])
+    fmt = args.format or _format_of(args.out)
+    write_table(joined, fmt, args.out)
+    if args.out:
+        matched = result.num_rows - result["match_rank"].null_count
+        print(f"{len(ra):,} positions, {matched:,} matches -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _format_of(path: str | None) -> str:
+    suffixes = {".csv": "csv", ".ecsv": "ecsv", ".json": "json", ".parquet": "parquet",
+                ".vot": "votable", ".xml": "votable", ".votable": "votable"}
+    return suffixes.get(Path(path).suffix.lower(), "table") if path else "table"
+
+
+def cmd_serve(args) -> int:
+    from xmatch.service.embedded import serve
+
+    serve(_data(args), host=args.host, port=args.port)
     return 0
 
 
@@ -321,5 +448,6 @@ def cmd_loaders(args) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "list": cmd_list, "info": cmd_info,
-            "verify": cmd_verify, "remove": cmd_remove, "cone": cmd_cone, "specs": cmd_specs,
+            "verify": cmd_verify, "remove": cmd_remove, "cone": cmd_cone,
+            "crossmatch": cmd_crossmatch, "serve": cmd_serve, "specs": cmd_specs,
             "loaders": cmd_loaders}

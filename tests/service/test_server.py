@@ -2,9 +2,6 @@
 Hipparcos 2: answers equal the in-process kernels and astropy; bad requests get precise
 status codes and the server keeps serving."""
 
-import asyncio
-import threading
-
 import astropy.units as u
 import grpc
 import numpy as np
@@ -14,15 +11,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from mocpy import MOC
 
-from xmatch.service.server import (
-    SERVICE_NAME,
-    Limits,
-    ServedCatalog,
-    XmatchServicer,
-    create_server,
-    ipc_to_table,
-    stop_server,
-)
+from xmatch.service.embedded import running_server
+from xmatch.service.server import SERVICE_NAME, Limits, ServedCatalog, ipc_to_table
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
 LIMITS = Limits(max_radius_arcsec=5 * 3600.0, max_rows=2_000, max_batch=200_000,
@@ -33,16 +23,10 @@ LIMITS = Limits(max_radius_arcsec=5 * 3600.0, max_rows=2_000, max_batch=200_000,
 def served(default_catalogs):
     catalogs = {name: ServedCatalog.from_catalog(catalog)
                 for name, catalog in default_catalogs.items()}
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server, port = asyncio.run_coroutine_threadsafe(
-        create_server(XmatchServicer(catalogs, LIMITS)), loop).result()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield xmatch_pb2_grpc.XmatchStub(channel), channel, catalogs
-    channel.close()
-    asyncio.run_coroutine_threadsafe(stop_server(server, 0), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
+    with running_server(catalogs, limits=LIMITS) as address:
+        channel = grpc.insecure_channel(address)
+        yield xmatch_pb2_grpc.XmatchStub(channel), channel, catalogs
+        channel.close()
 
 
 def test_list_and_describe(served):

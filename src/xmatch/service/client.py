@@ -1,0 +1,134 @@
+"""Python client of the xmatch service: ``xmatch.Client("host:port")``.
+
+Answers come back as astropy Tables (``.to_pandas()`` works on them); pass ``arrow=True``
+for the pyarrow Table as received. Positions may be a ``SkyCoord`` or ra/dec in degrees
+(numbers, arrays or angle Quantities); radii arcsec or angle Quantities.
+"""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pyarrow as pa
+
+from xmatch.service.server import ipc_to_table
+from xmatch.sky import coords
+from xmatch.tables import to_astropy
+from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
+
+MODES = {"nearest": xmatch_pb2.MATCH_MODE_NEAREST, "k": xmatch_pb2.MATCH_MODE_K_NEAREST,
+         "all": xmatch_pb2.MATCH_MODE_ALL}
+
+#: Positions per streamed cross-match batch.
+BATCH_SIZE = 50_000
+
+
+class Client:
+    """A connection to an xmatch server (embedded, or a cluster's router)."""
+
+    def __init__(self, address: str, *, timeout: float | None = 60.0,
+                 max_message_bytes: int = 64 * 2**20):
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address, options=[
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes)])
+        self._stub = xmatch_pb2_grpc.XmatchStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def catalogs(self) -> list[dict]:
+        """One summary per served catalog (name, title, rows, epoch, default radius...)."""
+        answer = self._stub.ListCatalogs(xmatch_pb2.ListCatalogsRequest(), timeout=self.timeout)
+        return [_summary(c) for c in answer.catalogs]
+
+    def describe(self, name: str) -> dict:
+        """Everything the server knows of one catalog, with its Arrow schema."""
+        d = self._stub.DescribeCatalog(xmatch_pb2.DescribeCatalogRequest(name=name),
+                                       timeout=self.timeout)
+        return {**_summary(d.summary), "schema": pa.ipc.read_schema(pa.py_buffer(d.arrow_schema)),
+                "id_column": d.id_column, "ra_column": d.ra_column, "dec_column": d.dec_column,
+                "key_columns": list(d.key_columns), "coverage_moc": d.coverage_moc,
+                "partitions": [(p.order, p.pixel, p.rows) for p in d.partitions]}
+
+    def cone(self, catalog: str, position, dec=None, *, radius, columns=None, limit=None,
+             epoch=None, arrow: bool = False):
+        """Rows of ``catalog`` within ``radius`` of one position, closest first."""
+        ra_deg, dec_deg, coord_epoch = coords.positions(position, dec)
+        if len(ra_deg) != 1:
+            raise ValueError("cone takes one position; use crossmatch for many")
+        epochs = coords.epochs(epoch, 1) if epoch is not None else coord_epoch
+        request = xmatch_pb2.ConeRequest(
+            catalog=catalog, ra_deg=float(ra_deg[0]), dec_deg=float(dec_deg[0]),
+            radius_arcsec=float(coords.radii_arcsec(radius, 1)[0]), columns=columns or [],
+            limit=limit or 0)
+        if epochs is not None:
+            request.epoch_jyear = float(epochs[0])
+        table = ipc_to_table(self._stub.Cone(request, timeout=self.timeout).arrow_ipc)
+        return table if arrow else to_astropy(table)
+
+    def crossmatch(self, positions, dec=None, *, catalog: str, radius=None,
+                   mode: str = "nearest", k: int = 1, columns=None, epoch=None,
+                   batch_size: int = BATCH_SIZE, arrow: bool = False):
+        """Match many positions against ``catalog`` over one stream of batches.
+
+        The result is a left join (see :meth:`xmatch.SkyIndex.crossmatch`), with
+        ``query_index`` counting over all positions given.
+        """
+        ra_deg, dec_deg, coord_epoch = coords.positions(positions, dec)
+        n = len(ra_deg)
+        if mode not in MODES:
+            raise ValueError(f"mode = {mode!r} is not allowed; mode must be one of "
+                             f"{', '.join(MODES)}")
+        radii = None if radius is None else coords.radii_arcsec(radius, n)
+        epochs = coords.epochs(epoch, n) if epoch is not None else coord_epoch
+        starts = list(range(0, n, batch_size))
+
+        def requests():
+            yield xmatch_pb2.CrossmatchRequest(options=xmatch_pb2.CrossmatchOptions(
+                catalog=catalog, mode=MODES[mode], k=k if mode == "k" else 0,
+                columns=columns or []))
+            for batch_id, start in enumerate(starts):
+                part = slice(start, start + batch_size)
+                yield xmatch_pb2.CrossmatchRequest(batch=xmatch_pb2.PositionBatch(
+                    batch_id=batch_id, ra_deg=ra_deg[part], dec_deg=dec_deg[part],
+                    radius_arcsec=[] if radii is None else radii[part],
+                    epoch_jyear=[] if epochs is None else epochs[part]))
+
+        pieces = []
+        for answer in self._stub.Crossmatch(requests(), timeout=self.timeout):
+            table = ipc_to_table(answer.arrow_ipc)
+            offset = starts[answer.batch_id]
+            query = pa.compute.add(table["query_index"], offset)
+            pieces.append(table.set_column(0, "query_index", query))
+        if not pieces:  # no positions: ask for the empty result's shape with one query
+            empty = self.crossmatch([0.0], [0.0], catalog=catalog, radius=radius or 1.0,
+                                    mode=mode, k=k, columns=columns, arrow=True)
+            table = empty.slice(0, 0)
+        else:
+            table = pa.concat_tables(pieces)
+        return table if arrow else to_astropy(table)
+
+    def region(self, catalog: str, ranges29, *, columns=None, limit=None, arrow: bool = False):
+        """Rows inside a MOC given as order-29 ranges (``mocpy``'s ``to_depth29_ranges``)."""
+        request = xmatch_pb2.RegionSearchRequest(
+            catalog=catalog, ranges29=np.asarray(ranges29, dtype=np.int64).ravel(),
+            columns=columns or [], limit=limit or 0)
+        pieces = [ipc_to_table(b.arrow_ipc)
+                  for b in self._stub.RegionSearch(request, timeout=self.timeout)]
+        table = pa.concat_tables(pieces)
+        return table if arrow else to_astropy(table)
+
+
+def _summary(summary) -> dict:
+    return {"name": summary.name, "title": summary.title, "rows": summary.rows,
+            "epoch_jyear": summary.epoch_jyear if summary.HasField("epoch_jyear") else None,
+            "default_radius_arcsec": summary.default_radius_arcsec,
+            "proper_motions": summary.proper_motions, "synthetic": summary.synthetic}
