@@ -23,7 +23,8 @@ from xmatch.store import (  # noqa: E402
 from xmatch.store.writer import LoadOptions  # noqa: E402
 
 __all__ = [
-    "__version__", "Catalog", "CatalogNotFoundError", "Client", "CatalogSpec", "DamagedCatalogError",
+    "__version__", "Catalog", "CatalogNotFoundError", "CatalogSpec", "Client",
+    "DamagedCatalogError",
     "DataDirectory", "HealpixPixel", "LoadError", "LoadOptions", "SkyIndex", "SpecError",
     "XmatchError", "bundled_spec", "bundled_spec_names", "crossmatch", "default_data_dir",
     "ensure_default_catalogs", "load_catalog", "moc_contains", "open_catalog", "propagate",
