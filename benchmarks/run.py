@@ -1,5 +1,5 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch for one of them).
+--only load|crossmatch|service for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -14,13 +14,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_crossmatch  # noqa: E402
 import bench_load  # noqa: E402
+import bench_service  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
-    parser.add_argument("--only", choices=["load", "crossmatch"],
+    parser.add_argument("--only", choices=["load", "crossmatch", "service"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -33,6 +34,10 @@ def main():
         sizes = ["--rows", "1000000", "--queries", "100000"] if args.quick else []
         print("== cross-match and cone search: xmatch kernels vs astropy and LSDB ==")
         bench_crossmatch.main([*sizes, "--json", str(results)])
+    if args.only in (None, "service"):
+        sizes = ["--cones", "500", "--positions", "100000"] if args.quick else []
+        print("== service (embedded): cone latency, concurrent cones, streaming ==")
+        bench_service.main([*sizes, "--json", str(results)])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ any table (:meth:`SkyIndex.from_table`), then query it as often as needed.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -392,7 +393,8 @@ class SkyIndex:
         if n == 0 or len(self) == 0:
             return out_pos, out_sep, out_pa
         index, order, *queries = self._kernel_queries(ra, dec, radius_arcsec, epoch_jyear)
-        search.nearest_kernel(*queries, k, *index._kernel_arrays(), out_pos, out_sep, out_pa)
+        _run_kernel(search.nearest_kernel, search._nearest_task, len(ra), *queries, k,
+                    *index._kernel_arrays(), out_pos, out_sep, out_pa)
         matched = out_pos >= 0
         out_pos[matched] = index.rows[out_pos[matched]]
         if order is None:
@@ -411,15 +413,16 @@ class SkyIndex:
         counts = np.empty(n, dtype=np.int64)
         offsets = np.zeros(n + 1, dtype=np.int64)
         no_rows, no_values = np.empty(0, np.int64), np.empty(0)
-        search.within_kernel(*queries, offsets, True, *arrays, counts, no_rows, no_rows,
-                             no_values, no_values)
+        _run_kernel(search.within_kernel, search._within_task, n, *queries, offsets, True,
+                    *arrays, counts, no_rows, no_rows, no_values, no_values)
         np.cumsum(np.minimum(counts, limit) if limit else counts, out=offsets[1:])
         total = int(offsets[-1])
         query = np.empty(total, dtype=np.int64)
         pos = np.empty(total, dtype=np.int64)
         sep = np.empty(total)
         angle = np.empty(total)
-        search.within_kernel(*queries, offsets, False, *arrays, counts, query, pos, sep, angle)
+        _run_kernel(search.within_kernel, search._within_task, n, *queries, offsets, False,
+                    *arrays, counts, query, pos, sep, angle)
         if order is None:
             return query, index.rows[pos], sep, angle
         # Back to the caller's query order: move each query's block of matches (closest
@@ -475,6 +478,22 @@ def _take(column: pa.ChunkedArray, rows: np.ndarray, with_nulls, matched) -> pa.
         return pa.array(values) if matched is None else with_nulls(values, column.type)
     indices = pa.array(rows) if matched is None else pa.array(rows, mask=~matched)
     return column.take(indices).combine_chunks()
+
+
+#: One parallel kernel at a time: each uses every core already, and numba's fallback
+#: threading layer (workqueue) must not be entered from two threads at once.
+_PARALLEL_LAUNCH = threading.Lock()
+
+
+def _run_kernel(parallel_kernel, serial_task, n_queries, *args):
+    """Run a search kernel: small batches (a cone, a few alerts) serially in the calling
+    thread, so that concurrent requests run side by side without launching threads;
+    larger ones on all cores."""
+    if n_queries <= search.QUERIES_PER_TASK:
+        serial_task(0, n_queries, *args)
+    else:
+        with _PARALLEL_LAUNCH:
+            parallel_kernel(*args)
 
 
 def check_cone_arguments(ra, dec, radius, limit, epoch):
