@@ -63,10 +63,22 @@ class Motion:
     epoch0: np.ndarray       # (n,) Julian years of each row's astrometry
     mu_max: float            # largest total proper motion, rad/yr
     mu_r_max: float          # largest |radial proper motion|, rad/yr
+    epoch0_range: tuple      # (min, max) of epoch0
 
     def take(self, order: np.ndarray) -> Motion:
         return replace(self, vectors=np.ascontiguousarray(self.vectors[order]),
                        epoch0=np.ascontiguousarray(self.epoch0[order]))
+
+    def drift_rad(self, epoch_jyear, indexed_range) -> np.ndarray:
+        """Upper bound of how far any row moves between its indexed position (at an epoch
+        within ``indexed_range``) and ``epoch_jyear`` (array or scalar)."""
+        epoch_jyear = np.asarray(epoch_jyear, dtype=np.float64)
+        e0_lo, e0_hi = self.epoch0_range
+        lo, hi = indexed_range
+        span = np.maximum(np.abs(epoch_jyear - lo), np.abs(epoch_jyear - hi))
+        tau = np.maximum.reduce([np.abs(epoch_jyear - e0_lo), np.abs(epoch_jyear - e0_hi),
+                                 np.full_like(epoch_jyear, max(abs(hi - e0_lo), abs(lo - e0_hi)))])
+        return max_drift_rad(self.mu_max, self.mu_r_max, tau, span)
 
 
 @dataclass(frozen=True)
@@ -168,11 +180,10 @@ class SkyIndex:
         def present(column):  # optional spec columns may be absent from a given load
             return column if column and column in available else None
 
-        needed = [spec.ra, spec.dec, HEALPIX29_COLUMN]
         has_pm = bool(present(spec.pmra) and present(spec.pmdec))
+        needed = [c for c in (spec.ra, spec.dec, HEALPIX29_COLUMN, spec.epoch_column) if c]
         motion_columns = [c for c in (spec.pmra, spec.pmdec, present(spec.parallax),
                                       present(spec.radial_velocity)) if c and has_pm]
-        motion_columns += [c for c in (spec.epoch_column,) if c]
         if columns is not None:
             unknown = [c for c in columns if c not in available]
             if unknown:
@@ -337,21 +348,12 @@ class SkyIndex:
         if self.motion is None or epoch_jyear is None:
             return self, np.zeros(n), np.full(n, np.nan)
         index = self
-        drift = index._drift(epoch_jyear)
+        drift = self.motion.drift_rad(epoch_jyear, self.epoch_range)
         if n >= REINDEX_MIN_QUERIES and np.median(drift) > REINDEX_DRIFT_FACTOR * max(
                 np.median(radius_arcsec) * ARCSEC_TO_RAD, 1e-6):
             index = self.at_epoch(round(float(np.median(epoch_jyear)), 3))
-            drift = index._drift(epoch_jyear)
+            drift = index.motion.drift_rad(epoch_jyear, index.epoch_range)
         return index, drift, epoch_jyear
-
-    def _drift(self, epoch_jyear):
-        epoch0 = self.motion.epoch0
-        e0_lo, e0_hi = (float(epoch0.min()), float(epoch0.max())) if len(epoch0) else (0, 0)
-        lo, hi = self.epoch_range
-        span = np.maximum(np.abs(epoch_jyear - lo), np.abs(epoch_jyear - hi))
-        tau = np.maximum.reduce([np.abs(epoch_jyear - e0_lo), np.abs(epoch_jyear - e0_hi),
-                                 np.full_like(epoch_jyear, max(abs(hi - e0_lo), abs(lo - e0_hi)))])
-        return max_drift_rad(self.motion.mu_max, self.motion.mu_r_max, tau, span)
 
     def _kernel_arrays(self):
         if self.motion is None:
@@ -514,30 +516,24 @@ def widest_drift_arcsec(catalog, epoch) -> float:
     without proper motions or epoch). Reads the motion columns once per catalog object."""
     if epoch is None:
         return 0.0
-    bounds = getattr(catalog, "_motion_bounds", None)
-    if bounds is None:
+    motion = getattr(catalog, "_motion", None)
+    if motion is None:
         spec = catalog.spec
         names = catalog.schema.names
         if not (spec.pmra in names and spec.pmdec in names):
-            bounds = (0.0, 0.0, 0.0, 0.0)
-        else:
-            columns = [c for c in (spec.pmra, spec.pmdec, spec.parallax, spec.radial_velocity,
-                                   spec.epoch_column) if c and c in names]
-            table = catalog.read(list(dict.fromkeys([spec.ra, spec.dec, *columns])))
-            index = SkyIndex.from_table(
-                table, spec.ra, spec.dec, pmra=spec.pmra, pmdec=spec.pmdec,
-                parallax=spec.parallax if spec.parallax in columns else None,
-                radial_velocity=spec.radial_velocity if spec.radial_velocity in columns else None,
-                epoch=spec.epoch_column or spec.epoch_jyear)
-            epoch0 = index.motion.epoch0
-            bounds = (index.motion.mu_max, index.motion.mu_r_max,
-                      float(epoch0.min()) if len(epoch0) else 0.0,
-                      float(epoch0.max()) if len(epoch0) else 0.0)
-        catalog._motion_bounds = bounds
-    mu_max, mu_r_max, e0_lo, e0_hi = bounds
-    epoch_jyear = float(coords.epochs(epoch, 1)[0])
-    tau = max(abs(epoch_jyear - e0_lo), abs(epoch_jyear - e0_hi))
-    return float(max_drift_rad(mu_max, mu_r_max, tau, tau)) / ARCSEC_TO_RAD
+            return 0.0
+        optional = [c if c in names else None for c in (spec.parallax, spec.radial_velocity)]
+        table = catalog.read(list(dict.fromkeys(
+            c for c in (spec.ra, spec.dec, spec.pmra, spec.pmdec, *optional, spec.epoch_column)
+            if c)))
+        epoch0 = (_column(table, spec.epoch_column) if spec.epoch_column
+                  else np.full(table.num_rows, float(spec.epoch_jyear)))
+        motion = _motion(_column(table, spec.ra), _column(table, spec.dec),
+                         _column(table, spec.pmra), _column(table, spec.pmdec),
+                         *(None if c is None else _column(table, c) for c in optional), epoch0)
+        catalog._motion = motion
+    drift = motion.drift_rad(coords.epochs(epoch, 1)[0], motion.epoch0_range)
+    return float(drift) / ARCSEC_TO_RAD
 
 
 def _cell_table(pixels: np.ndarray, cell_order: int) -> np.ndarray:
@@ -582,8 +578,7 @@ def crossmatch(left, right, *, radius=None, mode: str = "nearest", k: int = 1,
         epoch0[left.rows] = left.motion.epoch0
         xyz = np.empty((len(left), 3))
         propagate_kernel(motion, epoch0, np.full(len(left), lo), xyz)
-        ra = np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])) % 360.0
-        dec = np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)))
+        ra, dec = _radec_deg(xyz)
     elif right.motion is not None:
         if left.motion is not None:
             epoch = np.empty(len(left))
@@ -672,17 +667,23 @@ def propagate(ra, dec, pmra, pmdec, from_epoch, to_epoch, parallax=None, radial_
                            arrays.get("parallax"), arrays.get("radial_velocity"))
     xyz = np.empty((n, 3))
     propagate_kernel(motion, coords.epochs(from_epoch, n), coords.epochs(to_epoch, n), xyz)
-    ra_out = np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])) % 360.0
-    dec_out = np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)))
-    return ra_out, dec_out
+    return _radec_deg(xyz)
 
 
 def _motion(ra_deg, dec_deg, pmra, pmdec, parallax, rv, epoch0) -> Motion:
     vectors = motion_arrays(ra_deg, dec_deg, pmra, pmdec, parallax, rv)
     mu = np.sqrt(np.sum(vectors[:, 3:6] ** 2, axis=1))
-    return Motion(vectors, np.ascontiguousarray(epoch0, dtype=np.float64),
-                  float(mu.max()) if len(mu) else 0.0,
-                  float(np.abs(vectors[:, 6]).max()) if len(mu) else 0.0)
+    epoch0 = np.ascontiguousarray(epoch0, dtype=np.float64)
+    if not len(mu):
+        return Motion(vectors, epoch0, 0.0, 0.0, (0.0, 0.0))
+    return Motion(vectors, epoch0, float(mu.max()), float(np.abs(vectors[:, 6]).max()),
+                  (float(epoch0.min()), float(epoch0.max())))
+
+
+def _radec_deg(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ra, dec) in degrees of unit vectors (n, 3)."""
+    return (np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])) % 360.0,
+            np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0))))
 
 
 def _as_arrow(table) -> pa.Table:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -165,13 +164,16 @@ class XmatchServicer(xmatch_pb2_grpc.XmatchServicer):
                 f"no catalog {name!r} here; catalogs served: {', '.join(sorted(self.catalogs))}")
         return served
 
-    def _check_radius(self, radius_arcsec: float) -> None:
-        if not (math.isfinite(radius_arcsec) and radius_arcsec >= 0):
-            raise ValueError(f"radius_arcsec = {radius_arcsec!r} is not allowed; it must be "
-                             "finite and >= 0")
-        if radius_arcsec > self.limits.max_radius_arcsec:
+    def _check_radius(self, radius_arcsec, where: str = "") -> None:
+        """One radius or one per position: finite, >= 0 and within the limit."""
+        values = np.atleast_1d(np.asarray(radius_arcsec, dtype=np.float64))
+        bad = ~(np.isfinite(values) & (values >= 0))
+        if bad.any():
+            raise ValueError(f"{where}radius_arcsec = {float(values[bad][0])!r} is not allowed; "
+                             "it must be finite and >= 0")
+        if values.size and values.max() > self.limits.max_radius_arcsec:
             raise LimitExceededError(
-                f"radius_arcsec = {radius_arcsec:g} is over this server's limit of "
+                f"{where}radius_arcsec = {values.max():g} is over this server's limit of "
                 f"{self.limits.max_radius_arcsec:g} arcsec")
 
     def _check_rows(self, rows: int, what: str) -> None:
@@ -292,10 +294,7 @@ class XmatchServicer(xmatch_pb2_grpc.XmatchServicer):
         radius = options["radius"]
         if len(batch.radius_arcsec):
             radius = np.asarray(batch.radius_arcsec, dtype=np.float64)
-            if radius.size and np.nanmax(radius) > self.limits.max_radius_arcsec:
-                raise LimitExceededError(
-                    f"batch {batch.batch_id}: a radius of {np.nanmax(radius):g} arcsec is over "
-                    f"this server's limit of {self.limits.max_radius_arcsec:g}")
+            self._check_radius(radius, f"batch {batch.batch_id}: ")
         epoch = np.asarray(batch.epoch_jyear) if len(batch.epoch_jyear) else options["epoch"]
         ra = np.asarray(batch.ra_deg, dtype=np.float64)
         dec = np.asarray(batch.dec_deg, dtype=np.float64)

@@ -32,11 +32,6 @@ def max_pixel_radius_rad(order: int) -> float:
     return float(healpy.max_pixrad(order_to_nside(order)))
 
 
-def neighbours(order: int, pixels: np.ndarray) -> np.ndarray:
-    """The 8 neighbours of each pixel, shape (8, n), -1 where none (healpy's order)."""
-    return healpy.get_all_neighbours(order_to_nside(order), np.asarray(pixels), nest=True)
-
-
 def radec_to_healpix29(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """NESTED order-29 pixel of each (ra, dec) in degrees, as int64.
 
