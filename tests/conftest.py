@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+
+from xmatch import CatalogSpec, DataDirectory, LoadOptions, SkyIndex, load_catalog, open_catalog
+from xmatch.service.cluster import start_shard, wait_serving
+from xmatch.service.embedded import running, running_server
+from xmatch.service.plan import Plan, make_plan
+from xmatch.service.router import Router
+from xmatch.service.server import Limits, ServedCatalog
+from xmatch.v1 import xmatch_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("XMATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -67,3 +80,108 @@ def default_catalogs(tmp_path_factory):
     options = LoadOptions(workers=2, progress=False)
     return {name: load_catalog(name, data=data, options=options)
             for name in ("gaia_dr3", "hipparcos2")}
+
+
+# ------------------------------------------------------------------------- service servers
+# Real servers on loopback ports: an embedded server and a cluster of three shard server
+# processes (every partition on two of them) behind a router, both over the same data
+# directory (the bundled Gaia DR3 subset and Hipparcos 2, plus a random catalog of many
+# mixed-order partitions), with the in-process indexes to compare against.
+
+LIMITS = Limits(max_radius_arcsec=5 * 3600.0, max_rows=2_000, max_batch=200_000,
+                region_batch_rows=500)
+RANDOM_SPEC = CatalogSpec(name="random", id="id", ra="ra", dec="dec", key=("mag",),
+                          threshold_rows=300, highest_order=6, default_radius_arcsec=2.0)
+
+
+@pytest.fixture(scope="session")
+def service_data(default_catalogs, tmp_path_factory) -> DataDirectory:
+    root = tmp_path_factory.mktemp("service")
+    data = DataDirectory(root / "data")
+    options = LoadOptions(workers=2, progress=False)
+    for name, catalog in default_catalogs.items():
+        load_catalog(name, [str(catalog.root)], data=data, options=options)
+    source = root / "random.parquet"
+    pq.write_table(random_sky_table(20_000, seed=11), source)
+    load_catalog(spec=RANDOM_SPEC, sources=[str(source)], data=data, options=options)
+    return data
+
+
+@pytest.fixture(scope="session")
+def reference(service_data) -> dict[str, SkyIndex]:
+    """Each catalog indexed whole, in this process: the answers to compare with."""
+    return {name: SkyIndex.from_catalog(open_catalog(name, service_data))
+            for name in service_data.names()}
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@dataclass
+class Cluster:
+    plan: Plan
+    plan_path: str
+    address: str
+    logs: object
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        self.processes[name] = start_shard(self.plan_path, name)
+        shard = self.plan.shards[self.plan.shard_index(name)]
+        wait_serving(shard.address, 120, self.processes[name])
+
+    def kill(self, name: str) -> None:
+        self.processes[name].kill()
+        self.processes[name].wait()
+
+    def ensure_all_running(self) -> None:
+        for shard in self.plan.shards:
+            if self.processes[shard.name].poll() is not None:
+                self.start(shard.name)
+
+
+@pytest.fixture(scope="session")
+def cluster(service_data, tmp_path_factory):
+    """Three shard processes, replicas 2, and an in-process router on a loopback port."""
+    root = tmp_path_factory.mktemp("cluster")
+    plan = make_plan(service_data, shards=3, replicas=2, shard_ports=free_ports(3))
+    plan_path = str(root / "plan.json")
+    plan.write(plan_path)
+    cluster = Cluster(plan, plan_path, "", None)
+    try:
+        for shard in plan.shards:  # start all, then wait: they load at the same time
+            cluster.processes[shard.name] = start_shard(plan_path, shard.name)
+        for shard in plan.shards:
+            wait_serving(shard.address, 180, cluster.processes[shard.name])
+        with running(lambda: Router(plan, LIMITS)) as address:
+            cluster.address = address
+            yield cluster
+    finally:
+        for process in cluster.processes.values():
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def embedded(service_data):
+    catalogs = {name: ServedCatalog.from_catalog(open_catalog(name, service_data))
+                for name in service_data.names()}
+    with running_server(catalogs, limits=LIMITS) as address:
+        yield address
+
+
+@pytest.fixture(params=["embedded", "router"])
+def served(request, reference):
+    """(stub, channel, reference indexes) of the embedded server, then of the router."""
+    address = (request.getfixturevalue("embedded") if request.param == "embedded"
+               else request.getfixturevalue("cluster").address)
+    channel = grpc.insecure_channel(address)
+    yield xmatch_pb2_grpc.XmatchStub(channel), channel, reference
+    channel.close()

@@ -181,6 +181,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051, help="port (0: any free port)")
     _data_arg(serve)
 
+    cluster = commands.add_parser(
+        "cluster", help="run a local cluster: shard servers behind a router",
+        description="Plan how the catalogs of a data directory are spread over shard "
+                    "servers (`plan`), then run them (`up`), or run one shard or the router "
+                    "on its own (`shard`, `router`).")
+    steps = cluster.add_subparsers(dest="step", required=True, metavar="STEP")
+    plan = steps.add_parser(
+        "plan", help="write a cluster plan balanced by rows",
+        description="Places every partition of every catalog on --replicas of --shards shard "
+                    "servers, largest partitions first on the least loaded shards, and writes "
+                    "the plan (JSON) for `xmatch cluster up`.")
+    plan.add_argument("--shards", type=int, required=True, help="number of shard servers")
+    plan.add_argument("--replicas", type=int, default=1,
+                      help="shard servers holding each partition (default 1)")
+    plan.add_argument("--host", default="127.0.0.1", help="host of every server")
+    plan.add_argument("--port", type=int, default=50051,
+                      help="router port; shard i listens on port + 1 + i (default 50051)")
+    plan.add_argument("--out", default="cluster.json", help="plan file (default cluster.json)")
+    _data_arg(plan)
+    up = steps.add_parser(
+        "up", help="start the shard servers and the router of a plan",
+        description="Starts one process per shard, waits until each is SERVING, serves the "
+                    "router in this process and restarts shards that die. Ctrl-C or SIGTERM "
+                    "stops the router, then the shards, each draining running calls.")
+    up.add_argument("--plan", required=True, metavar="FILE", help="the plan file")
+    shard = steps.add_parser("shard", help="serve one shard of a plan")
+    shard.add_argument("--plan", required=True, metavar="FILE", help="the plan file")
+    shard.add_argument("--name", required=True, help="the shard's name in the plan (shard-0...)")
+    router = steps.add_parser("router", help="serve the router of a plan")
+    router.add_argument("--plan", required=True, metavar="FILE", help="the plan file")
+
     commands.add_parser("specs", help="list the bundled catalog specs")
     commands.add_parser("loaders", help="list the installed loaders (built in and plug-ins)")
     return parser
@@ -426,6 +457,28 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_cluster(args) -> int:
+    from xmatch.service import cluster
+    from xmatch.service.plan import Plan, make_plan
+
+    if args.step == "plan":
+        plan = make_plan(_data(args), args.shards, args.replicas, args.host, args.port)
+        plan.write(args.out)
+        total = sum(s.rows for slices in plan.catalogs.values() for s in slices)
+        print(f"{args.out}: {total:,} rows of {len(plan.catalogs)} catalog(s) on "
+              f"{len(plan.shards)} shard(s), {plan.replicas} replica(s) each; router at "
+              f"{plan.router}")
+        for i, shard in enumerate(plan.shards):
+            print(f"  {shard.name} at {shard.address}: {plan.rows_held_by(i):,} rows")
+    elif args.step == "up":
+        cluster.cluster_up(args.plan)
+    elif args.step == "shard":
+        cluster.serve_shard(Plan.read(args.plan), args.name)
+    else:
+        cluster.serve_router(Plan.read(args.plan))
+    return 0
+
+
 def cmd_specs(args) -> int:
     from xmatch.specs import bundled_spec, bundled_spec_names
 
@@ -449,5 +502,6 @@ def cmd_loaders(args) -> int:
 
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "list": cmd_list, "info": cmd_info,
             "verify": cmd_verify, "remove": cmd_remove, "cone": cmd_cone,
-            "crossmatch": cmd_crossmatch, "serve": cmd_serve, "specs": cmd_specs,
+            "crossmatch": cmd_crossmatch, "serve": cmd_serve, "cluster": cmd_cluster,
+            "specs": cmd_specs,
             "loaders": cmd_loaders}

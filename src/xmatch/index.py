@@ -511,27 +511,34 @@ def check_cone_arguments(ra, dec, radius, limit, epoch):
     return ra_deg, dec_deg, radius_arcsec, epoch_jyear
 
 
-def widest_drift_arcsec(catalog, epoch) -> float:
-    """How far any row of a store catalog can move between its epoch and ``epoch`` (0
-    without proper motions or epoch). Reads the motion columns once per catalog object."""
-    if epoch is None:
-        return 0.0
-    motion = getattr(catalog, "_motion", None)
-    if motion is None:
+def catalog_motion(catalog) -> Motion | None:
+    """The motions of every row of a store catalog (None without proper motions), read
+    once per catalog object."""
+    if not hasattr(catalog, "_motion"):
         spec = catalog.spec
         names = catalog.schema.names
-        if not (spec.pmra in names and spec.pmdec in names):
-            return 0.0
-        optional = [c if c in names else None for c in (spec.parallax, spec.radial_velocity)]
-        table = catalog.read(list(dict.fromkeys(
-            c for c in (spec.ra, spec.dec, spec.pmra, spec.pmdec, *optional, spec.epoch_column)
-            if c)))
-        epoch0 = (_column(table, spec.epoch_column) if spec.epoch_column
-                  else np.full(table.num_rows, float(spec.epoch_jyear)))
-        motion = _motion(_column(table, spec.ra), _column(table, spec.dec),
-                         _column(table, spec.pmra), _column(table, spec.pmdec),
-                         *(None if c is None else _column(table, c) for c in optional), epoch0)
+        motion = None
+        if spec.pmra in names and spec.pmdec in names:
+            optional = [c if c in names else None for c in (spec.parallax, spec.radial_velocity)]
+            table = catalog.read(list(dict.fromkeys(
+                c for c in (spec.ra, spec.dec, spec.pmra, spec.pmdec, *optional,
+                            spec.epoch_column) if c)))
+            epoch0 = (_column(table, spec.epoch_column) if spec.epoch_column
+                      else np.full(table.num_rows, float(spec.epoch_jyear)))
+            motion = _motion(_column(table, spec.ra), _column(table, spec.dec),
+                             _column(table, spec.pmra), _column(table, spec.pmdec),
+                             *(None if c is None else _column(table, c) for c in optional),
+                             epoch0)
         catalog._motion = motion
+    return catalog._motion
+
+
+def widest_drift_arcsec(catalog, epoch) -> float:
+    """How far any row of a store catalog can move between its epoch and ``epoch`` (0
+    without proper motions or epoch)."""
+    motion = None if epoch is None else catalog_motion(catalog)
+    if motion is None:
+        return 0.0
     drift = motion.drift_rad(coords.epochs(epoch, 1)[0], motion.epoch0_range)
     return float(drift) / ARCSEC_TO_RAD
 

@@ -1,6 +1,7 @@
-"""A real grpc.aio server on a loopback port, serving the bundled Gaia DR3 subset and
-Hipparcos 2: answers equal the in-process kernels and astropy; bad requests get precise
-status codes and the server keeps serving."""
+"""Real grpc.aio servers on loopback ports (the embedded server, and the router of a
+three-shard cluster with replicas 2; see ``served`` in conftest), serving the bundled Gaia
+DR3 subset and Hipparcos 2: answers equal the in-process kernels and astropy; bad requests
+get precise status codes and the server keeps serving."""
 
 import astropy.units as u
 import grpc
@@ -11,22 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from mocpy import MOC
 
-from xmatch.service.embedded import running_server
-from xmatch.service.server import SERVICE_NAME, Limits, ServedCatalog, ipc_to_table
-from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
-
-LIMITS = Limits(max_radius_arcsec=5 * 3600.0, max_rows=2_000, max_batch=200_000,
-                region_batch_rows=500)
-
-
-@pytest.fixture(scope="module")
-def served(default_catalogs):
-    catalogs = {name: ServedCatalog.from_catalog(catalog)
-                for name, catalog in default_catalogs.items()}
-    with running_server(catalogs, limits=LIMITS) as address:
-        channel = grpc.insecure_channel(address)
-        yield xmatch_pb2_grpc.XmatchStub(channel), channel, catalogs
-        channel.close()
+from xmatch.service.server import SERVICE_NAME, ipc_to_table
+from xmatch.v1 import xmatch_pb2
 
 
 def test_list_and_describe(served):
@@ -57,9 +44,9 @@ def test_cone_equals_in_process_kernel_and_astropy(served, ra, dec, radius):
                                               radius_arcsec=radius))
     table = ipc_to_table(answer.arrow_ipc)
     assert answer.rows == table.num_rows > 0
-    local = catalogs["gaia_dr3"].index.cone(ra, dec, radius)
+    local = catalogs["gaia_dr3"].cone(ra, dec, radius)
     assert table.equals(local)
-    gaia = catalogs["gaia_dr3"].index.table
+    gaia = catalogs["gaia_dr3"].table
     separation = SkyCoord(ra, dec, unit="deg").separation(
         SkyCoord(gaia["ra"].to_numpy(), gaia["dec"].to_numpy(), unit="deg")).arcsec
     inside = np.sort(gaia["source_id"].to_numpy()[separation <= radius])
@@ -78,7 +65,7 @@ def test_cone_with_epoch_columns_and_limit(served):
 
 def test_crossmatch_stream_equals_in_process(served):
     stub, _, catalogs = served
-    hip = catalogs["hipparcos2"].index.table
+    hip = catalogs["hipparcos2"].table
     ra, dec = hip["ra"].to_numpy(), hip["dec"].to_numpy()
     # Nearest mode answers one row per position: batches up to the 2,000-row limit.
     batches = [(100 + b, slice(start, start + 1_500))
@@ -94,7 +81,7 @@ def test_crossmatch_stream_equals_in_process(served):
     answers = list(stub.Crossmatch(requests()))
     assert [a.batch_id for a in answers] == [batch_id for batch_id, _ in batches]
     for answer, (_, part) in zip(answers, batches, strict=True):
-        local = catalogs["gaia_dr3"].index.crossmatch(ra[part], dec[part], radius=1.0,
+        local = catalogs["gaia_dr3"].crossmatch(ra[part], dec[part], radius=1.0,
                                                       columns=["source_id"])
         assert ipc_to_table(answer.arrow_ipc).equals(local)
         matched = local.num_rows - local["match_rank"].null_count
@@ -110,7 +97,7 @@ def test_region_search_equals_mocpy_and_resumes(served):
     batches = list(stub.RegionSearch(request))
     rows = [ipc_to_table(b.arrow_ipc) for b in batches]
     ids = np.concatenate([t["source_id"].to_numpy() for t in rows])
-    gaia = catalogs["gaia_dr3"].index.table
+    gaia = catalogs["gaia_dr3"].table
     inside = moc.contains_lonlat(Longitude(gaia["ra"].to_numpy(), u.deg),
                                  Latitude(gaia["dec"].to_numpy(), u.deg))
     np.testing.assert_array_equal(np.sort(ids), np.sort(gaia["source_id"].to_numpy()[inside]))

@@ -35,21 +35,26 @@ def served_catalogs(data, load_defaults: bool = True) -> dict[str, ServedCatalog
     return {name: ServedCatalog.from_catalog(open_catalog(name, data)) for name in data.names()}
 
 
-async def serve_forever(catalogs: dict[str, ServedCatalog], address: str,
-                        limits: Limits | None = None, announce=print) -> None:
-    """Serve until SIGINT or SIGTERM, then drain gracefully."""
-    server, port = await create_server(XmatchServicer(catalogs, limits), address)
+async def serve_forever(make_servicer, address: str, what: str = "xmatch",
+                        announce=print, stop: asyncio.Event | None = None) -> None:
+    """Serve the servicer ``make_servicer()`` makes (in this event loop) until SIGINT,
+    SIGTERM or ``stop``, then drain gracefully."""
+    servicer = make_servicer()
+    server, port = await create_server(servicer, address)
     host = address.rsplit(":", 1)[0]
-    announce(f"xmatch: serving {len(catalogs)} catalog(s) ({', '.join(sorted(catalogs))}) "
+    catalogs = servicer.catalogs
+    announce(f"{what}: serving {len(catalogs)} catalog(s) ({', '.join(sorted(catalogs))}) "
              f"on {host}:{port}")
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    announce(f"xmatch: stopping (health NOT_SERVING, {GRACE_SECONDS:g} s for running calls)")
+    announce(f"{what}: stopping (health NOT_SERVING, {GRACE_SECONDS:g} s for running calls)")
     await stop_server(server, GRACE_SECONDS)
-    announce("xmatch: stopped")
+    if hasattr(servicer, "close"):
+        await servicer.close()
+    announce(f"{what}: stopped")
 
 
 def serve(data, host: str = "127.0.0.1", port: int = 50051,
@@ -60,25 +65,39 @@ def serve(data, host: str = "127.0.0.1", port: int = 50051,
     rows = sum(len(c.index) for c in catalogs.values())
     print(f"xmatch: {rows:,} rows indexed in memory in {time.perf_counter() - started:.1f} s",
           flush=True)
-    asyncio.run(serve_forever(catalogs, f"{host}:{port}", limits,
+    asyncio.run(serve_forever(lambda: XmatchServicer(catalogs, limits), f"{host}:{port}",
                               announce=lambda text: print(text, flush=True)))
 
 
 @contextmanager
 def running_server(catalogs: dict[str, ServedCatalog], address: str = "127.0.0.1:0",
                    limits: Limits | None = None):
-    """A server on its own event-loop thread for the duration of a ``with`` block; yields
-    its ``host:port``. For the demo, tests and benchmarks in one process."""
+    """An embedded server on its own event-loop thread for the duration of a ``with``
+    block; yields its ``host:port``. For the demo, tests and benchmarks in one process."""
+    with running(lambda: XmatchServicer(catalogs, limits), address) as bound:
+        yield bound
+
+
+@contextmanager
+def running(make_servicer, address: str = "127.0.0.1:0"):
+    """Serve ``make_servicer()`` (made in the server's event loop) on its own thread for
+    the duration of a ``with`` block; yields the ``host:port`` bound."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="xmatch-server", daemon=True)
     thread.start()
+
+    async def start():
+        servicer = make_servicer()
+        return servicer, *await create_server(servicer, address)
+
     try:
-        server, port = asyncio.run_coroutine_threadsafe(
-            create_server(XmatchServicer(catalogs, limits), address), loop).result()
+        servicer, server, port = asyncio.run_coroutine_threadsafe(start(), loop).result()
         try:
             yield f"{address.rsplit(':', 1)[0]}:{port}"
         finally:
             asyncio.run_coroutine_threadsafe(stop_server(server, 0), loop).result()
+            if hasattr(servicer, "close"):
+                asyncio.run_coroutine_threadsafe(servicer.close(), loop).result()
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()

@@ -30,7 +30,7 @@ from xmatch.errors import (
     UnknownColumnError,
     XmatchError,
 )
-from xmatch.index import SkyIndex
+from xmatch.index import SkyIndex, moc_ranges
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -56,53 +56,78 @@ class Limits:
 
 @dataclass(frozen=True)
 class ServedCatalog:
-    """A catalog as served: its metadata and the index of the partitions held here."""
+    """A catalog as served: its metadata and in-memory indexes of the partitions held here,
+    one per slice (embedded mode holds one slice, ``""``, with every partition)."""
 
     name: str
-    index: SkyIndex
+    slices: dict[str, SkyIndex]
     summary: xmatch_pb2.CatalogSummary
     description: xmatch_pb2.CatalogDescription
 
     @classmethod
-    def from_catalog(cls, catalog, partitions=None) -> ServedCatalog:
-        """Index ``partitions`` of a store catalog (default: all) and describe it."""
-        from mocpy import MOC
-
+    def from_catalog(cls, catalog, slices: dict[str, list] | None = None) -> ServedCatalog:
+        """Index each slice's partitions of a store catalog (default: one slice ``""``
+        holding every partition) and describe the catalog."""
         started = time.perf_counter()
-        held = list(catalog.partitions if partitions is None else partitions)
-        index = SkyIndex.from_catalog(catalog, partitions=held)
-        spec = catalog.spec
-        summary = xmatch_pb2.CatalogSummary(
-            name=catalog.name, title=spec.title, rows=catalog.num_rows,
-            default_radius_arcsec=spec.default_radius_arcsec,
-            proper_motions=index.motion is not None,
-            synthetic=bool(catalog.provenance.get("synthetic", spec.synthetic)))
-        if spec.epoch_jyear is not None:
-            summary.epoch_jyear = spec.epoch_jyear
-        counts = _partition_rows(catalog)
-        moc = MOC.from_healpix_cells(np.array([p.pixel for p in catalog.partitions], np.uint64),
-                                     np.array([p.order for p in catalog.partitions], np.uint8),
-                                     29) if catalog.partitions else None
-        description = xmatch_pb2.CatalogDescription(
-            summary=summary, arrow_schema=catalog.schema.serialize().to_pybytes(),
-            id_column=spec.id or "", ra_column=spec.ra, dec_column=spec.dec,
-            key_columns=list(spec.key),
-            partitions=[xmatch_pb2.Partition(order=p.order, pixel=p.pixel,
-                                             rows=counts.get((p.order, p.pixel), 0))
-                        for p in catalog.partitions],
-            coverage_moc=moc.to_string(format="ascii").strip() if moc is not None else "",
-            provenance_json=json.dumps(catalog.provenance, default=str))
-        log.info("serving %s: %d rows of %d partitions indexed in %.2f s", catalog.name,
-                 len(index), len(held), time.perf_counter() - started)
-        return cls(catalog.name, index, summary, description)
+        slices = {"": catalog.partitions} if slices is None else slices
+        indexes = {name: SkyIndex.from_catalog(catalog, partitions=partitions)
+                   for name, partitions in slices.items()}
+        summary, description = describe(catalog)
+        log.info("serving %s: %d rows in %d slice(s) indexed in %.2f s", catalog.name,
+                 sum(len(index) for index in indexes.values()), len(indexes),
+                 time.perf_counter() - started)
+        return cls(catalog.name, indexes, summary, description)
+
+    @property
+    def index(self) -> SkyIndex:
+        """The index of a catalog served whole (embedded mode)."""
+        return self.slices[""]
+
+    def slice_index(self, name: str) -> SkyIndex:
+        index = self.slices.get(name)
+        if index is not None:
+            return index
+        if name:
+            raise CatalogNotFoundError(f"slice {name!r} of {self.name} is not held here; "
+                                       f"this server holds {', '.join(sorted(self.slices))}")
+        raise ValueError(f"this shard server holds slices {', '.join(sorted(self.slices))} of "
+                         f"{self.name}, not the whole catalog: ask the cluster's router")
 
 
-def _partition_rows(catalog) -> dict:
+def describe(catalog) -> tuple[xmatch_pb2.CatalogSummary, xmatch_pb2.CatalogDescription]:
+    """The summary and full description of a store catalog (from its metadata, the Parquet
+    footers and, for proper motions, its schema)."""
+    from mocpy import MOC
+
+    spec = catalog.spec
+    names = catalog.schema.names
+    summary = xmatch_pb2.CatalogSummary(
+        name=catalog.name, title=spec.title, rows=catalog.num_rows,
+        default_radius_arcsec=spec.default_radius_arcsec,
+        proper_motions=bool(spec.pmra in names and spec.pmdec in names),
+        synthetic=bool(catalog.provenance.get("synthetic", spec.synthetic)))
+    if spec.epoch_jyear is not None:
+        summary.epoch_jyear = spec.epoch_jyear
+    counts = partition_rows(catalog)
+    moc = MOC.from_healpix_cells(np.array([p.pixel for p in catalog.partitions], np.uint64),
+                                 np.array([p.order for p in catalog.partitions], np.uint8),
+                                 29) if catalog.partitions else None
+    description = xmatch_pb2.CatalogDescription(
+        summary=summary, arrow_schema=catalog.schema.serialize().to_pybytes(),
+        id_column=spec.id or "", ra_column=spec.ra, dec_column=spec.dec,
+        key_columns=list(spec.key),
+        partitions=[xmatch_pb2.Partition(order=p.order, pixel=p.pixel, rows=counts[p])
+                    for p in catalog.partitions],
+        coverage_moc=moc.to_string(format="ascii").strip() if moc is not None else "",
+        provenance_json=json.dumps(catalog.provenance, default=str))
+    return summary, description
+
+
+def partition_rows(catalog) -> dict:
     """Rows of each partition, from the Parquet footers (HATS' partition_info has none)."""
     import pyarrow.parquet as pq
 
-    return {(p.order, p.pixel): pq.read_metadata(catalog.partition_path(p)).num_rows
-            for p in catalog.partitions}
+    return {p: pq.read_metadata(catalog.partition_path(p)).num_rows for p in catalog.partitions}
 
 
 # ------------------------------------------------------------------------- Arrow IPC
@@ -122,8 +147,19 @@ def ipc_to_table(data: bytes) -> pa.Table:
 # ------------------------------------------------------------------------- errors
 
 
+class StatusError(Exception):
+    """An answer with a given status: a shard's error relayed by the router, or a
+    partition without a healthy replica (UNAVAILABLE)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(details)
+        self.code = code
+
+
 def status_of(error: Exception) -> grpc.StatusCode:
     """The gRPC status for a domain error."""
+    if isinstance(error, StatusError):
+        return error.code
     if isinstance(error, CatalogNotFoundError | UnknownColumnError):
         return grpc.StatusCode.NOT_FOUND
     if isinstance(error, LimitExceededError):
@@ -144,25 +180,28 @@ async def _abort(context, error: Exception):
 # ------------------------------------------------------------------------- the service
 
 
-class XmatchServicer(xmatch_pb2_grpc.XmatchServicer):
-    """Answers ``xmatch.v1.Xmatch`` from in-memory catalogs."""
+class Boundary:
+    """Checks shared by every server of the service (embedded, shard, router)."""
 
-    def __init__(self, catalogs: dict[str, ServedCatalog], limits: Limits | None = None,
-                 workers: int | None = None):
-        self.catalogs = dict(catalogs)
-        self.limits = limits or Limits()
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xmatch")
+    catalogs: dict
+    limits: Limits
 
-    async def _run(self, function, *args, **kwargs):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
-
-    def _catalog(self, name: str) -> ServedCatalog:
+    def _catalog(self, name: str):
         served = self.catalogs.get(name)
         if served is None:
             raise CatalogNotFoundError(
                 f"no catalog {name!r} here; catalogs served: {', '.join(sorted(self.catalogs))}")
         return served
+
+    async def ListCatalogs(self, request, context):
+        return xmatch_pb2.ListCatalogsResponse(
+            catalogs=[self.catalogs[name].summary for name in sorted(self.catalogs)])
+
+    async def DescribeCatalog(self, request, context):
+        try:
+            return self._catalog(request.name).description
+        except Exception as error:  # noqa: BLE001 (every error becomes a status)
+            await _abort(context, error)
 
     def _check_radius(self, radius_arcsec, where: str = "") -> None:
         """One radius or one per position: finite, >= 0 and within the limit."""
@@ -182,30 +221,68 @@ class XmatchServicer(xmatch_pb2_grpc.XmatchServicer):
                 f"{what} would return {rows:,} rows; this server returns at most "
                 f"{self.limits.max_rows:,} per answer: set a limit or a smaller region")
 
-    # ------------------------------------------------------------------ catalogs
+    def _check_batch(self, batch) -> int:
+        """The number of positions of a cross-match batch, checked against the limit."""
+        n = len(batch.ra_deg)
+        if n > self.limits.max_batch:
+            raise LimitExceededError(f"a batch of {n:,} positions is over this server's "
+                                     f"limit of {self.limits.max_batch:,}")
+        if len(batch.dec_deg) != n:
+            raise ValueError(f"batch {batch.batch_id}: {n} ra_deg but {len(batch.dec_deg)} "
+                             "dec_deg values; they must pair up")
+        if len(batch.radius_arcsec):
+            self._check_radius(batch.radius_arcsec, f"batch {batch.batch_id}: ")
+        return n
 
-    async def ListCatalogs(self, request, context):
-        return xmatch_pb2.ListCatalogsResponse(
-            catalogs=[self.catalogs[name].summary for name in sorted(self.catalogs)])
+    def _check_region(self, request) -> tuple[np.ndarray, int]:
+        """The region's ranges as an (n, 2) array and the rows per streamed batch."""
+        ranges = np.asarray(request.ranges29, dtype=np.int64)
+        if ranges.size % 2:
+            raise ValueError("ranges29 must hold start/stop pairs (an even count), got "
+                             f"{ranges.size} values")
+        moc_ranges(ranges.reshape(-1, 2))  # sorted, disjoint, within the sphere
+        batch_rows = int(request.batch_rows) or self.limits.region_batch_rows
+        if batch_rows > self.limits.max_rows:
+            raise LimitExceededError(f"batch_rows = {batch_rows:,} is over this server's "
+                                     f"limit of {self.limits.max_rows:,}")
+        return ranges.reshape(-1, 2), batch_rows
 
-    async def DescribeCatalog(self, request, context):
-        try:
-            return self._catalog(request.name).description
-        except Exception as error:  # noqa: BLE001 (every error becomes a status)
-            await _abort(context, error)
+
+def crossmatch_mode(options) -> str:
+    if options.mode not in MODES:
+        raise ValueError(f"mode = {options.mode} is not allowed; use one of "
+                         f"{', '.join(xmatch_pb2.MatchMode.keys())}")
+    mode = MODES[options.mode]
+    if mode == "k" and options.k < 1:
+        raise ValueError("k must be >= 1 for MATCH_MODE_K_NEAREST")
+    return mode
+
+
+class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
+    """Answers ``xmatch.v1.Xmatch`` from in-memory catalogs."""
+
+    def __init__(self, catalogs: dict[str, ServedCatalog], limits: Limits | None = None,
+                 workers: int | None = None):
+        self.catalogs = dict(catalogs)
+        self.limits = limits or Limits()
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xmatch")
+
+    async def _run(self, function, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
 
     # ------------------------------------------------------------------ searches
 
     async def Cone(self, request, context):
         try:
-            served = self._catalog(request.catalog)
+            index = self._catalog(request.catalog).slice_index(request.slice)
             self._check_radius(request.radius_arcsec)
             limit = int(request.limit) or None
             epoch = request.epoch_jyear if request.HasField("epoch_jyear") else None
             columns = list(request.columns) or None
 
             def answer():
-                table = served.index.cone(request.ra_deg, request.dec_deg,
+                table = index.cone(request.ra_deg, request.dec_deg,
                                           request.radius_arcsec, limit=limit, epoch=epoch,
                                           columns=columns)
                 self._check_rows(table.num_rows, "this cone")
@@ -222,19 +299,12 @@ class XmatchServicer(xmatch_pb2_grpc.XmatchServicer):
 
     async def RegionSearch(self, request, context):
         try:
-            served = self._catalog(request.catalog)
-            ranges = np.asarray(request.ranges29, dtype=np.int64)
-            if ranges.size % 2:
-                raise ValueError("ranges29 must hold start/stop pairs (an even count), got "
-                                 f"{ranges.size} values")
+            index = self._catalog(request.catalog).slice_index(request.slice)
+            ranges, batch_rows = self._check_region(request)
             start = _token_offset(request.continuation_token)
-            batch_rows = int(request.batch_rows) or self.limits.region_batch_rows
-            if batch_rows > self.limits.max_rows:
-                raise LimitExceededError(f"batch_rows = {batch_rows:,} is over this server's "
-                                         f"limit of {self.limits.max_rows:,}")
             limit = int(request.limit) or None
             columns = list(request.columns) or None
-            table = await self._run(served.index.rows_in_moc, ranges.reshape(-1, 2), columns)
+            table = await self._run(index.rows_in_moc, ranges, columns)
             end = table.num_rows if limit is None else min(table.num_rows, limit)
             if start >= end:  # nothing (left): one empty batch, so the schema arrives
                 yield xmatch_pb2.RowsResponse(
@@ -269,38 +339,27 @@ class XmatchServicer(xmatch_pb2_grpc.XmatchServicer):
 
     def _crossmatch_options(self, options) -> dict:
         served = self._catalog(options.catalog)
+        index = served.slice_index(options.slice)
         radius = options.radius_arcsec or served.summary.default_radius_arcsec
         self._check_radius(radius)
-        if options.mode not in MODES:
-            raise ValueError(f"mode = {options.mode} is not allowed; use one of "
-                             f"{', '.join(xmatch_pb2.MatchMode.keys())}")
-        mode = MODES[options.mode]
-        if mode == "k" and options.k < 1:
-            raise ValueError("k must be >= 1 for MATCH_MODE_K_NEAREST")
+        mode = crossmatch_mode(options)
         columns = list(options.columns) or None
-        served.index.payload_columns(columns)  # unknown columns: NOT_FOUND, before any batch
+        index.payload_columns(columns)  # unknown columns: NOT_FOUND, before any batch
         epoch = options.epoch_jyear if options.HasField("epoch_jyear") else None
-        return {"served": served, "radius": radius, "mode": mode, "k": int(options.k or 1),
+        return {"index": index, "radius": radius, "mode": mode, "k": int(options.k or 1),
                 "columns": columns, "epoch": epoch}
 
     async def _crossmatch_batch(self, options: dict, batch) -> xmatch_pb2.CrossmatchResponse:
-        n = len(batch.ra_deg)
-        if n > self.limits.max_batch:
-            raise LimitExceededError(f"a batch of {n:,} positions is over this server's "
-                                     f"limit of {self.limits.max_batch:,}")
-        if len(batch.dec_deg) != n:
-            raise ValueError(f"batch {batch.batch_id}: {n} ra_deg but {len(batch.dec_deg)} "
-                             "dec_deg values; they must pair up")
+        n = self._check_batch(batch)
         radius = options["radius"]
         if len(batch.radius_arcsec):
             radius = np.asarray(batch.radius_arcsec, dtype=np.float64)
-            self._check_radius(radius, f"batch {batch.batch_id}: ")
         epoch = np.asarray(batch.epoch_jyear) if len(batch.epoch_jyear) else options["epoch"]
         ra = np.asarray(batch.ra_deg, dtype=np.float64)
         dec = np.asarray(batch.dec_deg, dtype=np.float64)
 
         def match():
-            table = options["served"].index.crossmatch(
+            table = options["index"].crossmatch(
                 ra, dec, radius=radius, mode=options["mode"], k=options["k"], epoch=epoch,
                 columns=options["columns"])
             self._check_rows(table.num_rows, f"batch {batch.batch_id}")

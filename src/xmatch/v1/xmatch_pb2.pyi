@@ -85,7 +85,7 @@ class Partition(_message.Message):
     def __init__(self, order: _Optional[int] = ..., pixel: _Optional[int] = ..., rows: _Optional[int] = ...) -> None: ...
 
 class ConeRequest(_message.Message):
-    __slots__ = ("catalog", "ra_deg", "dec_deg", "radius_arcsec", "columns", "limit", "epoch_jyear")
+    __slots__ = ("catalog", "ra_deg", "dec_deg", "radius_arcsec", "columns", "limit", "epoch_jyear", "slice")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     RA_DEG_FIELD_NUMBER: _ClassVar[int]
     DEC_DEG_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class ConeRequest(_message.Message):
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     EPOCH_JYEAR_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     ra_deg: float
     dec_deg: float
@@ -100,7 +101,8 @@ class ConeRequest(_message.Message):
     columns: _containers.RepeatedScalarFieldContainer[str]
     limit: int
     epoch_jyear: float
-    def __init__(self, catalog: _Optional[str] = ..., ra_deg: _Optional[float] = ..., dec_deg: _Optional[float] = ..., radius_arcsec: _Optional[float] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., epoch_jyear: _Optional[float] = ...) -> None: ...
+    slice: str
+    def __init__(self, catalog: _Optional[str] = ..., ra_deg: _Optional[float] = ..., dec_deg: _Optional[float] = ..., radius_arcsec: _Optional[float] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., epoch_jyear: _Optional[float] = ..., slice: _Optional[str] = ...) -> None: ...
 
 class RowsResponse(_message.Message):
     __slots__ = ("arrow_ipc", "rows", "continuation_token")
@@ -113,36 +115,40 @@ class RowsResponse(_message.Message):
     def __init__(self, arrow_ipc: _Optional[bytes] = ..., rows: _Optional[int] = ..., continuation_token: _Optional[str] = ...) -> None: ...
 
 class RegionSearchRequest(_message.Message):
-    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token")
+    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token", "slice")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     RANGES29_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
     CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     ranges29: _containers.RepeatedScalarFieldContainer[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
     limit: int
     batch_rows: int
     continuation_token: str
-    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ...) -> None: ...
+    slice: str
+    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., slice: _Optional[str] = ...) -> None: ...
 
 class CrossmatchOptions(_message.Message):
-    __slots__ = ("catalog", "radius_arcsec", "mode", "k", "columns", "epoch_jyear")
+    __slots__ = ("catalog", "radius_arcsec", "mode", "k", "columns", "epoch_jyear", "slice")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     EPOCH_JYEAR_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     radius_arcsec: float
     mode: MatchMode
     k: int
     columns: _containers.RepeatedScalarFieldContainer[str]
     epoch_jyear: float
-    def __init__(self, catalog: _Optional[str] = ..., radius_arcsec: _Optional[float] = ..., mode: _Optional[_Union[MatchMode, str]] = ..., k: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., epoch_jyear: _Optional[float] = ...) -> None: ...
+    slice: str
+    def __init__(self, catalog: _Optional[str] = ..., radius_arcsec: _Optional[float] = ..., mode: _Optional[_Union[MatchMode, str]] = ..., k: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., epoch_jyear: _Optional[float] = ..., slice: _Optional[str] = ...) -> None: ...
 
 class PositionBatch(_message.Message):
     __slots__ = ("batch_id", "ra_deg", "dec_deg", "radius_arcsec", "epoch_jyear")

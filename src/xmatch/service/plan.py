@@ -1,0 +1,161 @@
+"""Cluster plans: which shard server holds which partitions of which catalog.
+
+A plan (JSON, written by ``xmatch cluster plan``) names the data directory, the router's
+address, the shard servers and, for each catalog, its *slices*: sets of partitions placed
+together on the same replicas. Partitions go, largest first, to the ``replicas`` shards with
+the fewest rows so far, so the shards end up balanced by rows; the partitions that share a
+replica set form one slice. The router asks one replica of each slice a request touches, and
+another when that one is unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from xmatch.errors import XmatchError
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class SliceEntry:
+    """Partitions ``(order, pixel)`` of one catalog held by the same shards."""
+
+    id: str
+    shards: tuple[int, ...]           # indexes into Plan.shards
+    partitions: tuple[tuple[int, int], ...]  # (order, pixel); "order/pixel" in the file
+    rows: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    data: str                          # the data directory every process reads
+    router: str                        # host:port of the router
+    replicas: int
+    shards: tuple[ShardEntry, ...]
+    catalogs: dict[str, tuple[SliceEntry, ...]]
+
+    def shard_index(self, name: str) -> int:
+        for i, shard in enumerate(self.shards):
+            if shard.name == name:
+                return i
+        raise XmatchError(f"no shard {name!r} in the plan; shards: "
+                          f"{', '.join(s.name for s in self.shards)}")
+
+    def slices_held_by(self, shard: int) -> dict[str, dict[str, list[tuple[int, int]]]]:
+        """``{catalog: {slice id: partitions}}`` of what one shard server holds."""
+        held = {}
+        for catalog, slices in self.catalogs.items():
+            mine = {s.id: list(s.partitions) for s in slices if shard in s.shards}
+            if mine:
+                held[catalog] = mine
+        return held
+
+    def rows_held_by(self, shard: int) -> int:
+        return sum(s.rows for slices in self.catalogs.values() for s in slices
+                   if shard in s.shards)
+
+    # ------------------------------------------------------------------ files
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "version": PLAN_VERSION, "data": self.data, "router": self.router,
+            "replicas": self.replicas,
+            "shards": [{"name": s.name, "address": s.address} for s in self.shards],
+            "catalogs": {name: [{"id": s.id, "shards": list(s.shards), "rows": s.rows,
+                                 "partitions": [f"{o}/{p}" for o, p in s.partitions]}
+                                for s in slices]
+                         for name, slices in self.catalogs.items()},
+        }, indent=1)
+
+    def write(self, path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def read(cls, path) -> Plan:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise XmatchError(f"{path}: no such plan file; write one with "
+                              "`xmatch cluster plan`") from None
+        except json.JSONDecodeError as error:
+            raise XmatchError(f"{path}: not a cluster plan (invalid JSON: {error})") from None
+        try:
+            if raw.get("version") != PLAN_VERSION:
+                raise XmatchError(f"{path}: plan version {raw.get('version')!r}; this xmatch "
+                                  f"reads version {PLAN_VERSION}")
+            shards = tuple(ShardEntry(str(s["name"]), str(s["address"])) for s in raw["shards"])
+            catalogs = {
+                name: tuple(SliceEntry(str(s["id"]), tuple(int(i) for i in s["shards"]),
+                                       tuple(_partition(p) for p in s["partitions"]),
+                                       int(s["rows"]))
+                            for s in slices)
+                for name, slices in raw["catalogs"].items()}
+            plan = cls(str(raw["data"]), str(raw["router"]), int(raw["replicas"]), shards,
+                       catalogs)
+        except (KeyError, TypeError, ValueError) as error:
+            raise XmatchError(f"{path}: not a valid cluster plan ({type(error).__name__}: "
+                              f"{error})") from None
+        for name, slices in plan.catalogs.items():
+            for s in slices:
+                if not s.shards or any(not 0 <= i < len(shards) for i in s.shards):
+                    raise XmatchError(f"{path}: slice {s.id} of {name} names shards "
+                                      f"{list(s.shards)}; the plan has {len(shards)}")
+        return plan
+
+
+def _partition(text: str) -> tuple[int, int]:
+    order, pixel = text.split("/")
+    return int(order), int(pixel)
+
+
+def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
+              router_port: int = 50051, shard_ports: list[int] | None = None) -> Plan:
+    """Place every partition of every catalog of ``data`` on ``replicas`` of ``shards``
+    shard servers, balanced by rows."""
+    from xmatch.service.server import partition_rows
+    from xmatch.store.catalog import open_catalog
+
+    if shards < 1:
+        raise ValueError(f"shards = {shards} is not allowed; a cluster needs at least one")
+    if not 1 <= replicas <= shards:
+        raise ValueError(f"replicas = {replicas} is not allowed; it must be 1..{shards} (the "
+                         "number of shards)")
+    ports = shard_ports or [router_port + 1 + i for i in range(shards)]
+    if len(ports) != shards:
+        raise ValueError(f"{len(ports)} shard ports for {shards} shards")
+    names = data.names()
+    if not names:
+        raise XmatchError(f"{data.root}: no catalogs to place; load some first "
+                          "(`xmatch load` or `xmatch demo`)")
+    pieces = []  # (rows, catalog, partition)
+    for name in names:
+        catalog = open_catalog(name, data)
+        pieces += [(rows, name, (p.order, p.pixel)) for p, rows in partition_rows(catalog).items()]
+    load = [0] * shards
+    placed: dict[tuple[str, tuple[int, ...]], list] = {}
+    for rows, name, partition in sorted(pieces, key=lambda p: (-p[0], p[1], p[2])):
+        chosen = tuple(sorted(sorted(range(shards), key=lambda i: (load[i], i))[:replicas]))
+        for i in chosen:
+            load[i] += rows
+        placed.setdefault((name, chosen), []).append((rows, partition))
+    catalogs = {}
+    for name in names:
+        slices = [SliceEntry("shards-" + "-".join(str(i) for i in chosen), chosen,
+                             tuple(sorted(p for _, p in members)),
+                             sum(r for r, _ in members))
+                  for (catalog, chosen), members in sorted(placed.items()) if catalog == name]
+        # A catalog without partitions still gets a slice: its shards answer (emptily), so
+        # requests to it have a schema to return.
+        catalogs[name] = tuple(slices) or (SliceEntry("shards-0", (0,), (), 0),)
+    return Plan(str(data.root), f"{host}:{router_port}", replicas,
+                tuple(ShardEntry(f"shard-{i}", f"{host}:{port}") for i, port in enumerate(ports)),
+                catalogs)
