@@ -3,6 +3,10 @@ equal the in-process kernels and astropy at partition boundaries, poles and RA 0
 killing a shard loses nothing; killing both replicas of a partition is an explicit
 UNAVAILABLE naming it, and restarting them recovers."""
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -14,9 +18,11 @@ import pytest
 from astropy.coordinates import SkyCoord
 from mocpy import MOC
 
-from xmatch.index import propagate
+from conftest import free_ports
+from xmatch.index import SkyIndex, propagate
 from xmatch.kernels.routing import cone_groups_kernel
 from xmatch.service.client import Client
+from xmatch.service.cluster import wait_serving
 from xmatch.service.plan import Plan, make_plan
 from xmatch.store.catalog import open_catalog
 from xmatch.v1 import xmatch_pb2
@@ -286,3 +292,57 @@ def test_deadline_and_cancellation_leave_the_router_serving(cluster):
     assert stub.Cone(xmatch_pb2.ConeRequest(catalog="random", ra_deg=150, dec_deg=30,
                                             radius_arcsec=600)).rows > 0
     channel.close()
+
+
+def processes_running(fragment: str) -> list[int]:
+    """Pids of processes whose command line contains ``fragment``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    command = handle.read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if fragment in command:
+                found.append(int(entry))
+    return found
+
+
+def test_cluster_up_restarts_dead_shards_and_stops_cleanly(service_data, tmp_path):
+    ports = free_ports(3)
+    plan = make_plan(service_data, shards=2, replicas=1, router_port=ports[0],
+                     shard_ports=ports[1:])
+    plan_path = str(tmp_path / "plan.json")
+    plan.write(plan_path)
+    up = subprocess.Popen([sys.executable, "-m", "xmatch", "cluster", "up", "--plan", plan_path],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_serving(plan.router, 180, up)
+        with Client(plan.router) as client:
+            assert client.cone("random", 150.0, 30.0, radius=600.0, arrow=True).equals(
+                SkyIndex.from_catalog(open_catalog("random", service_data)).cone(150.0, 30.0,
+                                                                                 600.0))
+            [shard] = processes_running(f"{plan_path} --name shard-1")
+            os.kill(shard, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while True:  # restarted by `cluster up`, then answering again
+                try:
+                    client.crossmatch([150.0, 330.0], [30.0, -30.0], catalog="random",
+                                      radius=3600.0)
+                    break
+                except grpc.RpcError:
+                    assert time.monotonic() < deadline, "the shard was not restarted"
+                    time.sleep(0.5)
+        up.send_signal(signal.SIGTERM)
+        out, _ = up.communicate(timeout=120)
+        assert up.returncode == 0, out
+        assert "shard-1 exited with code -9; restarting it" in out
+        assert out.index("router: stopping (health NOT_SERVING") < out.index("shard-0: stopping")
+        assert out.rstrip().endswith("cluster: stopped")
+        assert not processes_running(plan_path)
+    finally:
+        if up.poll() is None:
+            up.kill()
+        for pid in processes_running(plan_path):
+            os.kill(pid, signal.SIGKILL)

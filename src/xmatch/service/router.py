@@ -299,12 +299,13 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
         radius = (np.asarray(batch.radius_arcsec, dtype=np.float64) if len(batch.radius_arcsec)
                   else options["radius"])
         offsets, touched = catalog.route(ra, dec, radius, epoch)
-        if len(touched) == 0:  # nothing near any position: one slice answers the shape
-            offsets, touched = np.arange(n + 1), np.zeros(n, dtype=np.int64)
-        position = np.repeat(np.arange(n), np.diff(offsets))
-        by_slice = np.argsort(touched, kind="stable")
-        slices, firsts = np.unique(touched[by_slice], return_index=True)
-        groups = np.split(position[by_slice], firsts[1:])
+        if len(touched):
+            position = np.repeat(np.arange(n), np.diff(offsets))
+            by_slice = np.argsort(touched, kind="stable")
+            slices, firsts = np.unique(touched[by_slice], return_index=True)
+            groups = np.split(position[by_slice], firsts[1:])
+        else:  # nothing near any position (or no position): one slice answers the shape
+            slices, groups = [0], [np.arange(n)]
 
         def subset(values, rows):
             return values if np.ndim(values) == 0 else np.asarray(values)[rows]
