@@ -346,3 +346,32 @@ def test_cluster_up_restarts_dead_shards_and_stops_cleanly(service_data, tmp_pat
             up.kill()
         for pid in processes_running(plan_path):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_async_client_many_requests_at_once(cluster, reference):
+    """The asyncio client: concurrent cones and a cross-match stream through the router."""
+    import asyncio
+
+    from xmatch import AsyncClient
+
+    random = reference["random"]
+    rng = np.random.default_rng(12)
+    ra, dec = rng.uniform(0, 360, 2_000), np.degrees(np.arcsin(rng.uniform(-1, 1, 2_000)))
+
+    async def run():
+        async with AsyncClient(cluster.address) as client:
+            assert "random" in {c["name"] for c in await client.catalogs()}
+            assert (await client.describe("random"))["id_column"] == "id"
+            cones = await asyncio.gather(*(client.cone("random", SkyCoord(a, d, unit="deg"),
+                                                       radius=1 * u.deg, arrow=True)
+                                           for a, d in zip(ra[:64], dec[:64], strict=True)))
+            matched = await client.crossmatch(ra, dec, catalog="random", radius=300 * u.arcsec,
+                                              batch_size=500, arrow=True)
+            nothing = await client.crossmatch([], [], catalog="random", radius=1.0)
+            return cones, matched, nothing
+
+    cones, matched, nothing = asyncio.run(run())
+    for (a, d), got in zip(zip(ra[:64], dec[:64], strict=True), cones, strict=True):
+        assert got.equals(random.cone(a, d, 3600.0))
+    assert matched.equals(random.crossmatch(ra, dec, radius=300.0))
+    assert len(nothing) == 0 and "separation_arcsec" in nothing.colnames

@@ -1,5 +1,6 @@
 """Python client of the xmatch service: ``xmatch.Client("host:port")``.
 
+:class:`AsyncClient` offers the same methods as coroutines, for asyncio programs.
 Answers come back as astropy Tables (``.to_pandas()`` works on them); pass ``arrow=True``
 for the pyarrow Table as received. Positions may be a ``SkyCoord`` or ra/dec in degrees
 (numbers, arrays or angle Quantities); radii arcsec or angle Quantities.
@@ -30,9 +31,8 @@ class Client:
                  max_message_bytes: int = 64 * 2**20):
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes)])
+        self._channel = grpc.insecure_channel(address, options=_channel_options(
+            max_message_bytes))
         self._stub = xmatch_pb2_grpc.XmatchStub(self._channel)
 
     def close(self) -> None:
@@ -51,28 +51,15 @@ class Client:
 
     def describe(self, name: str) -> dict:
         """Everything the server knows of one catalog, with its Arrow schema."""
-        d = self._stub.DescribeCatalog(xmatch_pb2.DescribeCatalogRequest(name=name),
-                                       timeout=self.timeout)
-        return {**_summary(d.summary), "schema": pa.ipc.read_schema(pa.py_buffer(d.arrow_schema)),
-                "id_column": d.id_column, "ra_column": d.ra_column, "dec_column": d.dec_column,
-                "key_columns": list(d.key_columns), "coverage_moc": d.coverage_moc,
-                "partitions": [(p.order, p.pixel, p.rows) for p in d.partitions]}
+        return _description(self._stub.DescribeCatalog(
+            xmatch_pb2.DescribeCatalogRequest(name=name), timeout=self.timeout))
 
     def cone(self, catalog: str, position, dec=None, *, radius, columns=None, limit=None,
              epoch=None, arrow: bool = False):
         """Rows of ``catalog`` within ``radius`` of one position, closest first."""
-        ra_deg, dec_deg, coord_epoch = coords.positions(position, dec)
-        if len(ra_deg) != 1:
-            raise ValueError("cone takes one position; use crossmatch for many")
-        epochs = coords.epochs(epoch, 1) if epoch is not None else coord_epoch
-        request = xmatch_pb2.ConeRequest(
-            catalog=catalog, ra_deg=float(ra_deg[0]), dec_deg=float(dec_deg[0]),
-            radius_arcsec=float(coords.radii_arcsec(radius, 1)[0]), columns=columns or [],
-            limit=limit or 0)
-        if epochs is not None:
-            request.epoch_jyear = float(epochs[0])
-        table = ipc_to_table(self._stub.Cone(request, timeout=self.timeout).arrow_ipc)
-        return table if arrow else to_astropy(table)
+        request = _cone_request(catalog, position, dec, radius, columns, limit, epoch)
+        answer = self._stub.Cone(request, timeout=self.timeout)
+        return _rows([answer], arrow)
 
     def crossmatch(self, positions, dec=None, *, catalog: str, radius=None,
                    mode: str = "nearest", k: int = 1, columns=None, epoch=None,
@@ -82,48 +69,140 @@ class Client:
         The result is a left join (see :meth:`xmatch.SkyIndex.crossmatch`), with
         ``query_index`` counting over all positions given.
         """
-        ra_deg, dec_deg, coord_epoch = coords.positions(positions, dec)
-        n = len(ra_deg)
-        if mode not in MODES:
-            raise ValueError(f"mode = {mode!r} is not allowed; mode must be one of "
-                             f"{', '.join(MODES)}")
-        radii = None if radius is None else coords.radii_arcsec(radius, n)
-        epochs = coords.epochs(epoch, n) if epoch is not None else coord_epoch
-        starts = list(range(0, n, batch_size))
-
-        def requests():
-            yield xmatch_pb2.CrossmatchRequest(options=xmatch_pb2.CrossmatchOptions(
-                catalog=catalog, mode=MODES[mode], k=k if mode == "k" else 0,
-                columns=columns or []))
-            for batch_id, start in enumerate(starts):
-                part = slice(start, start + batch_size)
-                yield xmatch_pb2.CrossmatchRequest(batch=xmatch_pb2.PositionBatch(
-                    batch_id=batch_id, ra_deg=ra_deg[part], dec_deg=dec_deg[part],
-                    radius_arcsec=[] if radii is None else radii[part],
-                    epoch_jyear=[] if epochs is None else epochs[part]))
-
-        pieces = []
-        for answer in self._stub.Crossmatch(requests(), timeout=self.timeout):
-            table = ipc_to_table(answer.arrow_ipc)
-            offset = starts[answer.batch_id]
-            query = pa.compute.add(table["query_index"], offset)
-            pieces.append(table.set_column(0, "query_index", query))
-        if not pieces:  # no positions: ask for the empty result's shape with one query
-            empty = self.crossmatch([0.0], [0.0], catalog=catalog, radius=radius or 1.0,
-                                    mode=mode, k=k, columns=columns, arrow=True)
-            table = empty.slice(0, 0)
-        else:
-            table = pa.concat_tables(pieces)
-        return table if arrow else to_astropy(table)
+        stream = _CrossmatchStream(positions, dec, catalog, radius, mode, k, columns, epoch,
+                                   batch_size)
+        for answer in self._stub.Crossmatch(stream.requests(), timeout=self.timeout):
+            stream.add(answer)
+        return stream.result(arrow)
 
     def region(self, catalog: str, ranges29, *, columns=None, limit=None, arrow: bool = False):
         """Rows inside a MOC given as order-29 ranges (``mocpy``'s ``to_depth29_ranges``)."""
-        request = xmatch_pb2.RegionSearchRequest(
-            catalog=catalog, ranges29=np.asarray(ranges29, dtype=np.int64).ravel(),
-            columns=columns or [], limit=limit or 0)
-        pieces = [ipc_to_table(b.arrow_ipc)
-                  for b in self._stub.RegionSearch(request, timeout=self.timeout)]
-        table = pa.concat_tables(pieces)
+        answers = self._stub.RegionSearch(_region_request(catalog, ranges29, columns, limit),
+                                          timeout=self.timeout)
+        return _rows(list(answers), arrow)
+
+
+class AsyncClient:
+    """The asyncio form of :class:`Client`: the same methods, as coroutines.
+
+    ``async with xmatch.AsyncClient("host:port") as client:`` then
+    ``await client.cone(...)``; many requests may run at once on one client.
+    """
+
+    def __init__(self, address: str, *, timeout: float | None = 60.0,
+                 max_message_bytes: int = 64 * 2**20):
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(address, options=_channel_options(
+            max_message_bytes))
+        self._stub = xmatch_pb2_grpc.XmatchStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def catalogs(self) -> list[dict]:
+        answer = await self._stub.ListCatalogs(xmatch_pb2.ListCatalogsRequest(),
+                                               timeout=self.timeout)
+        return [_summary(c) for c in answer.catalogs]
+
+    async def describe(self, name: str) -> dict:
+        return _description(await self._stub.DescribeCatalog(
+            xmatch_pb2.DescribeCatalogRequest(name=name), timeout=self.timeout))
+
+    async def cone(self, catalog: str, position, dec=None, *, radius, columns=None,
+                   limit=None, epoch=None, arrow: bool = False):
+        request = _cone_request(catalog, position, dec, radius, columns, limit, epoch)
+        return _rows([await self._stub.Cone(request, timeout=self.timeout)], arrow)
+
+    async def crossmatch(self, positions, dec=None, *, catalog: str, radius=None,
+                         mode: str = "nearest", k: int = 1, columns=None, epoch=None,
+                         batch_size: int = BATCH_SIZE, arrow: bool = False):
+        stream = _CrossmatchStream(positions, dec, catalog, radius, mode, k, columns, epoch,
+                                   batch_size)
+        async for answer in self._stub.Crossmatch(stream.requests(), timeout=self.timeout):
+            stream.add(answer)
+        return stream.result(arrow)
+
+    async def region(self, catalog: str, ranges29, *, columns=None, limit=None,
+                     arrow: bool = False):
+        call = self._stub.RegionSearch(_region_request(catalog, ranges29, columns, limit),
+                                       timeout=self.timeout)
+        return _rows([answer async for answer in call], arrow)
+
+
+# ------------------------------------------------------------------------- requests, answers
+
+
+def _channel_options(max_message_bytes: int) -> list:
+    return [("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes)]
+
+
+def _cone_request(catalog, position, dec, radius, columns, limit, epoch):
+    ra_deg, dec_deg, coord_epoch = coords.positions(position, dec)
+    if len(ra_deg) != 1:
+        raise ValueError("cone takes one position; use crossmatch for many")
+    epochs = coords.epochs(epoch, 1) if epoch is not None else coord_epoch
+    request = xmatch_pb2.ConeRequest(
+        catalog=catalog, ra_deg=float(ra_deg[0]), dec_deg=float(dec_deg[0]),
+        radius_arcsec=float(coords.radii_arcsec(radius, 1)[0]), columns=columns or [],
+        limit=limit or 0)
+    if epochs is not None:
+        request.epoch_jyear = float(epochs[0])
+    return request
+
+
+def _region_request(catalog, ranges29, columns, limit):
+    return xmatch_pb2.RegionSearchRequest(
+        catalog=catalog, ranges29=np.asarray(ranges29, dtype=np.int64).ravel(),
+        columns=columns or [], limit=limit or 0)
+
+
+def _rows(answers, arrow: bool):
+    table = pa.concat_tables([ipc_to_table(a.arrow_ipc) for a in answers])
+    return table if arrow else to_astropy(table)
+
+
+class _CrossmatchStream:
+    """The requests of one cross-match stream, and its answers put back together."""
+
+    def __init__(self, positions, dec, catalog, radius, mode, k, columns, epoch, batch_size):
+        self.ra, self.dec, coord_epoch = coords.positions(positions, dec)
+        n = len(self.ra)
+        if mode not in MODES:
+            raise ValueError(f"mode = {mode!r} is not allowed; mode must be one of "
+                             f"{', '.join(MODES)}")
+        self.options = xmatch_pb2.CrossmatchOptions(
+            catalog=catalog, mode=MODES[mode], k=k if mode == "k" else 0, columns=columns or [])
+        self.radii = None if radius is None else coords.radii_arcsec(radius, n)
+        self.epochs = coords.epochs(epoch, n) if epoch is not None else coord_epoch
+        self.batch_size = batch_size
+        # With no position, one empty batch: its answer carries the schema.
+        self.starts = list(range(0, n, batch_size)) or [0]
+        self.pieces = []
+
+    def requests(self):
+        yield xmatch_pb2.CrossmatchRequest(options=self.options)
+        for batch_id, start in enumerate(self.starts):
+            part = slice(start, start + self.batch_size)
+            yield xmatch_pb2.CrossmatchRequest(batch=xmatch_pb2.PositionBatch(
+                batch_id=batch_id, ra_deg=self.ra[part], dec_deg=self.dec[part],
+                radius_arcsec=[] if self.radii is None else self.radii[part],
+                epoch_jyear=[] if self.epochs is None else self.epochs[part]))
+
+    def add(self, answer) -> None:
+        table = ipc_to_table(answer.arrow_ipc)
+        query = pa.compute.add(table["query_index"], self.starts[answer.batch_id])
+        self.pieces.append(table.set_column(0, "query_index", query))
+
+    def result(self, arrow: bool):
+        table = pa.concat_tables(self.pieces)
         return table if arrow else to_astropy(table)
 
 
@@ -132,3 +211,10 @@ def _summary(summary) -> dict:
             "epoch_jyear": summary.epoch_jyear if summary.HasField("epoch_jyear") else None,
             "default_radius_arcsec": summary.default_radius_arcsec,
             "proper_motions": summary.proper_motions, "synthetic": summary.synthetic}
+
+
+def _description(d) -> dict:
+    return {**_summary(d.summary), "schema": pa.ipc.read_schema(pa.py_buffer(d.arrow_schema)),
+            "id_column": d.id_column, "ra_column": d.ra_column, "dec_column": d.dec_column,
+            "key_columns": list(d.key_columns), "coverage_moc": d.coverage_moc,
+            "partitions": [(p.order, p.pixel, p.rows) for p in d.partitions]}

@@ -228,7 +228,7 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             if len(answers) == 1:
                 return answers[0]
             table = merge_cones([ipc_to_table(a.arrow_ipc) for a in answers],
-                                int(request.limit) or None)
+                                self._limit(request.limit))
             self._check_rows(table.num_rows, "this cone")
             return xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table), rows=table.num_rows)
         except Exception as error:  # noqa: BLE001 (every error becomes a status)
@@ -352,7 +352,7 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             ranges, batch_rows = self._check_region(request)
             catalog.check_columns(request.columns)
             sent, first, inner = _region_token(request.continuation_token)
-            limit = int(request.limit) or None
+            limit = self._limit(request.limit)
             timeout = context.time_remaining()
             touched = [int(p) for p in _partitions_overlapping(catalog, ranges) if p >= first]
             held = None   # the answer about to be sent: the last one must carry no token

@@ -215,6 +215,11 @@ class Boundary:
                 f"{where}radius_arcsec = {values.max():g} is over this server's limit of "
                 f"{self.limits.max_radius_arcsec:g} arcsec")
 
+    def _limit(self, requested: int) -> int | None:
+        """A request's row limit (0: none). Limits past the server's own answer alike (too
+        many rows), so they are capped there: numbers up to 2**64 - 1 stay in range."""
+        return min(int(requested), self.limits.max_rows + 1) or None
+
     def _check_rows(self, rows: int, what: str) -> None:
         if rows > self.limits.max_rows:
             raise LimitExceededError(
@@ -277,7 +282,7 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         try:
             index = self._catalog(request.catalog).slice_index(request.slice)
             self._check_radius(request.radius_arcsec)
-            limit = int(request.limit) or None
+            limit = self._limit(request.limit)
             epoch = request.epoch_jyear if request.HasField("epoch_jyear") else None
             columns = list(request.columns) or None
 
@@ -302,7 +307,7 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
             index = self._catalog(request.catalog).slice_index(request.slice)
             ranges, batch_rows = self._check_region(request)
             start = _token_offset(request.continuation_token)
-            limit = int(request.limit) or None
+            limit = self._limit(request.limit)
             columns = list(request.columns) or None
             table = await self._run(index.rows_in_moc, ranges, columns)
             end = table.num_rows if limit is None else min(table.num_rows, limit)
