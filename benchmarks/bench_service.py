@@ -1,16 +1,26 @@
-"""Service benchmark (embedded mode): cone latency, concurrent cones/s and streaming
-cross-match positions/s through gRPC on loopback, against the bundled Gaia DR3 subset.
+"""Service benchmark: cone latency, concurrent cones/s and streaming cross-match
+positions/s over gRPC on loopback against the bundled Gaia DR3 subset, for the embedded
+server (`xmatch serve`) and for a local cluster (`xmatch cluster up`: three shard processes,
+every partition on two of them, behind the router process).
 
 In the same run: the in-process kernel (``SkyIndex.cone``, one Python call per cone) as the
-floor, and LSDB's ``cone_search`` on the same HATS catalog as the peer. The server runs in
-this process on its own event-loop thread (as ``xmatch serve`` and ``xmatch demo`` run it);
-clients use the synchronous gRPC stubs; the concurrent figure uses 16 client processes.
+floor, and LSDB's ``cone_search`` on the same HATS catalog as the peer. Servers run as their
+own processes; the latency client uses the synchronous stubs. Concurrency is measured two
+ways: 16 client processes with one synchronous call in flight each, and 16 asyncio client
+tasks (two processes of eight, one channel per process).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RADII_ARCSEC = (5.0, 60.0, 1800.0)
+CLIENTS = 16
 
 
 def cone_positions(n: int, seed: int = 0):
@@ -36,8 +47,9 @@ def latencies(call, n: int, warmup: int = 200) -> np.ndarray:
     return out * 1e3
 
 
-def client_cones(address: str, worker: int, n: int = 2_000, start_at: float | None = None):
-    """One client process: ``n`` 5" cones; returns (start, end, n) in wall-clock seconds."""
+def client_cones(address: str, worker: int, n: int = 2_000):
+    """One client process, one synchronous call in flight: ``n`` 5" cones; returns
+    (start, end, n) in wall-clock seconds."""
     import grpc
 
     from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
@@ -53,60 +65,88 @@ def client_cones(address: str, worker: int, n: int = 2_000, start_at: float | No
     return start, time.time(), n
 
 
+def async_client_cones(address: str, worker: int, tasks: int, n: int = 2_000):
+    """One client process running ``tasks`` asyncio clients of ``n`` 5" cones each."""
+    import asyncio
+
+    import grpc
+
+    from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
+
+    async def run():
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = xmatch_pb2_grpc.XmatchStub(channel)
+            ra, dec = cone_positions(n * tasks, seed=100 + worker)
+            await stub.Cone(xmatch_pb2.ConeRequest(catalog="gaia_dr3", ra_deg=1.0, dec_deg=1.0,
+                                                   radius_arcsec=5.0))
+
+            async def client(t):
+                for i in range(t * n, (t + 1) * n):
+                    await stub.Cone(xmatch_pb2.ConeRequest(
+                        catalog="gaia_dr3", ra_deg=ra[i], dec_deg=dec[i], radius_arcsec=5.0))
+
+            start = time.time()
+            await asyncio.gather(*(client(t) for t in range(tasks)))
+            return start, time.time(), n * tasks
+
+    return asyncio.run(run())
+
+
 def summary(ms: np.ndarray) -> dict:
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
             "calls": int(len(ms))}
 
 
-def main(argv=None):
-    import bench_crossmatch
+def rate(spans) -> float:
+    busy = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return sum(n for _, _, n in spans) / busy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(command: list[str], address: str) -> subprocess.Popen:
+    from xmatch.service.cluster import wait_serving
+
+    process = subprocess.Popen([sys.executable, "-m", "xmatch", *command],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_serving(address, 600, process)
+    return process
+
+
+def stop_server(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=120)
+    return out
+
+
+def measure(address: str, index, ra, dec, cones: int, qra, qdec) -> dict:
+    """Latency per radius, concurrent cones/s and streaming positions/s at ``address``."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     import grpc
 
-    from xmatch.service.embedded import running_server
-    from xmatch.service.server import ServedCatalog
     from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cones", type=int, default=5_000, help="cones per latency figure")
-    parser.add_argument("--positions", type=int, default=482_176,
-                        help="positions streamed (default: every Gaia subset star)")
-    parser.add_argument("--work-dir", type=Path, default=HERE / "_work")
-    parser.add_argument("--json", type=Path, help="append results as one JSON line here")
-    args = parser.parse_args(argv)
-
-    catalog = bench_crossmatch.real_catalogs(args.work_dir)["gaia_dr3"]
-    served = ServedCatalog.from_catalog(catalog)
-    index = served.index
-    ra, dec = cone_positions(args.cones + 200)
-    results = {"catalog_rows": len(index)}
-    with running_server({"gaia_dr3": served}) as address:
-        channel = grpc.insecure_channel(address)
+    results = {}
+    with grpc.insecure_channel(address) as channel:
         stub = xmatch_pb2_grpc.XmatchStub(channel)
-
-        def grpc_cone(radius):
-            return lambda i: stub.Cone(xmatch_pb2.ConeRequest(
-                catalog="gaia_dr3", ra_deg=ra[i], dec_deg=dec[i], radius_arcsec=radius))
-
         for radius in RADII_ARCSEC:
-            results[f"cone_{radius:g}arcsec"] = {
-                "embedded_grpc": summary(latencies(grpc_cone(radius), args.cones)),
-                "in_process_kernel": summary(latencies(
-                    lambda i, r=radius: index.cone(ra[i], dec[i], r), args.cones)),
-            }
+            def cone(i, r=radius):
+                return stub.Cone(xmatch_pb2.ConeRequest(
+                    catalog="gaia_dr3", ra_deg=ra[i], dec_deg=dec[i], radius_arcsec=r))
+            results[f"cone_{radius:g}arcsec"] = summary(latencies(cone, cones))
 
-        # 16 client processes (not threads: they would share this process's GIL with the
-        # server), each with its own channel, 5" cones; rate over the common busy period.
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
-
-        with ProcessPoolExecutor(16, mp_context=get_context("spawn")) as pool:
-            spans = list(pool.map(client_cones, [address] * 16, range(16)))
-        busy = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
-        results["concurrent_16_clients_cones_per_s"] = sum(n for _, _, n in spans) / busy
-
-        # Streaming nearest match of every Gaia star position (1" radius).
-        qra = index.table["ra"].to_numpy()[: args.positions]
-        qdec = index.table["dec"].to_numpy()[: args.positions]
+        with ProcessPoolExecutor(CLIENTS, mp_context=get_context("spawn")) as pool:
+            list(pool.map(client_cones, [address] * CLIENTS, range(CLIENTS), [20] * CLIENTS))
+            results["concurrent_16_sync_processes_cones_per_s"] = rate(
+                list(pool.map(client_cones, [address] * CLIENTS, range(CLIENTS))))
+            results["concurrent_16_async_clients_cones_per_s"] = rate(
+                list(pool.map(async_client_cones, [address] * 2, range(2), [CLIENTS // 2] * 2)))
 
         def requests(batch=50_000):
             yield xmatch_pb2.CrossmatchRequest(options=xmatch_pb2.CrossmatchOptions(
@@ -120,7 +160,64 @@ def main(argv=None):
         start = time.perf_counter()
         streamed = sum(a.queries for a in stub.Crossmatch(requests()))
         results["stream_positions_per_s"] = streamed / (time.perf_counter() - start)
-        channel.close()
+    return results
+
+
+def service_data(work: Path):
+    """A data directory holding only the Gaia DR3 subset (what the servers load)."""
+    import bench_crossmatch
+
+    from xmatch import DataDirectory, LoadOptions, load_catalog, open_catalog
+
+    data = DataDirectory(work / "service_data")
+    if "gaia_dr3" not in data.names():
+        source = bench_crossmatch.real_catalogs(work)["gaia_dr3"]
+        load_catalog("gaia_dr3", [str(source.root)], data=data,
+                     options=LoadOptions(progress=False))
+    return data, open_catalog("gaia_dr3", data)
+
+
+def main(argv=None):
+    from xmatch import SkyIndex
+    from xmatch.service.plan import make_plan
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cones", type=int, default=5_000, help="cones per latency figure")
+    parser.add_argument("--positions", type=int, default=482_176,
+                        help="positions streamed (default: every Gaia subset star)")
+    parser.add_argument("--work-dir", type=Path, default=HERE / "_work")
+    parser.add_argument("--json", type=Path, help="append results as one JSON line here")
+    args = parser.parse_args(argv)
+
+    data, catalog = service_data(args.work_dir)
+    index = SkyIndex.from_catalog(catalog)
+    ra, dec = cone_positions(args.cones + 200)
+    qra = index.table["ra"].to_numpy()[: args.positions]
+    qdec = index.table["dec"].to_numpy()[: args.positions]
+    results = {"catalog_rows": len(index), "in_process_kernel": {
+        f"cone_{r:g}arcsec": summary(latencies(lambda i, r=r: index.cone(ra[i], dec[i], r),
+                                               args.cones)) for r in RADII_ARCSEC}}
+
+    address = f"127.0.0.1:{free_port()}"
+    server = start_server(["serve", "--data", str(data.root), "--port",
+                           address.rsplit(":", 1)[1]], address)
+    try:
+        results["embedded"] = measure(address, index, ra, dec, args.cones, qra, qdec)
+    finally:
+        stop_server(server)
+
+    ports = [free_port() for _ in range(4)]
+    plan = make_plan(data, shards=3, replicas=2, router_port=ports[0], shard_ports=ports[1:])
+    plan_path = args.work_dir / "service_plan.json"
+    plan.write(plan_path)
+    cluster = start_server(["cluster", "up", "--plan", str(plan_path)], plan.router)
+    try:
+        results["cluster_3_shards_2_replicas"] = measure(plan.router, index, ra, dec,
+                                                         args.cones, qra, qdec)
+    finally:
+        log = stop_server(cluster)
+    results["shard_loads"] = re.findall(r"(shard-\d): ([\d,]+) rows .* loaded in ([\d.]+) s; "
+                                        r"peak RSS ([\d,]+) MiB", log)
 
     results["lsdb_cone_search"] = lsdb_cones(catalog.root, ra, dec)
     report(results)
@@ -137,7 +234,8 @@ def lsdb_cones(root: Path, ra, dec, n: int = 20) -> dict:
     import lsdb
 
     out = {}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), open(os.devnull, "w") as quiet, \
+            contextlib.redirect_stderr(quiet):  # LSDB prints a progress bar per cone
         warnings.simplefilter("ignore")
         catalog = lsdb.open_catalog(root)
         for radius in RADII_ARCSEC:
@@ -148,18 +246,24 @@ def lsdb_cones(root: Path, ra, dec, n: int = 20) -> dict:
 
 
 def report(results: dict) -> None:
-    print(f"\nservice, embedded, Gaia DR3 subset ({results['catalog_rows']:,} rows)")
+    print(f"\nservice, Gaia DR3 subset ({results['catalog_rows']:,} rows), gRPC on loopback")
     for radius in RADII_ARCSEC:
         key = f"cone_{radius:g}arcsec"
-        grpc_ms, kernel_ms = results[key]["embedded_grpc"], results[key]["in_process_kernel"]
+        kernel = results["in_process_kernel"][key]
         lsdb_ms = results["lsdb_cone_search"][f"{radius:g}arcsec"]
-        print(f"  cone {radius:g}\": gRPC p50 {grpc_ms['p50_ms']:.3f} ms, p99 "
-              f"{grpc_ms['p99_ms']:.3f} ms; in-process p50 {kernel_ms['p50_ms']:.3f} ms; "
+        print(f"  cone {radius:g}\": in-process p50 {kernel['p50_ms']:.3f} ms; "
               f"lsdb cone_search p50 {lsdb_ms['p50_ms']:.1f} ms")
-    print(f"  16 concurrent clients, 5\" cones: "
-          f"{results['concurrent_16_clients_cones_per_s']:,.0f} cones/s")
-    print(f"  streaming nearest match (1\"): {results['stream_positions_per_s']:,.0f} "
-          "positions/s")
+        for mode in ("embedded", "cluster_3_shards_2_replicas"):
+            ms = results[mode][key]
+            print(f"    {mode}: p50 {ms['p50_ms']:.3f} ms, p99 {ms['p99_ms']:.3f} ms")
+    for mode in ("embedded", "cluster_3_shards_2_replicas"):
+        r = results[mode]
+        print(f"  {mode}: 16 sync client processes "
+              f"{r['concurrent_16_sync_processes_cones_per_s']:,.0f} cones/s, 16 asyncio "
+              f"clients {r['concurrent_16_async_clients_cones_per_s']:,.0f} cones/s; streaming "
+              f"nearest match (1\"): {r['stream_positions_per_s']:,.0f} positions/s")
+    for name, rows, seconds, rss in results["shard_loads"]:
+        print(f"  {name}: {rows} rows loaded in {seconds} s, peak RSS {rss} MiB")
 
 
 if __name__ == "__main__":

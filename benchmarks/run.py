@@ -36,7 +36,7 @@ def main():
         bench_crossmatch.main([*sizes, "--json", str(results)])
     if args.only in (None, "service"):
         sizes = ["--cones", "500", "--positions", "100000"] if args.quick else []
-        print("== service (embedded): cone latency, concurrent cones, streaming ==")
+        print("== service (embedded and 3-shard cluster): cone latency, concurrency, streaming ==")
         bench_service.main([*sizes, "--json", str(results)])
 
 

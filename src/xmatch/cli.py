@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--host", default="127.0.0.1", help="host of every server")
     plan.add_argument("--port", type=int, default=50051,
                       help="router port; shard i listens on port + 1 + i (default 50051)")
+    plan.add_argument("--catalogs", metavar="A,B", help="catalogs to serve (default: all)")
     plan.add_argument("--out", default="cluster.json", help="plan file (default cluster.json)")
     _data_arg(plan)
     up = steps.add_parser(
@@ -462,7 +463,8 @@ def cmd_cluster(args) -> int:
     from xmatch.service.plan import Plan, make_plan
 
     if args.step == "plan":
-        plan = make_plan(_data(args), args.shards, args.replicas, args.host, args.port)
+        plan = make_plan(_data(args), args.shards, args.replicas, args.host, args.port,
+                         catalogs=args.catalogs.split(",") if args.catalogs else None)
         plan.write(args.out)
         total = sum(s.rows for slices in plan.catalogs.values() for s in slices)
         print(f"{args.out}: {total:,} rows of {len(plan.catalogs)} catalog(s) on "

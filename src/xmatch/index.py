@@ -112,6 +112,7 @@ class SkyIndex:
     dec_column: str = "dec"
     default_radius_arcsec: float | None = None
     _epoch_copies: dict = field(default_factory=dict, compare=False, repr=False)
+    _empty_results: dict = field(default_factory=dict, compare=False, repr=False)
 
     # ------------------------------------------------------------------ building
 
@@ -419,6 +420,8 @@ class SkyIndex:
                     *arrays, counts, no_rows, no_rows, no_values, no_values)
         np.cumsum(np.minimum(counts, limit) if limit else counts, out=offsets[1:])
         total = int(offsets[-1])
+        if total == 0:
+            return no_rows, no_rows, no_values, no_values
         query = np.empty(total, dtype=np.int64)
         pos = np.empty(total, dtype=np.int64)
         sep = np.empty(total)
@@ -437,6 +440,17 @@ class SkyIndex:
         return order[query[regroup]], index.rows[pos[regroup]], sep[regroup], angle[regroup]
 
     def _result(self, query, rows, sep, angle, rank, payload, queries) -> pa.Table:
+        if len(rows) or queries is not None:
+            return self._build_result(query, rows, sep, angle, rank, payload, queries)
+        # No match (most small cones): the same empty table every time, built once.
+        key = (tuple(payload), rank is not None)
+        empty = self._empty_results.get(key)
+        if empty is None:
+            empty = self._build_result(query, rows, sep, angle, rank, payload, None)
+            self._empty_results[key] = empty
+        return empty
+
+    def _build_result(self, query, rows, sep, angle, rank, payload, queries) -> pa.Table:
         matched = rows >= 0
         all_matched = bool(matched.all())
         # One validity bitmap (Arrow packs booleans as bits) shared by the match columns.

@@ -118,9 +118,10 @@ def _partition(text: str) -> tuple[int, int]:
 
 
 def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
-              router_port: int = 50051, shard_ports: list[int] | None = None) -> Plan:
-    """Place every partition of every catalog of ``data`` on ``replicas`` of ``shards``
-    shard servers, balanced by rows."""
+              router_port: int = 50051, shard_ports: list[int] | None = None,
+              catalogs: list[str] | None = None) -> Plan:
+    """Place every partition of the ``catalogs`` of ``data`` (default: all) on ``replicas``
+    of ``shards`` shard servers, balanced by rows."""
     from xmatch.service.server import partition_rows
     from xmatch.store.catalog import open_catalog
 
@@ -133,6 +134,11 @@ def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
     if len(ports) != shards:
         raise ValueError(f"{len(ports)} shard ports for {shards} shards")
     names = data.names()
+    missing = sorted(set(catalogs or []) - set(names))
+    if missing:
+        raise XmatchError(f"{data.root}: no catalog(s) {', '.join(missing)}; it holds "
+                          f"{', '.join(names) or 'none'}")
+    names = [n for n in names if catalogs is None or n in catalogs]
     if not names:
         raise XmatchError(f"{data.root}: no catalogs to place; load some first "
                           "(`xmatch load` or `xmatch demo`)")
@@ -147,7 +153,7 @@ def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
         for i in chosen:
             load[i] += rows
         placed.setdefault((name, chosen), []).append((rows, partition))
-    catalogs = {}
+    planned = {}
     for name in names:
         slices = [SliceEntry("shards-" + "-".join(str(i) for i in chosen), chosen,
                              tuple(sorted(p for _, p in members)),
@@ -155,7 +161,7 @@ def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
                   for (catalog, chosen), members in sorted(placed.items()) if catalog == name]
         # A catalog without partitions still gets a slice: its shards answer (emptily), so
         # requests to it have a schema to return.
-        catalogs[name] = tuple(slices) or (SliceEntry("shards-0", (0,), (), 0),)
+        planned[name] = tuple(slices) or (SliceEntry("shards-0", (0,), (), 0),)
     return Plan(str(data.root), f"{host}:{router_port}", replicas,
                 tuple(ShardEntry(f"shard-{i}", f"{host}:{port}") for i, port in enumerate(ports)),
-                catalogs)
+                planned)

@@ -205,6 +205,9 @@ class Boundary:
 
     def _check_radius(self, radius_arcsec, where: str = "") -> None:
         """One radius or one per position: finite, >= 0 and within the limit."""
+        if isinstance(radius_arcsec, float) and 0 <= radius_arcsec <= \
+                self.limits.max_radius_arcsec:
+            return  # the common case, without numpy's per-call cost
         values = np.atleast_1d(np.asarray(radius_arcsec, dtype=np.float64))
         bad = ~(np.isfinite(values) & (values >= 0))
         if bad.any():
@@ -271,6 +274,7 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         self.catalogs = dict(catalogs)
         self.limits = limits or Limits()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xmatch")
+        self._empty_answers: dict[tuple, xmatch_pb2.RowsResponse] = {}
 
     async def _run(self, function, *args, **kwargs):
         loop = asyncio.get_running_loop()
@@ -291,8 +295,16 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
                                           request.radius_arcsec, limit=limit, epoch=epoch,
                                           columns=columns)
                 self._check_rows(table.num_rows, "this cone")
-                return xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table),
-                                               rows=table.num_rows)
+                if table.num_rows:
+                    return xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table),
+                                                   rows=table.num_rows)
+                # Empty answers (most small cones) are encoded once per column choice.
+                key = (request.catalog, request.slice, tuple(request.columns))
+                empty = self._empty_answers.get(key)
+                if empty is None:
+                    empty = xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table), rows=0)
+                    self._empty_answers[key] = empty
+                return empty
 
             # A small cone takes tens of microseconds: answering it on the event loop costs
             # less than the hop to a worker thread and back.
