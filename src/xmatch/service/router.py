@@ -56,8 +56,6 @@ log = logging.getLogger(__name__)
 FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 #: A replica marked down is asked again (before the others) after this long.
 RETRY_DOWN_SECONDS = 1.0
-#: Cross-match batches of one stream being answered at once (later ones wait).
-BATCHES_IN_FLIGHT = 4
 #: Reconnect quickly to a restarted shard (gRPC's default backoff grows to 2 minutes).
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
                    ("grpc.min_reconnect_backoff_ms", 100),
@@ -234,48 +232,6 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
         except Exception as error:  # noqa: BLE001 (every error becomes a status)
             await _abort(context, error)
 
-    async def Crossmatch(self, request_iterator, context):
-        # Batches are read by a task of their own and answered BATCHES_IN_FLIGHT at a time,
-        # in order: a client may send everything first or wait for each answer.
-        pending: asyncio.Queue = asyncio.Queue(maxsize=BATCHES_IN_FLIGHT)
-        timeout = context.time_remaining()
-
-        async def read():
-            options = None
-            try:
-                async for message in request_iterator:
-                    kind = message.WhichOneof("item")
-                    if kind == "options":
-                        if options is not None:
-                            raise ValueError("options may be sent once, as the first message")
-                        options = self._crossmatch_options(message.options)
-                        continue
-                    if kind != "batch":
-                        raise ValueError("each message carries options (first) or a batch")
-                    if options is None:
-                        raise ValueError("the first message of a cross-match stream must "
-                                         "carry the options (catalog, radius, mode)")
-                    await pending.put(asyncio.ensure_future(
-                        self._crossmatch_batch(options, message.batch, timeout)))
-            except Exception as error:  # noqa: BLE001 (answered in order, after the batches)
-                await pending.put(error)
-            await pending.put(None)
-
-        reader = asyncio.ensure_future(read())
-        try:
-            while (item := await pending.get()) is not None:
-                if isinstance(item, Exception):
-                    raise item
-                yield await item
-        except Exception as error:  # noqa: BLE001
-            await _abort(context, error)
-        finally:
-            reader.cancel()
-            while not pending.empty():
-                item = pending.get_nowait()
-                if isinstance(item, asyncio.Future):
-                    item.cancel()
-
     def _crossmatch_options(self, options) -> dict:
         catalog = self._catalog(options.catalog)
         _no_slice(options.slice)
@@ -286,8 +242,9 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
         return {"catalog": catalog, "options": options, "radius": radius,
                 "epoch": options.epoch_jyear if options.HasField("epoch_jyear") else None}
 
-    async def _crossmatch_batch(self, options: dict, batch, timeout):
+    async def _crossmatch_batch(self, options: dict, batch, context):
         catalog: RoutedCatalog = options["catalog"]
+        timeout = context.time_remaining()
         n = self._check_batch(batch)
         try:
             ra, dec, _ = coords.positions(np.asarray(batch.ra_deg, dtype=np.float64),

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = xmatch_pb2.DESCRIPTOR.services_by_name["Xmatch"].full_name
 #: Cones up to this radius are answered on the event loop itself (see ``Cone``).
 INLINE_CONE_ARCSEC = 60.0
+#: Cross-match batches of one stream being answered at once (later ones wait).
+BATCHES_IN_FLIGHT = 4
 
 MODES = {xmatch_pb2.MATCH_MODE_UNSPECIFIED: "nearest", xmatch_pb2.MATCH_MODE_NEAREST: "nearest",
          xmatch_pb2.MATCH_MODE_K_NEAREST: "k", xmatch_pb2.MATCH_MODE_ALL: "all"}
@@ -181,7 +183,10 @@ async def _abort(context, error: Exception):
 
 
 class Boundary:
-    """Checks shared by every server of the service (embedded, shard, router)."""
+    """What every server of the service (embedded, shard, router) shares: the catalog
+    listing, the cross-match stream and the checks at the boundary. Subclasses answer
+    searches, and one cross-match batch with ``_crossmatch_options`` and
+    ``_crossmatch_batch``."""
 
     catalogs: dict
     limits: Limits
@@ -202,6 +207,47 @@ class Boundary:
             return self._catalog(request.name).description
         except Exception as error:  # noqa: BLE001 (every error becomes a status)
             await _abort(context, error)
+
+    async def Crossmatch(self, request_iterator, context):
+        # Batches are read by a task of their own and answered BATCHES_IN_FLIGHT at a time,
+        # in order: a client may send everything first or wait for each answer.
+        pending: asyncio.Queue = asyncio.Queue(maxsize=BATCHES_IN_FLIGHT)
+
+        async def read():
+            options = None
+            try:
+                async for message in request_iterator:
+                    kind = message.WhichOneof("item")
+                    if kind == "options":
+                        if options is not None:
+                            raise ValueError("options may be sent once, as the first message")
+                        options = self._crossmatch_options(message.options)
+                        continue
+                    if kind != "batch":
+                        raise ValueError("each message carries options (first) or a batch")
+                    if options is None:
+                        raise ValueError("the first message of a cross-match stream must "
+                                         "carry the options (catalog, radius, mode)")
+                    await pending.put(asyncio.ensure_future(
+                        self._crossmatch_batch(options, message.batch, context)))
+            except Exception as error:  # noqa: BLE001 (answered in order, after the batches)
+                await pending.put(error)
+            await pending.put(None)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (item := await pending.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield await item
+        except Exception as error:  # noqa: BLE001
+            await _abort(context, error)
+        finally:
+            reader.cancel()
+            while not pending.empty():
+                item = pending.get_nowait()
+                if isinstance(item, asyncio.Future):
+                    item.cancel()
 
     def _check_radius(self, radius_arcsec, where: str = "") -> None:
         """One radius or one per position: finite, >= 0 and within the limit."""
@@ -335,25 +381,6 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         except Exception as error:  # noqa: BLE001
             await _abort(context, error)
 
-    async def Crossmatch(self, request_iterator, context):
-        try:
-            options = None
-            async for message in request_iterator:
-                kind = message.WhichOneof("item")
-                if kind == "options":
-                    if options is not None:
-                        raise ValueError("options may be sent once, as the first message")
-                    options = self._crossmatch_options(message.options)
-                    continue
-                if kind != "batch":
-                    raise ValueError("each message carries options (first) or a batch")
-                if options is None:
-                    raise ValueError("the first message of a cross-match stream must carry "
-                                     "the options (catalog, radius, mode)")
-                yield await self._crossmatch_batch(options, message.batch)
-        except Exception as error:  # noqa: BLE001
-            await _abort(context, error)
-
     def _crossmatch_options(self, options) -> dict:
         served = self._catalog(options.catalog)
         index = served.slice_index(options.slice)
@@ -366,7 +393,8 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         return {"index": index, "radius": radius, "mode": mode, "k": int(options.k or 1),
                 "columns": columns, "epoch": epoch}
 
-    async def _crossmatch_batch(self, options: dict, batch) -> xmatch_pb2.CrossmatchResponse:
+    async def _crossmatch_batch(self, options: dict, batch,
+                                context) -> xmatch_pb2.CrossmatchResponse:
         n = self._check_batch(batch)
         radius = options["radius"]
         if len(batch.radius_arcsec):
