@@ -129,7 +129,6 @@ class Cluster:
     plan: Plan
     plan_path: str
     address: str
-    logs: object
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start(self, name: str) -> None:
@@ -154,7 +153,7 @@ def cluster(service_data, tmp_path_factory):
     plan = make_plan(service_data, shards=3, replicas=2, shard_ports=free_ports(3))
     plan_path = str(root / "plan.json")
     plan.write(plan_path)
-    cluster = Cluster(plan, plan_path, "", None)
+    cluster = Cluster(plan, plan_path, "")
     try:
         for shard in plan.shards:  # start all, then wait: they load at the same time
             cluster.processes[shard.name] = start_shard(plan_path, shard.name)

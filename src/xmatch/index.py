@@ -206,7 +206,7 @@ class SkyIndex:
             name=catalog.name)
         index = replace(index, default_radius_arcsec=spec.default_radius_arcsec)
         if columns is not None:
-            index = replace(index, table=index.table.select(columns))
+            index = replace(index, table=index.table.select(columns), _empty_results={})
         return index
 
     @classmethod

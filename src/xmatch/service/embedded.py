@@ -52,8 +52,7 @@ async def serve_forever(make_servicer, address: str, what: str = "xmatch",
     await stop.wait()
     announce(f"{what}: stopping (health NOT_SERVING, {GRACE_SECONDS:g} s for running calls)")
     await stop_server(server, GRACE_SECONDS)
-    if hasattr(servicer, "close"):
-        await servicer.close()
+    await servicer.close()
     announce(f"{what}: stopped")
 
 
@@ -96,8 +95,7 @@ def running(make_servicer, address: str = "127.0.0.1:0"):
             yield f"{address.rsplit(':', 1)[0]}:{port}"
         finally:
             asyncio.run_coroutine_threadsafe(stop_server(server, 0), loop).result()
-            if hasattr(servicer, "close"):
-                asyncio.run_coroutine_threadsafe(servicer.close(), loop).result()
+            asyncio.run_coroutine_threadsafe(servicer.close(), loop).result()
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()

@@ -147,18 +147,18 @@ def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
         catalog = open_catalog(name, data)
         pieces += [(rows, name, (p.order, p.pixel)) for p, rows in partition_rows(catalog).items()]
     load = [0] * shards
-    placed: dict[tuple[str, tuple[int, ...]], list] = {}
+    placed: dict[str, dict[tuple[int, ...], list]] = {name: {} for name in names}
     for rows, name, partition in sorted(pieces, key=lambda p: (-p[0], p[1], p[2])):
         chosen = tuple(sorted(sorted(range(shards), key=lambda i: (load[i], i))[:replicas]))
         for i in chosen:
             load[i] += rows
-        placed.setdefault((name, chosen), []).append((rows, partition))
+        placed[name].setdefault(chosen, []).append((rows, partition))
     planned = {}
     for name in names:
         slices = [SliceEntry("shards-" + "-".join(str(i) for i in chosen), chosen,
                              tuple(sorted(p for _, p in members)),
                              sum(r for r, _ in members))
-                  for (catalog, chosen), members in sorted(placed.items()) if catalog == name]
+                  for chosen, members in sorted(placed[name].items())]
         # A catalog without partitions still gets a slice: its shards answer (emptily), so
         # requests to it have a schema to return.
         planned[name] = tuple(slices) or (SliceEntry("shards-0", (0,), (), 0),)

@@ -237,9 +237,10 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
         _no_slice(options.slice)
         radius = options.radius_arcsec or catalog.summary.default_radius_arcsec
         self._check_radius(radius)
-        crossmatch_mode(options)
+        mode = crossmatch_mode(options)
         catalog.check_columns(options.columns)
-        return {"catalog": catalog, "options": options, "radius": radius,
+        k = {"nearest": 1, "k": int(options.k), "all": None}[mode]
+        return {"catalog": catalog, "options": options, "radius": radius, "k": k,
                 "epoch": options.epoch_jyear if options.HasField("epoch_jyear") else None}
 
     async def _crossmatch_batch(self, options: dict, batch, context):
@@ -291,9 +292,7 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             return table, rows
 
         pieces = await _all(ask(int(s), rows) for s, rows in zip(slices, groups, strict=True))
-        mode = crossmatch_mode(options["options"])
-        k = {"nearest": 1, "k": int(options["options"].k), "all": None}[mode]
-        table = merge_matches(pieces, n, k)
+        table = merge_matches(pieces, n, options["k"])
         self._check_rows(table.num_rows, f"batch {batch.batch_id}")
         return xmatch_pb2.CrossmatchResponse(
             batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), queries=n,

@@ -322,6 +322,9 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xmatch")
         self._empty_answers: dict[tuple, xmatch_pb2.RowsResponse] = {}
 
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
     async def _run(self, function, *args, **kwargs):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
