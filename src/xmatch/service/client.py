@@ -8,10 +8,21 @@ for the pyarrow Table as received. Positions may be a ``SkyCoord`` or ra/dec in 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 import numpy as np
 import pyarrow as pa
 
+from xmatch.service.annotate_stream import (
+    BATCH_ALERTS,
+    RETRIES,
+    WINDOW,
+    AnnotatedBatch,
+    AnnotateStream,
+    alert_batches,
+    annotate_options,
+)
 from xmatch.service.server import ipc_to_table
 from xmatch.sky import coords
 from xmatch.tables import to_astropy
@@ -80,6 +91,24 @@ class Client:
         answers = self._stub.RegionSearch(_region_request(catalog, ranges29, columns, limit),
                                           timeout=self.timeout)
         return _rows(list(answers), arrow)
+
+    def annotate(self, alerts, *, catalogs=None, radius=None, all_matches: bool = False,
+                 schemas: dict[int, str] | None = None, batch_size: int = BATCH_ALERTS,
+                 window: int = WINDOW, retries: int = RETRIES) -> Iterator[AnnotatedBatch]:
+        """Annotate alerts with their counterparts in ``catalogs`` (default: all served).
+
+        ``alerts`` are raw packets (paths of ``.avro`` files, directories or tarballs;
+        ``bytes``; :class:`~xmatch.alerts.Packet`) or compact alerts (a table with ``ra_deg``,
+        ``dec_deg`` and optionally ``alert_id``, ``object_id``, ``mjd_tai``). Yields one
+        :class:`AnnotatedBatch` per batch, in order: a pyarrow annotation table with one row
+        per alert (docs/alerts.md) and the batch's packets. ``radius``: one for every
+        catalog, or ``{catalog: radius}``; arcsec or angle Quantities. Alerts are read as
+        answers come back (at most ``window`` batches ahead); on UNAVAILABLE the stream is
+        reopened up to ``retries`` times in a row and unanswered batches are sent again.
+        """
+        options = annotate_options(catalogs, radius, all_matches, schemas)
+        return iter(AnnotateStream(self._stub, options, alert_batches(alerts, batch_size),
+                                   window, retries))
 
 
 class AsyncClient:

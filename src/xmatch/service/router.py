@@ -244,8 +244,6 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
                 "epoch": options.epoch_jyear if options.HasField("epoch_jyear") else None}
 
     async def _crossmatch_batch(self, options: dict, batch, context):
-        catalog: RoutedCatalog = options["catalog"]
-        timeout = context.time_remaining()
         n = self._check_batch(batch)
         try:
             ra, dec, _ = coords.positions(np.asarray(batch.ra_deg, dtype=np.float64),
@@ -256,6 +254,19 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             raise ValueError(f"batch {batch.batch_id}: {error}") from None
         radius = (np.asarray(batch.radius_arcsec, dtype=np.float64) if len(batch.radius_arcsec)
                   else options["radius"])
+        table = await self._match_table(options, batch.batch_id, ra, dec, radius, epoch,
+                                        context)
+        return xmatch_pb2.CrossmatchResponse(
+            batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), queries=n,
+            matches=table.num_rows - table.column(RANK_COLUMN).null_count)
+
+    async def _match_table(self, options: dict, batch_id: int, ra, dec, radius, epoch,
+                           context) -> pa.Table:
+        """The left join of one batch of checked positions: each slice is asked for the
+        positions that may reach it, and the answers merged."""
+        catalog: RoutedCatalog = options["catalog"]
+        timeout = context.time_remaining()
+        n = len(ra)
         offsets, touched = catalog.route(ra, dec, radius, epoch)
         if len(touched):
             position = np.repeat(np.arange(n), np.diff(offsets))
@@ -275,7 +286,7 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             messages = [
                 xmatch_pb2.CrossmatchRequest(options=sub_options),
                 xmatch_pb2.CrossmatchRequest(batch=xmatch_pb2.PositionBatch(
-                    batch_id=batch.batch_id, ra_deg=ra[rows], dec_deg=dec[rows],
+                    batch_id=batch_id, ra_deg=ra[rows], dec_deg=dec[rows],
                     radius_arcsec=[] if np.ndim(radius) == 0 else radius[rows],
                     epoch_jyear=[] if epoch is None or np.ndim(epoch) == 0 else epoch[rows]))]
 
@@ -293,10 +304,8 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
 
         pieces = await _all(ask(int(s), rows) for s, rows in zip(slices, groups, strict=True))
         table = merge_matches(pieces, n, options["k"])
-        self._check_rows(table.num_rows, f"batch {batch.batch_id}")
-        return xmatch_pb2.CrossmatchResponse(
-            batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), queries=n,
-            matches=table.num_rows - table.column(RANK_COLUMN).null_count)
+        self._check_rows(table.num_rows, f"batch {batch_id}")
+        return table
 
     async def RegionSearch(self, request, context):
         # Partition by partition, in pixel order (the order an embedded server streams), each

@@ -21,9 +21,13 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from xmatch.alerts.annotation import Target, annotation_table
+from xmatch.alerts.avro import Schemas
+from xmatch.alerts.fields import compact_alerts, decode, epoch_jyear
 from xmatch.errors import (
     CatalogNotFoundError,
     LimitExceededError,
@@ -31,6 +35,7 @@ from xmatch.errors import (
     XmatchError,
 )
 from xmatch.index import SkyIndex, moc_ranges
+from xmatch.store.writer import ROW_ID_COLUMN
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -209,8 +214,20 @@ class Boundary:
             await _abort(context, error)
 
     async def Crossmatch(self, request_iterator, context):
-        # Batches are read by a task of their own and answered BATCHES_IN_FLIGHT at a time,
-        # in order: a client may send everything first or wait for each answer.
+        async for answer in self._pipeline(request_iterator, context, self._crossmatch_options,
+                                           self._crossmatch_batch, "catalog, radius, mode"):
+            yield answer
+
+    async def Annotate(self, request_iterator, context):
+        async for answer in self._pipeline(request_iterator, context, self._annotate_options,
+                                           self._annotate_batch, "catalogs, radii"):
+            yield answer
+
+    async def _pipeline(self, request_iterator, context, open_options, answer_batch,
+                        options_hint: str):
+        """A stream of options then batches: the batches are read by a task of their own and
+        answered BATCHES_IN_FLIGHT at a time, in order (a client may send everything first
+        or wait for each answer; a client that stops reading stops the reading here)."""
         pending: asyncio.Queue = asyncio.Queue(maxsize=BATCHES_IN_FLIGHT)
 
         async def read():
@@ -221,15 +238,15 @@ class Boundary:
                     if kind == "options":
                         if options is not None:
                             raise ValueError("options may be sent once, as the first message")
-                        options = self._crossmatch_options(message.options)
+                        options = open_options(message.options)
                         continue
                     if kind != "batch":
                         raise ValueError("each message carries options (first) or a batch")
                     if options is None:
-                        raise ValueError("the first message of a cross-match stream must "
-                                         "carry the options (catalog, radius, mode)")
+                        raise ValueError("the first message of the stream must carry the "
+                                         f"options ({options_hint})")
                     await pending.put(asyncio.ensure_future(
-                        self._crossmatch_batch(options, message.batch, context)))
+                        answer_batch(options, message.batch, context)))
             except Exception as error:  # noqa: BLE001 (answered in order, after the batches)
                 await pending.put(error)
             await pending.put(None)
@@ -248,6 +265,63 @@ class Boundary:
                 item = pending.get_nowait()
                 if isinstance(item, asyncio.Future):
                     item.cancel()
+
+    # ------------------------------------------------------------------ annotation
+
+    def _annotate_options(self, options) -> dict:
+        names = list(options.catalogs) or sorted(self.catalogs)
+        if len(set(names)) != len(names):
+            raise ValueError(f"catalogs {names} name a catalog twice")
+        unknown = sorted(set(options.radius_arcsec) - set(names))
+        if unknown:
+            raise ValueError(f"radius_arcsec names {', '.join(unknown)}, which "
+                             f"{'is' if len(unknown) == 1 else 'are'} not among the catalogs "
+                             f"asked for ({', '.join(names)})")
+        targets, matching = [], []
+        for name in names:
+            served = self._catalog(name)
+            radius = options.radius_arcsec.get(name) or served.summary.default_radius_arcsec
+            self._check_radius(float(radius), f"{name}: ")
+            description = served.description
+            target = Target(name, float(radius), description.id_column or ROW_ID_COLUMN,
+                            list(description.key_columns))
+            targets.append(target)
+            matching.append(self._crossmatch_options(xmatch_pb2.CrossmatchOptions(
+                catalog=name, radius_arcsec=radius, mode=xmatch_pb2.MATCH_MODE_ALL,
+                columns=target.columns)))
+        return {"targets": targets, "matching": matching, "all_matches": options.all_matches,
+                "schemas": Schemas(dict(options.avro_schemas))}
+
+    async def _annotate_batch(self, options: dict, batch, context) -> xmatch_pb2.AnnotateResponse:
+        kind = batch.WhichOneof("alerts")
+        if kind == "packets":
+            packets = list(batch.packets.packets)
+            self._check_count(len(packets), "alerts")
+            # Avro decoding is Python work: off the event loop, which keeps serving.
+            alerts = await asyncio.to_thread(decode, packets, options["schemas"])
+        elif kind == "compact_ipc":
+            try:
+                alerts = compact_alerts(ipc_to_table(batch.compact_ipc))
+            except (pa.ArrowInvalid, ValueError) as error:
+                raise ValueError(f"batch {batch.batch_id}: compact_ipc: {error}") from None
+            self._check_count(alerts.num_rows, "alerts")
+        else:
+            alerts = compact_alerts(pa.table({"ra_deg": pa.array([], pa.float64()),
+                                              "dec_deg": pa.array([], pa.float64())}))
+        usable = pc.is_null(alerts.column("error"))
+        found = alerts.filter(usable)
+        ra = found.column("ra_deg").to_numpy()
+        dec = found.column("dec_deg").to_numpy()
+        times = found.column("mjd_tai")
+        epoch = (epoch_jyear(times.to_numpy(zero_copy_only=False))
+                 if found.num_rows and times.null_count == 0 else None)
+        tables = await asyncio.gather(*(
+            self._match_table(match, batch.batch_id, ra, dec, match["radius"], epoch, context)
+            for match in options["matching"]))
+        table = annotation_table(alerts, options["targets"], tables, options["all_matches"])
+        return xmatch_pb2.AnnotateResponse(
+            batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), alerts=alerts.num_rows,
+            errors=alerts.num_rows - found.num_rows)
 
     def _check_radius(self, radius_arcsec, where: str = "") -> None:
         """One radius or one per position: finite, >= 0 and within the limit."""
@@ -275,12 +349,15 @@ class Boundary:
                 f"{what} would return {rows:,} rows; this server returns at most "
                 f"{self.limits.max_rows:,} per answer: set a limit or a smaller region")
 
+    def _check_count(self, n: int, what: str) -> None:
+        if n > self.limits.max_batch:
+            raise LimitExceededError(f"a batch of {n:,} {what} is over this server's "
+                                     f"limit of {self.limits.max_batch:,}")
+
     def _check_batch(self, batch) -> int:
         """The number of positions of a cross-match batch, checked against the limit."""
         n = len(batch.ra_deg)
-        if n > self.limits.max_batch:
-            raise LimitExceededError(f"a batch of {n:,} positions is over this server's "
-                                     f"limit of {self.limits.max_batch:,}")
+        self._check_count(n, "positions")
         if len(batch.dec_deg) != n:
             raise ValueError(f"batch {batch.batch_id}: {n} ra_deg but {len(batch.dec_deg)} "
                              "dec_deg values; they must pair up")
@@ -405,21 +482,27 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         epoch = np.asarray(batch.epoch_jyear) if len(batch.epoch_jyear) else options["epoch"]
         ra = np.asarray(batch.ra_deg, dtype=np.float64)
         dec = np.asarray(batch.dec_deg, dtype=np.float64)
+        table, payload = await self._match_table(options, batch.batch_id, ra, dec, radius,
+                                                 epoch, context, encode=True)
+        matched = table.num_rows - table.column("match_rank").null_count
+        return xmatch_pb2.CrossmatchResponse(batch_id=batch.batch_id, arrow_ipc=payload,
+                                             queries=n, matches=matched)
 
+    async def _match_table(self, options: dict, batch_id: int, ra, dec, radius, epoch,
+                           context, encode: bool = False):
+        """The left join of one batch (and its Arrow IPC encoding, with ``encode``), worked
+        out in the thread pool."""
         def match():
             table = options["index"].crossmatch(
                 ra, dec, radius=radius, mode=options["mode"], k=options["k"], epoch=epoch,
                 columns=options["columns"])
-            self._check_rows(table.num_rows, f"batch {batch.batch_id}")
-            return table, table_to_ipc(table)
+            self._check_rows(table.num_rows, f"batch {batch_id}")
+            return (table, table_to_ipc(table)) if encode else table
 
         try:
-            table, payload = await self._run(match)
+            return await self._run(match)
         except ValueError as error:  # name the batch, keep the message
-            raise type(error)(f"batch {batch.batch_id}: {error}") from None
-        matched = table.num_rows - table.column("match_rank").null_count
-        return xmatch_pb2.CrossmatchResponse(batch_id=batch.batch_id, arrow_ipc=payload,
-                                             queries=n, matches=matched)
+            raise type(error)(f"batch {batch_id}: {error}") from None
 
 
 def _token_offset(token: str) -> int:

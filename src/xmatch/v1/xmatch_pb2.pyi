@@ -183,3 +183,65 @@ class CrossmatchResponse(_message.Message):
     queries: int
     matches: int
     def __init__(self, batch_id: _Optional[int] = ..., arrow_ipc: _Optional[bytes] = ..., queries: _Optional[int] = ..., matches: _Optional[int] = ...) -> None: ...
+
+class AnnotateOptions(_message.Message):
+    __slots__ = ("catalogs", "radius_arcsec", "all_matches", "avro_schemas")
+    class RadiusArcsecEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class AvroSchemasEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: str
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[str] = ...) -> None: ...
+    CATALOGS_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    ALL_MATCHES_FIELD_NUMBER: _ClassVar[int]
+    AVRO_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
+    catalogs: _containers.RepeatedScalarFieldContainer[str]
+    radius_arcsec: _containers.ScalarMap[str, float]
+    all_matches: bool
+    avro_schemas: _containers.ScalarMap[int, str]
+    def __init__(self, catalogs: _Optional[_Iterable[str]] = ..., radius_arcsec: _Optional[_Mapping[str, float]] = ..., all_matches: _Optional[bool] = ..., avro_schemas: _Optional[_Mapping[int, str]] = ...) -> None: ...
+
+class AlertBatch(_message.Message):
+    __slots__ = ("batch_id", "compact_ipc", "packets")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_IPC_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    compact_ipc: bytes
+    packets: PacketList
+    def __init__(self, batch_id: _Optional[int] = ..., compact_ipc: _Optional[bytes] = ..., packets: _Optional[_Union[PacketList, _Mapping]] = ...) -> None: ...
+
+class PacketList(_message.Message):
+    __slots__ = ("packets",)
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    packets: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, packets: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class AnnotateRequest(_message.Message):
+    __slots__ = ("options", "batch")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    options: AnnotateOptions
+    batch: AlertBatch
+    def __init__(self, options: _Optional[_Union[AnnotateOptions, _Mapping]] = ..., batch: _Optional[_Union[AlertBatch, _Mapping]] = ...) -> None: ...
+
+class AnnotateResponse(_message.Message):
+    __slots__ = ("batch_id", "arrow_ipc", "alerts", "errors")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    arrow_ipc: bytes
+    alerts: int
+    errors: int
+    def __init__(self, batch_id: _Optional[int] = ..., arrow_ipc: _Optional[bytes] = ..., alerts: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...

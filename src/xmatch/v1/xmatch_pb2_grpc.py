@@ -59,6 +59,11 @@ class XmatchStub:
                 request_serializer=xmatch_dot_v1_dot_xmatch__pb2.CrossmatchRequest.SerializeToString,
                 response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.CrossmatchResponse.FromString,
                 _registered_method=True)
+        self.Annotate = channel.stream_stream(
+                '/xmatch.v1.Xmatch/Annotate',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.AnnotateRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.AnnotateResponse.FromString,
+                _registered_method=True)
 
 
 class XmatchServicer:
@@ -101,6 +106,16 @@ class XmatchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Annotate(self, request_iterator, context):
+        """Alert annotation: a stream of alert batches in (compact positions, or raw ZTF/Rubin
+        Avro packets), one annotation batch out per batch, in order, one row per alert. An
+        alert that cannot be read (corrupt bytes, no position, unknown schema) gets a row with
+        its `error` and the stream goes on. The first message carries the options.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_XmatchServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +143,11 @@ def add_XmatchServicer_to_server(servicer, server):
                     servicer.Crossmatch,
                     request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.CrossmatchRequest.FromString,
                     response_serializer=xmatch_dot_v1_dot_xmatch__pb2.CrossmatchResponse.SerializeToString,
+            ),
+            'Annotate': grpc.stream_stream_rpc_method_handler(
+                    servicer.Annotate,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.AnnotateRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.AnnotateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +285,33 @@ class Xmatch:
             '/xmatch.v1.Xmatch/Crossmatch',
             xmatch_dot_v1_dot_xmatch__pb2.CrossmatchRequest.SerializeToString,
             xmatch_dot_v1_dot_xmatch__pb2.CrossmatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Annotate(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/xmatch.v1.Xmatch/Annotate',
+            xmatch_dot_v1_dot_xmatch__pb2.AnnotateRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.AnnotateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,191 @@
+"""The annotation of alerts with their counterparts: one row per alert, versioned.
+
+The annotation table (what the ``Annotate`` RPC answers and what Parquet output holds) has
+the alert's own fields (:data:`~xmatch.alerts.fields.ALERT_SCHEMA` less its position
+errors) and, for every catalog ``C`` asked for, in the order asked:
+
+``C_count``
+    sources within the radius (null when the alert has an ``error``);
+``C_<id column>``, ``C_separation_arcsec``, ``C_position_angle_deg``, ``C_<key column>``...
+    of the nearest one (null when there is none);
+``C_matches``
+    with ``all_matches``: every source within the radius, closest first, as a list of
+    structs with the same fields.
+
+The table's schema metadata ``xmatch.annotation`` (JSON) holds the version, and for each
+catalog its name, radius, id column and key columns. The same content as a nested record
+(:func:`annotation_records`, :data:`AVRO_ANNOTATION`) is what annotated Avro packets carry
+in their ``xmatch`` field and what JSON lines hold. See docs/alerts.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from xmatch.index import POSITION_ANGLE_COLUMN, QUERY_COLUMN, RANK_COLUMN, SEPARATION_COLUMN
+
+#: Version of the annotation record; a change that is not backward compatible bumps the
+#: major number.
+ANNOTATION_VERSION = "1.0"
+METADATA_KEY = b"xmatch.annotation"
+ALERT_COLUMNS = ("alert_id", "object_id", "survey", "ra_deg", "dec_deg", "mjd_tai", "band",
+                 "mag", "error")
+
+#: The ``xmatch`` record of an annotated Avro packet (appended as the last field of the
+#: alert record, as ``["null", Annotation]`` with default null).
+AVRO_ANNOTATION = {
+    "type": "record", "name": "Annotation", "namespace": "xmatch.v1",
+    "doc": f"Counterparts of the alert in each catalog (xmatch annotation "
+           f"{ANNOTATION_VERSION}, see docs/alerts.md)",
+    "fields": [
+        {"name": "schema_version", "type": "string"},
+        {"name": "error", "type": ["null", "string"], "default": None},
+        {"name": "mjd_tai", "type": ["null", "double"], "default": None},
+        {"name": "catalogs", "type": {"type": "array", "items": {
+            "type": "record", "name": "CatalogAnnotation", "fields": [
+                {"name": "catalog", "type": "string"},
+                {"name": "radius_arcsec", "type": "double"},
+                {"name": "count", "type": "int"},
+                {"name": "nearest", "type": ["null", {
+                    "type": "record", "name": "Counterpart", "fields": [
+                        {"name": "id", "type": ["null", "string"]},
+                        {"name": "separation_arcsec", "type": "double"},
+                        {"name": "position_angle_deg", "type": "double"},
+                        {"name": "columns", "type": {"type": "map", "values": [
+                            "null", "boolean", "long", "double", "string"]}},
+                    ]}], "default": None},
+                {"name": "matches", "type": {"type": "array", "items": "Counterpart"},
+                 "default": []},
+            ]}}},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One catalog an alert is annotated with."""
+
+    name: str
+    radius_arcsec: float
+    id_column: str
+    key_columns: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        """The catalog columns a match needs."""
+        return [self.id_column, *[c for c in self.key_columns if c != self.id_column]]
+
+
+def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.Table],
+                     all_matches: bool) -> pa.Table:
+    """The annotation of ``alerts`` (rows of ALERT_SCHEMA) from one left join per target
+    over the alerts without an error (``query_index`` counting those alerts)."""
+    n = alerts.num_rows
+    usable = pc.is_null(alerts.column("error")).to_numpy(zero_copy_only=False)
+    slot = np.full(n, -1, np.int64)          # alert -> its position among the usable
+    slot[usable] = np.arange(int(usable.sum()))
+    columns = {name: alerts.column(name) for name in ALERT_COLUMNS}
+    for target, table in zip(targets, matches, strict=True):
+        columns.update(_catalog_columns(target, table, slot, usable, all_matches))
+    metadata = {METADATA_KEY: json.dumps(
+        {"version": ANNOTATION_VERSION, "catalogs": [asdict(t) for t in targets]})}
+    return pa.table(columns).replace_schema_metadata(metadata)
+
+
+def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: np.ndarray,
+                     all_matches: bool) -> dict:
+    prefix = f"{target.name}_"
+    rank = table.column(RANK_COLUMN).to_numpy(zero_copy_only=False)
+    found = ~np.isnan(rank.astype(np.float64)) if rank.dtype.kind == "f" else \
+        pc.is_valid(table.column(RANK_COLUMN)).to_numpy(zero_copy_only=False)
+    query = table.column(QUERY_COLUMN).to_numpy()
+    n_usable = int(usable.sum())
+    counts = np.bincount(query[found], minlength=n_usable).astype(np.int32)
+    # The nearest match of each usable alert (the left join is grouped by query, closest
+    # first), then spread over every alert with nulls for errors and misses.
+    nearest_row = np.full(n_usable, -1, np.int64)
+    first = found & (table.column(RANK_COLUMN).fill_null(0).to_numpy() == 1)
+    nearest_row[query[first]] = np.flatnonzero(first)
+    take = np.where(slot >= 0, nearest_row[np.maximum(slot, 0)], -1)
+    indices = pa.array(take, pa.int64(), mask=take < 0)
+    payload = [target.id_column, SEPARATION_COLUMN, POSITION_ANGLE_COLUMN,
+               *[c for c in target.key_columns if c != target.id_column]]
+    out = {f"{prefix}count": pa.array(np.where(usable, counts[np.maximum(slot, 0)], 0),
+                                      pa.int32(), mask=~usable)}
+    for name in payload:
+        out[prefix + name] = table.column(name).take(indices)
+    if all_matches:
+        rows = np.flatnonzero(found)
+        per_alert = np.where(usable, counts[np.maximum(slot, 0)], 0)
+        offsets = np.r_[0, np.cumsum(per_alert)].astype(np.int32)
+        structs = pa.StructArray.from_arrays(
+            [pa.concat_arrays(table.column(c).take(rows).chunks) if table.num_rows else
+             pa.array([], table.schema.field(c).type) for c in payload], names=payload)
+        out[f"{prefix}matches"] = pa.ListArray.from_arrays(
+            pa.array(offsets, pa.int32()), structs, mask=pa.array(~usable))
+    return out
+
+
+def annotation_info(table: pa.Table) -> dict:
+    """The ``xmatch.annotation`` metadata of an annotation table: version and targets."""
+    metadata = table.schema.metadata or {}
+    if METADATA_KEY not in metadata:
+        raise ValueError("the table carries no xmatch.annotation metadata")
+    info = json.loads(metadata[METADATA_KEY])
+    info["catalogs"] = [Target(**t) for t in info["catalogs"]]
+    return info
+
+
+def annotation_records(table: pa.Table) -> list[dict]:
+    """The ``xmatch`` record (:data:`AVRO_ANNOTATION`) of each alert of an annotation
+    table, as dictionaries (what fastavro writes and JSON lines hold)."""
+    info = annotation_info(table)
+    rows = table.to_pylist()
+    records = []
+    for row in rows:
+        catalogs = []
+        if row["error"] is None:
+            for target in info["catalogs"]:
+                prefix = f"{target.name}_"
+                nearest = _counterpart(target, {c: row[prefix + c] for c in _payload(target)})
+                matches = row.get(prefix + "matches") or []
+                catalogs.append({
+                    "catalog": target.name, "radius_arcsec": target.radius_arcsec,
+                    "count": row[prefix + "count"], "nearest": nearest,
+                    "matches": [_counterpart(target, m) for m in matches]})
+        mjd = row["mjd_tai"]
+        records.append({"schema_version": info["version"], "error": row["error"],
+                        "mjd_tai": None if mjd is None or math.isnan(mjd) else mjd,
+                        "catalogs": catalogs})
+    return records
+
+
+def _payload(target: Target) -> list[str]:
+    return [target.id_column, SEPARATION_COLUMN, POSITION_ANGLE_COLUMN,
+            *[c for c in target.key_columns if c != target.id_column]]
+
+
+def _counterpart(target: Target, values: dict) -> dict | None:
+    if values[SEPARATION_COLUMN] is None:
+        return None
+    identifier = values[target.id_column]
+    return {"id": None if identifier is None else str(identifier),
+            "separation_arcsec": values[SEPARATION_COLUMN],
+            "position_angle_deg": values[POSITION_ANGLE_COLUMN],
+            "columns": {c: _plain(values[c]) for c in target.key_columns
+                        if c != target.id_column}}
+
+
+def _plain(value):
+    """A key column value as an Avro map value: NaN becomes null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,179 @@
+"""The client side of an ``Annotate`` stream: batching, flow control and resumption.
+
+Alerts are cut into batches (at most ``batch_size`` alerts and about
+:data:`BATCH_BYTES` of packets each). At most ``window`` batches are unanswered at any time:
+the producer waits for answers, so a slow consumer slows the reading of alerts and memory
+stays bounded. Every answer acknowledges one batch, in order. If the server becomes
+unreachable (UNAVAILABLE: restarted, or a router failing over), the stream is reopened and
+the unacknowledged batches are sent again, so each alert is answered exactly once.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import grpc
+import pyarrow as pa
+
+from xmatch.alerts.sources import Packet, read_packets
+from xmatch.service.server import ipc_to_table, table_to_ipc
+from xmatch.sky import coords
+from xmatch.v1 import xmatch_pb2
+
+#: Alerts per batch, and the packet bytes a batch stops growing at (under gRPC's limit).
+BATCH_ALERTS = 5_000
+BATCH_BYTES = 16 * 2**20
+#: Batches sent and not yet answered.
+WINDOW = 4
+#: Reconnection attempts in a row before the stream gives up, and the first wait.
+RETRIES = 5
+RETRY_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class AnnotatedBatch:
+    """The answer to one batch: the annotation table (one row per alert) and, for raw
+    packets, the packets themselves (for annotated Avro output)."""
+
+    table: pa.Table
+    packets: list[Packet] | None
+
+
+def annotate_options(catalogs, radius, all_matches: bool, schemas) -> xmatch_pb2.AnnotateOptions:
+    """The stream's options. ``radius``: one radius for every catalog, or by catalog name;
+    arcsec or angle Quantities. ``schemas``: JSON text of Confluent schemas by id."""
+    if isinstance(catalogs, str):
+        catalogs = [catalogs]
+    options = xmatch_pb2.AnnotateOptions(catalogs=list(catalogs or []),
+                                         all_matches=all_matches,
+                                         avro_schemas=dict(schemas or {}))
+    if radius is not None:
+        if not isinstance(radius, dict):
+            if not catalogs:
+                raise ValueError("one radius for every catalog needs the catalogs named; "
+                                 "or give radius as {catalog: radius}")
+            radius = dict.fromkeys(catalogs, radius)
+        for name, value in radius.items():
+            options.radius_arcsec[name] = float(coords.radii_arcsec(value, 1)[0])
+    return options
+
+
+def alert_batches(alerts, batch_size: int) -> Iterator[tuple[xmatch_pb2.AlertBatch, list]]:
+    """``(AlertBatch without its id, packets or None)`` for compact alerts (a table with
+    ra_deg, dec_deg and optionally alert_id, object_id, mjd_tai) or for packets (paths,
+    bytes or :class:`Packet`)."""
+    table = _as_table(alerts)
+    if table is not None:
+        for start in range(0, max(table.num_rows, 1), batch_size):
+            piece = table.slice(start, batch_size)
+            yield xmatch_pb2.AlertBatch(compact_ipc=table_to_ipc(piece)), None
+        return
+    packets, size = [], 0
+    for packet in _packets(alerts):
+        packets.append(packet)
+        size += len(packet.data)
+        if len(packets) >= batch_size or size >= BATCH_BYTES:
+            yield _packet_batch(packets), packets
+            packets, size = [], 0
+    if packets:
+        yield _packet_batch(packets), packets
+
+
+def _packet_batch(packets: list[Packet]) -> xmatch_pb2.AlertBatch:
+    return xmatch_pb2.AlertBatch(packets=xmatch_pb2.PacketList(
+        packets=[p.data for p in packets]))
+
+
+def _as_table(alerts) -> pa.Table | None:
+    if isinstance(alerts, pa.Table):
+        return alerts
+    if isinstance(alerts, dict) and "ra_deg" in alerts:
+        return pa.table(alerts)
+    if hasattr(alerts, "colnames"):  # an astropy Table
+        return pa.table({name: alerts[name].data if hasattr(alerts[name], "data") else
+                         alerts[name] for name in alerts.colnames})
+    return None
+
+
+def _packets(alerts) -> Iterator[Packet]:
+    if isinstance(alerts, str | bytes):
+        alerts = [alerts]
+    pending = []
+    for item in alerts:
+        if isinstance(item, Packet):
+            if pending:
+                yield from read_packets(pending)
+                pending = []
+            yield item
+        else:
+            pending.append(item)
+    if pending:
+        yield from read_packets(pending)
+
+
+class AnnotateStream:
+    """One logical stream of batches over as many gRPC calls as reconnections need."""
+
+    def __init__(self, stub, options, batches: Iterable, window: int = WINDOW,
+                 retries: int = RETRIES):
+        self._stub = stub
+        self._options = xmatch_pb2.AnnotateRequest(options=options)
+        self._source = enumerate(batches)
+        self._window = window
+        self._retries = retries
+        self._unanswered: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._exhausted = False
+
+    def __iter__(self) -> Iterator[AnnotatedBatch]:
+        failures = 0
+        while True:
+            credit = threading.Semaphore(max(self._window - len(self._unanswered), 0))
+            closed = threading.Event()
+            call = self._stub.Annotate(self._requests(credit, closed))
+            try:
+                for answer in call:
+                    batch_id, _, packets = self._unanswered.popleft()
+                    if answer.batch_id != batch_id:
+                        raise RuntimeError(f"answer to batch {answer.batch_id} arrived where "
+                                           f"batch {batch_id} was due")
+                    credit.release()
+                    failures = 0
+                    yield AnnotatedBatch(ipc_to_table(answer.arrow_ipc), packets)
+                if self._unanswered or not self._exhausted:
+                    raise RuntimeError("the server ended the stream with "
+                                       f"{len(self._unanswered)} batch(es) unanswered")
+                return
+            except grpc.RpcError as error:
+                if error.code() is not grpc.StatusCode.UNAVAILABLE or failures >= self._retries:
+                    raise
+                failures += 1
+                time.sleep(RETRY_SECONDS * 2 ** (failures - 1))
+            finally:
+                closed.set()
+                call.cancel()
+
+    def _requests(self, credit: threading.Semaphore, closed: threading.Event):
+        yield self._options
+        with self._lock:
+            resend = [request for _, request, _ in self._unanswered]
+        yield from resend  # unacknowledged batches of an earlier call, in order
+        while not closed.is_set():
+            if not credit.acquire(timeout=0.1):
+                continue
+            with self._lock:
+                if closed.is_set():
+                    return
+                item = next(self._source, None)
+                if item is None:
+                    self._exhausted = True
+                    return
+                batch_id, (batch, packets) = item
+                batch.batch_id = batch_id
+                request = xmatch_pb2.AnnotateRequest(batch=batch)
+                self._unanswered.append((batch_id, request, packets))
+            yield request
