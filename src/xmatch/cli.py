@@ -171,6 +171,42 @@ def build_parser() -> argparse.ArgumentParser:
                             help="ask a running xmatch server instead of matching in process")
     _data_arg(crossmatch)
 
+    annotate = commands.add_parser(
+        "annotate", help="annotate ZTF / Rubin alert packets with their counterparts",
+        description="Reads alert packets (ZTF and Rubin/LSST Avro: .avro files, directories "
+                    "of them, tarballs), annotates each with its counterparts in the catalogs "
+                    "(nearest source: id, separation, position angle, key columns; number "
+                    "within the radius; proper motions moved to the alert's time) and writes "
+                    "Parquet, JSON lines or annotated Avro. Without --server it serves the "
+                    "data directory's catalogs itself. An interrupted run resumes where it "
+                    "stopped when run again with the same inputs and options.",
+        epilog="examples: xmatch annotate alerts/ --out annotated.parquet;  xmatch annotate "
+               "night.tar.gz --catalogs gaia_dr3,gcvs --radius gaia_dr3=1.5arcsec "
+               "--server localhost:50051 --out night/")
+    annotate.add_argument("inputs", nargs="+", metavar="INPUT",
+                          help=".avro files, directories (searched recursively) or tarballs")
+    annotate.add_argument("--out", required=True, metavar="PATH",
+                          help="output: FILE.parquet, FILE.jsonl, FILE.avro (one schema), or "
+                               "DIR/ (one annotated .avro per alert)")
+    annotate.add_argument("--format", choices=["parquet", "jsonl", "avro"], default=None,
+                          help="output format (default: from --out)")
+    annotate.add_argument("--catalogs", metavar="A,B",
+                          help="catalogs to annotate with, in this order (default: all)")
+    annotate.add_argument("--radius", action="append", default=[], metavar="NAME=ANGLE",
+                          help="radius for one catalog, e.g. gaia_dr3=1.5arcsec (repeatable; "
+                               "default: each catalog's own)")
+    annotate.add_argument("--all-matches", action="store_true",
+                          help="also list every source within the radius, not only the nearest")
+    annotate.add_argument("--schema", action="append", default=[], metavar="ID=FILE.avsc",
+                          help="writer schema of Confluent wire-format packets with that id "
+                               "(repeatable; Rubin's are known with lsst-alert-packet)")
+    annotate.add_argument("--batch-size", type=int, default=None,
+                          help="alerts per streamed batch (default 5000)")
+    annotate.add_argument("--server", metavar="HOST:PORT",
+                          help="a running xmatch server or router (default: serve in process)")
+    annotate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _data_arg(annotate)
+
     serve = commands.add_parser(
         "serve", help="serve every catalog of the data directory over gRPC (embedded mode)",
         description="Loads the bundled default catalogs if the data directory is empty, "
@@ -451,6 +487,57 @@ def _format_of(path: str | None) -> str:
     return suffixes.get(Path(path).suffix.lower(), "table") if path else "table"
 
 
+def cmd_annotate(args) -> int:
+    from contextlib import ExitStack
+
+    from xmatch.alerts.pipeline import annotate_files
+    from xmatch.service.client import Client
+
+    catalogs = args.catalogs.split(",") if args.catalogs else None
+    radius = {}
+    for item in args.radius:
+        name, sep, angle = item.partition("=")
+        if not sep or not name:
+            raise XmatchError(f"--radius {item!r}: give NAME=ANGLE, e.g. gaia_dr3=1.5arcsec")
+        radius[name] = parse_angle_arcsec(angle)
+    schemas = {}
+    for item in args.schema:
+        number, sep, path = item.partition("=")
+        if not sep or not number.isdigit():
+            raise XmatchError(f"--schema {item!r}: give ID=FILE.avsc, e.g. 1101=alert.avsc")
+        try:
+            schemas[int(number)] = Path(path).read_text()
+        except OSError as exc:
+            raise XmatchError(f"--schema {item!r}: cannot read {path}: {exc.strerror}") from None
+    with ExitStack() as stack:
+        address = args.server
+        if address is None:
+            from xmatch.service.embedded import running_server, served_catalogs
+
+            data = _data(args)
+            served = served_catalogs(data, names=catalogs)
+            address = stack.enter_context(running_server(served))
+        client = stack.enter_context(Client(address, timeout=None))
+        summary = annotate_files(client, args.inputs, args.out, fmt=args.format,
+                                 catalogs=catalogs, radius=radius or None,
+                                 all_matches=args.all_matches, schemas=schemas,
+                                 batch_size=args.batch_size, progress=not args.no_progress)
+    print_annotation_summary(summary)
+    return 0
+
+
+def print_annotation_summary(summary) -> None:
+    resumed = f" ({summary.resumed:,} written by an earlier run)" if summary.resumed else ""
+    print(f"{summary.alerts + summary.resumed:,} alerts{resumed}: {summary.annotated:,} "
+          f"annotated, {summary.errors:,} with errors, {summary.rate:,.0f} alerts/s "
+          f"-> {summary.out}")
+    for example in summary.error_examples:
+        print(f"  error: {example}")
+    print(f"\n{'catalog':<14}{'radius':>9}{'matched':>10}{'fraction':>10}{'median sep':>12}")
+    for name, radius, matched, fraction, median in summary.rows():
+        print(f"{name:<14}{radius:>8.2f}\"{matched:>10,}{fraction:>10.1%}{median:>11.3f}\"")
+
+
 def cmd_serve(args) -> int:
     from xmatch.service.embedded import serve
 
@@ -504,6 +591,6 @@ def cmd_loaders(args) -> int:
 
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "list": cmd_list, "info": cmd_info,
             "verify": cmd_verify, "remove": cmd_remove, "cone": cmd_cone,
-            "crossmatch": cmd_crossmatch, "serve": cmd_serve, "cluster": cmd_cluster,
-            "specs": cmd_specs,
+            "crossmatch": cmd_crossmatch, "annotate": cmd_annotate, "serve": cmd_serve,
+            "cluster": cmd_cluster, "specs": cmd_specs,
             "loaders": cmd_loaders}

@@ -152,7 +152,7 @@ def test_bad_requests_get_precise_statuses_and_the_server_keeps_serving(served):
          grpc.StatusCode.INVALID_ARGUMENT, "not one this server issued"),
         (lambda: stub.Crossmatch(iter([xmatch_pb2.CrossmatchRequest(
             batch=xmatch_pb2.PositionBatch(ra_deg=[1.0], dec_deg=[1.0]))])),
-         grpc.StatusCode.INVALID_ARGUMENT, "the first message of a cross-match stream"),
+         grpc.StatusCode.INVALID_ARGUMENT, "the first message of the stream must carry"),
         (lambda: stub.Crossmatch(iter([
             xmatch_pb2.CrossmatchRequest(options=xmatch_pb2.CrossmatchOptions(
                 catalog="gaia_dr3")),

@@ -123,7 +123,7 @@ class Schemas:
                 position += SYNC_SIZE
                 alerts.extend((schema, body) for body in _records(data, count, schema))
         except (IndexError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise PacketError(f"the container header is damaged ({error})") from None
+            raise PacketError(f"the container is truncated or damaged ({error})") from None
         if not alerts:
             raise PacketError("the container file holds no alert")
         return alerts
@@ -230,9 +230,8 @@ def _rubin_schema_text(schema_id: int) -> str | None:
     except ImportError:
         return None
     major, minor = divmod(schema_id, 100)
-    try:
-        path = get_schema_path(major, minor)
-        schema = RubinSchema.from_file(os.path.join(path, f"lsst.v{major}_{minor}.alert.avsc"))
-    except (OSError, ValueError):
+    path = os.path.join(get_schema_path(major, minor), f"lsst.v{major}_{minor}.alert.avsc")
+    if not os.path.exists(path):
         return None
+    schema = RubinSchema.from_file(path)
     return json.dumps(schema.definition)

@@ -3,9 +3,9 @@
 Alerts are cut into batches (at most ``batch_size`` alerts and about
 :data:`BATCH_BYTES` of packets each). At most ``window`` batches are unanswered at any time:
 the producer waits for answers, so a slow consumer slows the reading of alerts and memory
-stays bounded. Every answer acknowledges one batch, in order. If the server becomes
-unreachable (UNAVAILABLE: restarted, or a router failing over), the stream is reopened and
-the unacknowledged batches are sent again, so each alert is answered exactly once.
+stays bounded. Every answer acknowledges one batch, in order. If the server goes away
+(UNAVAILABLE, or CANCELLED as it stops and restarts), the stream is reopened and the
+unacknowledged batches are sent again, so each alert is answered exactly once.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ WINDOW = 4
 #: Reconnection attempts in a row before the stream gives up, and the first wait.
 RETRIES = 5
 RETRY_SECONDS = 0.5
+#: What a server that went away looks like: unreachable, or its calls cancelled as it stops.
+RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ class AnnotateStream:
                                        f"{len(self._unanswered)} batch(es) unanswered")
                 return
             except grpc.RpcError as error:
-                if error.code() is not grpc.StatusCode.UNAVAILABLE or failures >= self._retries:
+                if error.code() not in RECONNECT_CODES or failures >= self._retries:
                     raise
                 failures += 1
                 time.sleep(RETRY_SECONDS * 2 ** (failures - 1))

@@ -24,15 +24,17 @@ from xmatch.service.server import (
 GRACE_SECONDS = 5.0
 
 
-def served_catalogs(data, load_defaults: bool = True) -> dict[str, ServedCatalog]:
-    """Every catalog of the data directory, indexed in memory (the defaults loaded first
-    when the directory is empty)."""
+def served_catalogs(data, load_defaults: bool = True,
+                    names: list[str] | None = None) -> dict[str, ServedCatalog]:
+    """The catalogs ``names`` (default: every one) of the data directory, indexed in
+    memory (the defaults loaded first when the directory is empty)."""
     from xmatch.loading import ensure_default_catalogs
     from xmatch.store.catalog import open_catalog
 
     if load_defaults and not data.names():
         ensure_default_catalogs(data)
-    return {name: ServedCatalog.from_catalog(open_catalog(name, data)) for name in data.names()}
+    return {name: ServedCatalog.from_catalog(open_catalog(name, data))
+            for name in (names or data.names())}
 
 
 async def serve_forever(make_servicer, address: str, what: str = "xmatch",

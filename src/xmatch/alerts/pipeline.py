@@ -1,0 +1,102 @@
+"""Annotating alert files into an output file: what ``xmatch annotate`` runs.
+
+Reads packets from the inputs in a fixed order, streams them through a server's
+``Annotate`` RPC and writes each answered batch as one segment of the output
+(:class:`~xmatch.alerts.outputs.AnnotationWriter`). An interrupted run is resumed by the
+next run with the same inputs and options: the alerts already written are skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from xmatch.alerts.annotation import annotation_info
+from xmatch.alerts.outputs import AnnotationWriter, format_of
+from xmatch.alerts.sources import input_paths, read_packets
+
+
+@dataclass
+class Summary:
+    """What a run did: alerts read, annotated and in error, time, and per catalog the
+    alerts with a counterpart and the median separation of the nearest ones."""
+
+    alerts: int = 0
+    resumed: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    out: Path | None = None
+    matched: dict[str, int] = field(default_factory=dict)
+    radius_arcsec: dict[str, float] = field(default_factory=dict)
+    separations: dict[str, list] = field(default_factory=dict)
+    error_examples: list[str] = field(default_factory=list)
+
+    @property
+    def annotated(self) -> int:
+        return self.alerts - self.errors
+
+    @property
+    def rate(self) -> float:
+        return self.alerts / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, table) -> None:
+        self.alerts += table.num_rows
+        errors = table.column("error")
+        self.errors += table.num_rows - errors.null_count
+        if errors.null_count < table.num_rows and len(self.error_examples) < 5:
+            bad = table.filter(pc.is_valid(errors))
+            for alert_id, message in zip(bad.column("alert_id").to_pylist(),
+                                         bad.column("error").to_pylist(), strict=True):
+                if len(self.error_examples) < 5:
+                    self.error_examples.append(f"alert {alert_id}: {message}")
+        for target in annotation_info(table)["catalogs"]:
+            count = table.column(f"{target.name}_count").to_numpy(zero_copy_only=False)
+            self.matched[target.name] = self.matched.get(target.name, 0) + int(
+                np.nansum(np.where(np.isnan(count.astype(float)), 0, count) > 0))
+            self.radius_arcsec[target.name] = target.radius_arcsec
+            separation = table.column(f"{target.name}_separation_arcsec").drop_null()
+            self.separations.setdefault(target.name, []).extend(separation.to_pylist())
+
+    def rows(self) -> list[tuple]:
+        """Per catalog: name, radius, alerts matched, their fraction, median separation."""
+        out = []
+        for name, matched in self.matched.items():
+            separations = self.separations[name]
+            median = float(np.median(separations)) if separations else float("nan")
+            out.append((name, self.radius_arcsec[name], matched,
+                        matched / self.annotated if self.annotated else 0.0, median))
+        return out
+
+
+def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalogs=None,
+                   radius: dict | None = None, all_matches: bool = False,
+                   schemas: dict | None = None, batch_size: int | None = None,
+                   progress: bool = True) -> Summary:
+    """Annotate every alert of ``inputs`` through ``client`` into ``out``; returns the
+    :class:`Summary`. Resumes an interrupted run of the same inputs and options."""
+    from tqdm import tqdm
+
+    fmt = format_of(str(out), fmt)
+    manifest = {"inputs": input_paths(inputs), "catalogs": list(catalogs or []),
+                "radius_arcsec": dict(sorted((radius or {}).items())),
+                "all_matches": all_matches, "format": fmt}
+    writer = AnnotationWriter(out, fmt, manifest)
+    summary = Summary(resumed=writer.resume())
+    packets = itertools.islice(read_packets(inputs), summary.resumed, None)
+    options = {"batch_size": batch_size} if batch_size else {}
+    started = time.perf_counter()
+    with tqdm(desc="annotating", unit=" alerts", disable=not progress,
+              initial=summary.resumed) as bar:
+        for batch in client.annotate(packets, catalogs=catalogs, radius=radius,
+                                     all_matches=all_matches, schemas=schemas, **options):
+            writer.write(batch)
+            summary.add(batch.table)
+            bar.update(batch.table.num_rows)
+    summary.seconds = time.perf_counter() - started
+    summary.out = writer.finish()
+    return summary
