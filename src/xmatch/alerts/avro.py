@@ -69,7 +69,7 @@ class Schemas:
     """
 
     def __init__(self, registry: dict[int, str] | None = None):
-        self._by_header: dict[bytes, tuple[Schema, str, bytes]] = {}
+        self._by_header: dict[bytes, tuple[Schema, str]] = {}
         self._by_id: dict[int, Schema] = {}
         self._registry = dict(registry or {})
 
@@ -100,15 +100,20 @@ class Schemas:
     def _split_container(self, packet: bytes) -> list[tuple[Schema, bytes]]:
         buffer = memoryview(packet)
         try:
-            header_end, schema_text, codec, sync = _read_header(buffer)
-            header = bytes(buffer[:header_end])
-            cached = self._by_header.get(header)
+            meta_end = _metadata_end(buffer)
+            # Producers write a new sync marker per file, so the cache key is the metadata
+            # (schema and codec) alone and the marker is read from each packet.
+            key = bytes(buffer[4:meta_end])
+            cached = self._by_header.get(key)
             if cached is None:
-                cached = (Schema.from_text(schema_text), codec, sync)
-                self._by_header[header] = cached
-            schema, codec, sync = cached
+                schema_text, codec = _read_metadata(buffer)
+                cached = self._by_header[key] = (Schema.from_text(schema_text), codec)
+            schema, codec = cached
+            sync = bytes(buffer[meta_end:meta_end + SYNC_SIZE])
+            if len(sync) != SYNC_SIZE:
+                raise PacketError("the container header is incomplete (the packet is truncated)")
             alerts = []
-            position = header_end
+            position = meta_end + SYNC_SIZE
             while position < len(buffer):
                 count, position = read_long(buffer, position)
                 size, position = read_long(buffer, position)
@@ -153,14 +158,32 @@ def write_long(value: int) -> bytes:
     return bytes(out)
 
 
-def _read_header(buffer) -> tuple[int, str, str, bytes]:
+def _metadata_end(buffer) -> int:
+    """Where the header's metadata map ends (the sync marker follows), without decoding."""
+    position = 4
+    while True:
+        count, position = read_long(buffer, position)
+        if count == 0:
+            return position
+        if count < 0:  # a negative count is followed by the block's size in bytes
+            count = -count
+            _, position = read_long(buffer, position)
+        for _ in range(2 * count):  # key, value
+            length, position = read_long(buffer, position)
+            position += length
+        if position > len(buffer):
+            raise PacketError("the container header is incomplete (the packet is truncated)")
+
+
+def _read_metadata(buffer) -> tuple[str, str]:
+    """The writer schema (JSON text) and codec of a container header."""
     position = 4
     meta: dict[str, bytes] = {}
     while True:
         count, position = read_long(buffer, position)
         if count == 0:
             break
-        if count < 0:  # a negative count is followed by the block's size in bytes
+        if count < 0:
             count = -count
             _, position = read_long(buffer, position)
         for _ in range(count):
@@ -170,11 +193,9 @@ def _read_header(buffer) -> tuple[int, str, str, bytes]:
             length, position = read_long(buffer, position)
             meta[key] = bytes(buffer[position:position + length])
             position += length
-    sync = bytes(buffer[position:position + SYNC_SIZE])
-    if len(sync) != SYNC_SIZE or "avro.schema" not in meta:
-        raise PacketError("the container header is incomplete (the packet is truncated)")
-    codec = meta.get("avro.codec", b"null").decode()
-    return position + SYNC_SIZE, meta["avro.schema"].decode(), codec, sync
+    if "avro.schema" not in meta:
+        raise PacketError("the container header has no avro.schema (not an Avro file?)")
+    return meta["avro.schema"].decode(), meta.get("avro.codec", b"null").decode()
 
 
 def _decompress(data: bytes, codec: str) -> bytes:
