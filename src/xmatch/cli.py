@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -317,7 +318,37 @@ def cmd_demo(args) -> int:
         print("\ncross-match of 8 Hipparcos 2 stars, moved to J2016.0, with Gaia DR3 "
               "within 1\":")
         write_table(matches, "table")
+        demo_annotation(client)
     return 0
+
+
+def demo_annotation(client) -> None:
+    """Annotate the bundled real ZTF and Rubin alerts; print the summary and the alerts
+    with a counterpart."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from xmatch.alerts.pipeline import Summary
+    from xmatch.alerts.samples import sample_paths
+
+    paths = sample_paths()
+    summary = Summary()
+    tables = []
+    started = time.perf_counter()
+    for batch in client.annotate(paths, radius={"gaia_dr3": 5.0, "gcvs": 2.0,
+                                                "hipparcos2": 5.0}):
+        summary.add(batch.table)
+        tables.append(batch.table)
+    summary.seconds = time.perf_counter() - started
+    print(f"\nannotation of {summary.alerts} real alerts ({', '.join(p.name for p in paths)}):")
+    print_annotation_summary(summary)
+    table = pa.concat_tables(tables)
+    found = pc.greater(pc.add(table["gaia_dr3_count"], table["gcvs_count"]), 0)
+    shown = ["alert_id", "survey", "ra_deg", "dec_deg", "gaia_dr3_source_id",
+             "gaia_dr3_separation_arcsec", "gaia_dr3_phot_g_mean_mag", "gcvs_VarType",
+             "gcvs_separation_arcsec"]
+    print("\nalerts with a counterpart:")
+    write_table(table.filter(found).select(shown), "table")
 
 
 def _demo_columns(description):
@@ -528,14 +559,15 @@ def cmd_annotate(args) -> int:
 
 def print_annotation_summary(summary) -> None:
     resumed = f" ({summary.resumed:,} written by an earlier run)" if summary.resumed else ""
+    out = f" -> {summary.out}" if summary.out else ""
     print(f"{summary.alerts + summary.resumed:,} alerts{resumed}: {summary.annotated:,} "
-          f"annotated, {summary.errors:,} with errors, {summary.rate:,.0f} alerts/s "
-          f"-> {summary.out}")
+          f"annotated, {summary.errors:,} with errors, {summary.rate:,.0f} alerts/s{out}")
     for example in summary.error_examples:
         print(f"  error: {example}")
     print(f"\n{'catalog':<14}{'radius':>9}{'matched':>10}{'fraction':>10}{'median sep':>12}")
     for name, radius, matched, fraction, median in summary.rows():
-        print(f"{name:<14}{radius:>8.2f}\"{matched:>10,}{fraction:>10.1%}{median:>11.3f}\"")
+        median = f"{median:.3f}\"" if matched else "-"
+        print(f"{name:<14}{radius:>8.2f}\"{matched:>10,}{fraction:>10.1%}{median:>12}")
 
 
 def cmd_serve(args) -> int:
