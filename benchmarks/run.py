@@ -1,5 +1,5 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch|service for one of them).
+--only load|crossmatch|service|alerts for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_alerts  # noqa: E402
 import bench_crossmatch  # noqa: E402
 import bench_load  # noqa: E402
 import bench_service  # noqa: E402
@@ -21,7 +22,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
-    parser.add_argument("--only", choices=["load", "crossmatch", "service"],
+    parser.add_argument("--only", choices=["load", "crossmatch", "service", "alerts"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -38,6 +39,11 @@ def main():
         sizes = ["--cones", "500", "--positions", "100000"] if args.quick else []
         print("== service (embedded and 3-shard cluster): cone latency, concurrency, streaming ==")
         bench_service.main([*sizes, "--json", str(results)])
+    if args.only in (None, "alerts"):
+        sizes = (["--alerts", "50000", "--packets", "300", "--ps1-rows", "1000000"]
+                 if args.quick else [])
+        print("== alert annotation (embedded and 2-shard cluster) vs astropy, Avro in/out ==")
+        bench_alerts.main([*sizes, "--json", str(results)])
 
 
 if __name__ == "__main__":
