@@ -101,9 +101,7 @@ def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.T
 def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: np.ndarray,
                      all_matches: bool) -> dict:
     prefix = f"{target.name}_"
-    rank = table.column(RANK_COLUMN).to_numpy(zero_copy_only=False)
-    found = ~np.isnan(rank.astype(np.float64)) if rank.dtype.kind == "f" else \
-        pc.is_valid(table.column(RANK_COLUMN)).to_numpy(zero_copy_only=False)
+    found = pc.is_valid(table.column(RANK_COLUMN)).to_numpy(zero_copy_only=False)
     query = table.column(QUERY_COLUMN).to_numpy()
     n_usable = int(usable.sum())
     counts = np.bincount(query[found], minlength=n_usable).astype(np.int32)

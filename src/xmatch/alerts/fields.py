@@ -19,6 +19,7 @@ a packet that cannot be read gets a row with its ``error`` and null fields.
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,10 +72,7 @@ def layout_of(schema: Schema) -> Layout:
 
 
 def _find_layout(schema: Schema) -> Layout:
-    raw = fastavro.schema.to_parsing_canonical_form(schema.parsed)
-    import json
-
-    top = json.loads(raw) if isinstance(raw, str) else raw
+    top = json.loads(fastavro.schema.to_parsing_canonical_form(schema.parsed))
     if not isinstance(top, dict) or top.get("type") != "record":
         raise PacketError(f"schema {schema.name!r} is not a record; not an alert schema")
     fields = {f["name"]: (i, f["type"]) for i, f in enumerate(top["fields"])}
