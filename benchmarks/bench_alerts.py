@@ -133,12 +133,8 @@ def avro_figures(address: str, packets: list, catalogs: list[str]) -> dict:
     def annotated(client):
         writer = AnnotationWriter("unused.avro", "avro", {})
         for batch in client.annotate(packets, catalogs=catalogs, batch_size=2_000):
-            for item in writer._annotated(batch.table, batch.packets):
-                schema, body = item
-                text = schema.derived.get("extended")
-                if text is None:
-                    text = schema.derived["extended"] = extended_schema_text(schema)
-                container(text, [body])
+            for schema, body in writer.annotated(batch.table, batch.packets):
+                container(extended_schema_text(schema), [body])
 
     bare()  # warm caches
     start = time.perf_counter()

@@ -112,15 +112,13 @@ def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: 
     nearest_row[query[first]] = np.flatnonzero(first)
     take = np.where(slot >= 0, nearest_row[np.maximum(slot, 0)], -1)
     indices = pa.array(take, pa.int64(), mask=take < 0)
-    payload = [target.id_column, SEPARATION_COLUMN, POSITION_ANGLE_COLUMN,
-               *[c for c in target.key_columns if c != target.id_column]]
-    out = {f"{prefix}count": pa.array(np.where(usable, counts[np.maximum(slot, 0)], 0),
-                                      pa.int32(), mask=~usable)}
+    payload = _payload(target)
+    per_alert = np.where(usable, counts[np.maximum(slot, 0)], 0)
+    out = {f"{prefix}count": pa.array(per_alert, pa.int32(), mask=~usable)}
     for name in payload:
         out[prefix + name] = table.column(name).take(indices)
     if all_matches:
         rows = np.flatnonzero(found)
-        per_alert = np.where(usable, counts[np.maximum(slot, 0)], 0)
         offsets = np.r_[0, np.cumsum(per_alert)].astype(np.int32)
         structs = pa.StructArray.from_arrays(
             [pa.concat_arrays(table.column(c).take(rows).chunks) if table.num_rows else

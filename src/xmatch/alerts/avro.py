@@ -100,14 +100,19 @@ class Schemas:
     def _split_container(self, packet: bytes) -> list[tuple[Schema, bytes]]:
         buffer = memoryview(packet)
         try:
-            meta_end = _metadata_end(buffer)
+            meta_end, _ = _metadata(buffer, decode=False)
             # Producers write a new sync marker per file, so the cache key is the metadata
             # (schema and codec) alone and the marker is read from each packet.
             key = bytes(buffer[4:meta_end])
             cached = self._by_header.get(key)
             if cached is None:
-                schema_text, codec = _read_metadata(buffer)
-                cached = self._by_header[key] = (Schema.from_text(schema_text), codec)
+                _, meta = _metadata(buffer, decode=True)
+                if "avro.schema" not in meta:
+                    raise PacketError("the container header has no avro.schema (not an Avro "
+                                      "file?)")
+                codec = meta.get("avro.codec", b"null").decode()
+                cached = (Schema.from_text(meta["avro.schema"].decode()), codec)
+                self._by_header[key] = cached
             schema, codec = cached
             sync = bytes(buffer[meta_end:meta_end + SYNC_SIZE])
             if len(sync) != SYNC_SIZE:
@@ -158,44 +163,28 @@ def write_long(value: int) -> bytes:
     return bytes(out)
 
 
-def _metadata_end(buffer) -> int:
-    """Where the header's metadata map ends (the sync marker follows), without decoding."""
-    position = 4
-    while True:
-        count, position = read_long(buffer, position)
-        if count == 0:
-            return position
-        if count < 0:  # a negative count is followed by the block's size in bytes
-            count = -count
-            _, position = read_long(buffer, position)
-        for _ in range(2 * count):  # key, value
-            length, position = read_long(buffer, position)
-            position += length
-        if position > len(buffer):
-            raise PacketError("the container header is incomplete (the packet is truncated)")
-
-
-def _read_metadata(buffer) -> tuple[str, str]:
-    """The writer schema (JSON text) and codec of a container header."""
+def _metadata(buffer, decode: bool) -> tuple[int, dict[str, bytes]]:
+    """Where the header's metadata map ends (the sync marker follows) and, with ``decode``,
+    its entries; without, nothing is copied (the common case: a header seen before)."""
     position = 4
     meta: dict[str, bytes] = {}
     while True:
         count, position = read_long(buffer, position)
         if count == 0:
-            break
-        if count < 0:
+            return position, meta
+        if count < 0:  # a negative count is followed by the block's size in bytes
             count = -count
             _, position = read_long(buffer, position)
         for _ in range(count):
             length, position = read_long(buffer, position)
-            key = bytes(buffer[position:position + length]).decode()
+            key = buffer[position:position + length]
             position += length
             length, position = read_long(buffer, position)
-            meta[key] = bytes(buffer[position:position + length])
+            if decode:
+                meta[bytes(key).decode()] = bytes(buffer[position:position + length])
             position += length
-    if "avro.schema" not in meta:
-        raise PacketError("the container header has no avro.schema (not an Avro file?)")
-    return meta["avro.schema"].decode(), meta.get("avro.codec", b"null").decode()
+        if position > len(buffer):
+            raise PacketError("the container header is incomplete (the packet is truncated)")
 
 
 def _decompress(data: bytes, codec: str) -> bytes:

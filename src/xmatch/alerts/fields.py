@@ -155,8 +155,6 @@ def read_alert(schema: Schema, body: bytes) -> tuple:
     try:
         record = fastavro.schemaless_reader(io.BytesIO(body), layout.prefix, None)
         return layout.read(record) + (layout.time_scale,)
-    except PacketError:
-        raise
     except Exception as error:  # noqa: BLE001 (corrupt bytes raise anything in fastavro)
         raise PacketError(f"the alert does not decode with its schema {schema.name!r}: "
                           f"{type(error).__name__}: {error}") from None

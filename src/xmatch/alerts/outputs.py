@@ -58,7 +58,7 @@ def format_of(path: str, requested: str | None = None) -> str:
                          (".avro", "avro")):
         if name.endswith(suffix):
             return kind
-    if str(path).endswith(("/", os.sep)) or Path(path).is_dir():
+    if _names_directory(path):
         return "avro"
     raise ValueError(f"cannot tell the output format of {path}: name it .parquet, .jsonl or "
                      ".avro, end it with / for one Avro file per alert, or pass --format")
@@ -81,8 +81,7 @@ class AnnotationWriter:
     def __init__(self, out, fmt: str, manifest: dict):
         self.out = Path(out)
         self.fmt = fmt
-        self.per_alert = fmt == "avro" and (str(out).endswith(("/", os.sep)) or
-                                            self.out.is_dir())
+        self.per_alert = fmt == "avro" and _names_directory(out)
         self.staging = self.out.parent / f"{self.out.name}.partial"
         self.manifest = json.loads(json.dumps(manifest))
         self.schemas = Schemas()
@@ -173,8 +172,10 @@ class AnnotationWriter:
 
     # ------------------------------------------------------------------ Avro
 
-    def _annotated(self, table: pa.Table, packets) -> list[tuple[Schema, bytes] | None]:
-        """Each alert as (writer schema, annotated body), None for unframeable packets."""
+    def annotated(self, table: pa.Table, packets) -> list[tuple[Schema, bytes] | None]:
+        """Each alert of an answered batch as (writer schema, annotated body: the record
+        under :func:`extended_schema_text`), None for packets that cannot be framed (listed
+        in the errors)."""
         if packets is None:
             raise ValueError("Avro output needs raw alert packets; compact alerts can be "
                              "written as Parquet or JSON lines")
@@ -200,7 +201,7 @@ class AnnotationWriter:
 
     def _avro_block(self, table: pa.Table, packets) -> bytes:
         bodies = []
-        for item in self._annotated(table, packets):
+        for item in self.annotated(table, packets):
             if item is None:
                 continue
             schema, body = item
@@ -222,29 +223,24 @@ class AnnotationWriter:
         """The file's schema: that of the first alert (or of the header an interrupted run
         wrote), checked to be the same."""
         header = self.staging / "header.avro"
-        if header.exists():
-            ((existing, _),) = self.schemas.split(header.read_bytes() + _empty_block())
-            if existing.text != schema.text:
-                raise ValueError(f"the alerts do not share the schema of {self.out}'s "
-                                 "first alerts; write to a directory (--out DIR/) instead")
-        else:
-            text = extended_schema_text(schema)
-            _write_atomic(header, container(text, [], _SYNC))
+        expected = container(extended_schema_text(schema), [], _SYNC)
+        if not header.exists():
+            _write_atomic(header, expected)
+        elif header.read_bytes() != expected:
+            raise ValueError(f"the alerts do not share the schema of {self.out}'s "
+                             "first alerts; write to a directory (--out DIR/) instead")
         return schema
 
     def _write_alert_files(self, directory: Path, table: pa.Table, packets) -> None:
         temporary = directory.with_name(directory.name + ".tmp")
         temporary.mkdir()
         ids = table.column("alert_id").to_pylist()
-        for number, item in enumerate(self._annotated(table, packets)):
+        for number, item in enumerate(self.annotated(table, packets)):
             if item is None:
                 continue
             schema, body = item
-            text = schema.derived.get("extended")
-            if text is None:
-                text = schema.derived["extended"] = extended_schema_text(schema)
             name = self._free_name(f"{ids[number] if ids[number] is not None else 'alert'}")
-            (temporary / name).write_bytes(container(text, [body]))
+            (temporary / name).write_bytes(container(extended_schema_text(schema), [body]))
         temporary.rename(directory)
 
     def _free_name(self, stem: str) -> str:
@@ -257,18 +253,24 @@ class AnnotationWriter:
 
 
 def extended_schema_text(schema: Schema) -> str:
-    """The writer schema with the ``xmatch`` annotation appended as its last field."""
+    """The writer schema with the ``xmatch`` annotation appended as its last field (worked
+    out once per schema)."""
+    text = schema.derived.get("extended")
+    if text is not None:
+        return text
     definition = json.loads(schema.text)
     if any(f["name"] == ANNOTATION_FIELD for f in definition["fields"]):
         raise ValueError(f"schema {schema.name} already has an {ANNOTATION_FIELD!r} field "
                          "(an annotated packet?); annotate the original packets")
     definition["fields"].append({"name": ANNOTATION_FIELD, "type": ["null", AVRO_ANNOTATION],
                                  "default": None})
-    return json.dumps(definition)
+    schema.derived["extended"] = json.dumps(definition)
+    return schema.derived["extended"]
 
 
-def _empty_block() -> bytes:
-    return write_long(1) + write_long(0) + _SYNC  # lets the splitter read a header alone
+def _names_directory(path) -> bool:
+    """An output path naming a directory: a trailing slash, or an existing directory."""
+    return str(path).endswith(("/", os.sep)) or Path(path).is_dir()
 
 
 def _with_origin(table: pa.Table, packets) -> pa.Table:

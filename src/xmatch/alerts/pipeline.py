@@ -33,7 +33,7 @@ class Summary:
     out: Path | None = None
     matched: dict[str, int] = field(default_factory=dict)
     radius_arcsec: dict[str, float] = field(default_factory=dict)
-    separations: dict[str, list] = field(default_factory=dict)
+    separations: dict[str, list] = field(default_factory=dict)  # numpy arrays, per batch
     error_examples: list[str] = field(default_factory=list)
 
     @property
@@ -55,19 +55,19 @@ class Summary:
                 if len(self.error_examples) < 5:
                     self.error_examples.append(f"alert {alert_id}: {message}")
         for target in annotation_info(table)["catalogs"]:
-            count = table.column(f"{target.name}_count").to_numpy(zero_copy_only=False)
-            self.matched[target.name] = self.matched.get(target.name, 0) + int(
-                np.nansum(np.where(np.isnan(count.astype(float)), 0, count) > 0))
+            matched = pc.sum(pc.greater(table.column(f"{target.name}_count"), 0)).as_py()
+            self.matched[target.name] = self.matched.get(target.name, 0) + (matched or 0)
             self.radius_arcsec[target.name] = target.radius_arcsec
             separation = table.column(f"{target.name}_separation_arcsec").drop_null()
-            self.separations.setdefault(target.name, []).extend(separation.to_pylist())
+            self.separations.setdefault(target.name, []).append(
+                separation.to_numpy(zero_copy_only=False))
 
     def rows(self) -> list[tuple]:
         """Per catalog: name, radius, alerts matched, their fraction, median separation."""
         out = []
         for name, matched in self.matched.items():
-            separations = self.separations[name]
-            median = float(np.median(separations)) if separations else float("nan")
+            separations = np.concatenate(self.separations[name])
+            median = float(np.median(separations)) if len(separations) else float("nan")
             out.append((name, self.radius_arcsec[name], matched,
                         matched / self.annotated if self.annotated else 0.0, median))
         return out
