@@ -250,6 +250,53 @@ def build_parser() -> argparse.ArgumentParser:
     router = steps.add_parser("router", help="serve the router of a plan")
     router.add_argument("--plan", required=True, metavar="FILE", help="the plan file")
 
+    sso = commands.add_parser(
+        "sso", help="solar-system objects: nightly ephemeris caches and their cones",
+        description="Known asteroids and comets: build the ephemeris cache of a night at an "
+                    "MPC observatory from MPC orbit files (`build`), then ask which objects "
+                    "are inside a cone at an instant of that night (`cone`), or compute "
+                    "every object's place at one instant (`positions`).")
+    sso_steps = sso.add_subparsers(dest="step", required=True, metavar="STEP")
+    build = sso_steps.add_parser(
+        "build", help="build the ephemeris cache of a night at an observatory",
+        description="Reads the orbits (MPCORB.DAT or an excerpt, NEA.txt, CometEls.txt, "
+                    "gzipped or not), integrates them to the middle of the night under the "
+                    "Sun and the planets (DE421), samples every track over the night (local "
+                    "noon to local noon at the site) and publishes the cache as catalog "
+                    "sso_<code>_<yyyymmdd> in the data directory.")
+    build.add_argument("--orbits", required=True, nargs="+", metavar="FILE",
+                       help="MPC orbit file(s)")
+    build.add_argument("--night", required=True, metavar="YYYY-MM-DD",
+                       help="local date at the start of the night")
+    build.add_argument("--observatory", required=True, metavar="CODE",
+                       help="MPC observatory code (I41 ZTF, X05 Rubin, 500 geocentre ...)")
+    build.add_argument("--name", help="catalog name (default sso_<code>_<yyyymmdd>)")
+    build.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _data_arg(build)
+    sso_cone = sso_steps.add_parser(
+        "cone", help="known objects inside a cone at an instant",
+        description="Objects of the nightly cache of --observatory whose night holds --time "
+                    "inside RADIUS of (RA, DEC), closest first: designation, predicted "
+                    "position, separation, V magnitude, sky-plane rates, distances.")
+    sso_cone.add_argument("ra", type=float, help="right ascension, ICRS degrees")
+    sso_cone.add_argument("dec", type=float, help="declination, ICRS degrees")
+    sso_cone.add_argument("--radius", type=parse_angle_arcsec, required=True,
+                          help="e.g. 30arcsec, 5arcmin, 0.4deg")
+    sso_cone.add_argument("--time", required=True,
+                          help="ISO time (2025-11-22T04:30:00) or MJD, in --scale")
+    sso_cone.add_argument("--scale", choices=("utc", "tai", "tt", "tdb"), default="utc",
+                          help="time scale of --time (default utc)")
+    sso_cone.add_argument("--observatory", default=None, metavar="CODE",
+                          help="MPC observatory code")
+    sso_cone.add_argument("--catalog", default=None, help="the cache to ask (default: the one "
+                                                          "of --observatory holding --time)")
+    sso_cone.add_argument("--limit", type=int, default=None, help="at most this many objects")
+    sso_cone.add_argument("--format", choices=OUTPUT_FORMATS, default="table")
+    sso_cone.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
+    sso_cone.add_argument("--server", metavar="HOST:PORT",
+                          help="ask a running xmatch server instead of the data directory")
+    _data_arg(sso_cone)
+
     commands.add_parser("specs", help="list the bundled catalog specs")
     commands.add_parser("loaders", help="list the installed loaders (built in and plug-ins)")
     return parser
@@ -600,6 +647,51 @@ def cmd_cluster(args) -> int:
     return 0
 
 
+def _time_arg(text: str):
+    """An MJD number or an ISO time, as given."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def cmd_sso(args) -> int:
+    if args.step == "build":
+        import pyarrow as pa
+
+        from xmatch.sso.nightly import build_night
+        from xmatch.sso.orbits import read_orbits
+
+        orbits = pa.concat_tables([read_orbits(path) for path in args.orbits])
+        started = time.perf_counter()
+        catalog = build_night(orbits, args.night, args.observatory, data=_data(args),
+                              name=args.name, source=",".join(Path(p).name for p in args.orbits),
+                              progress=not args.no_progress)
+        print(f"{catalog.name}: {orbits.num_rows:,} objects, night {args.night} at "
+              f"{args.observatory.upper()}, {catalog.num_rows:,} rows in "
+              f"{len(catalog.partitions)} partitions, built in "
+              f"{time.perf_counter() - started:.1f} s")
+        return 0
+    when = _time_arg(args.time)
+    if args.server:
+        from xmatch.service.client import Client
+
+        with Client(args.server) as client:
+            result = client.sso_cone(args.ra, args.dec, radius=args.radius, time=when,
+                                     scale=args.scale, observatory=args.observatory,
+                                     catalog=args.catalog, limit=args.limit, arrow=True)
+    else:
+        from xmatch.sso.nightly import NightIndex, find_cache
+        from xmatch.sso.observers import tdb_mjd
+
+        t_tdb = float(tdb_mjd(when, args.scale))
+        catalog = find_cache(_data(args), t_tdb, args.observatory, args.catalog)
+        result = NightIndex.from_catalog(catalog).cone(args.ra, args.dec, args.radius, t_tdb)
+        result = result.slice(0, args.limit)
+    write_table(result, args.format, args.out)
+    return 0
+
+
 def cmd_specs(args) -> int:
     from xmatch.specs import bundled_spec, bundled_spec_names
 
@@ -624,5 +716,5 @@ def cmd_loaders(args) -> int:
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "list": cmd_list, "info": cmd_info,
             "verify": cmd_verify, "remove": cmd_remove, "cone": cmd_cone,
             "crossmatch": cmd_crossmatch, "annotate": cmd_annotate, "serve": cmd_serve,
-            "cluster": cmd_cluster, "specs": cmd_specs,
+            "cluster": cmd_cluster, "sso": cmd_sso, "specs": cmd_specs,
             "loaders": cmd_loaders}

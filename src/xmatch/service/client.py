@@ -92,6 +92,21 @@ class Client:
                                           timeout=self.timeout)
         return _rows(list(answers), arrow)
 
+    def sso_cone(self, position, dec=None, *, radius, time, observatory: str | None = None,
+                 catalog: str | None = None, scale: str = "utc", limit=None,
+                 arrow: bool = False):
+        """Known solar-system objects inside a cone at an instant, seen from an MPC site,
+        closest first (designation, predicted position, separation, V, rates, distances).
+
+        ``time`` is an astropy ``Time``, an ISO string or an MJD in ``scale``; the server
+        answers from the nightly cache of ``observatory`` whose night holds it (or from
+        ``catalog``).
+        """
+        answer = self._stub.SsoCone(
+            _sso_cone_request(position, dec, radius, time, observatory, catalog, scale, limit),
+            timeout=self.timeout)
+        return _rows([answer], arrow)
+
     def annotate(self, alerts, *, catalogs=None, radius=None, all_matches: bool = False,
                  schemas: dict[int, str] | None = None, batch_size: int = BATCH_ALERTS,
                  window: int = WINDOW, retries: int = RETRIES) -> Iterator[AnnotatedBatch]:
@@ -185,6 +200,24 @@ def _cone_request(catalog, position, dec, radius, columns, limit, epoch):
     if epochs is not None:
         request.epoch_jyear = float(epochs[0])
     return request
+
+
+def _sso_cone_request(position, dec, radius, time, observatory, catalog, scale, limit):
+    from astropy.time import Time
+
+    ra_deg, dec_deg, _ = coords.positions(position, dec)
+    if len(ra_deg) != 1:
+        raise ValueError("sso_cone takes one position")
+    if isinstance(time, Time):
+        mjd, scale = float(time.utc.mjd), "utc"
+    elif isinstance(time, str):
+        mjd = float(Time(time, scale=scale).mjd)
+    else:
+        mjd = float(time)
+    return xmatch_pb2.SsoConeRequest(
+        catalog=catalog or "", ra_deg=float(ra_deg[0]), dec_deg=float(dec_deg[0]),
+        radius_arcsec=float(coords.radii_arcsec(radius, 1)[0]), mjd=mjd, time_scale=scale,
+        observatory=observatory or "", limit=limit or 0)
 
 
 def _region_request(catalog, ranges29, columns, limit):

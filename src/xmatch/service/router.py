@@ -46,6 +46,7 @@ from xmatch.service.server import (
     table_to_ipc,
 )
 from xmatch.sky import coords
+from xmatch.sso.nightly import Night, night_of
 from xmatch.store.catalog import HealpixPixel, open_catalog
 from xmatch.store.data_dir import DataDirectory
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
@@ -115,6 +116,7 @@ class RoutedCatalog:
     slice_of: np.ndarray               # slice index of each partition
     slices: list[RoutedSlice]
     motion: object = field(default=None, repr=False)
+    night: Night | None = None  # set for a nightly solar-system ephemeris cache
 
     @classmethod
     def from_plan(cls, catalog, slices, links: list[ShardLink]) -> RoutedCatalog:
@@ -131,7 +133,8 @@ class RoutedCatalog:
                    np.ascontiguousarray(ranges[:, 0]), np.ascontiguousarray(ranges[:, 1]),
                    np.array([where[(p.order, p.pixel)] for p in partitions], dtype=np.int64),
                    [RoutedSlice(s.id, [links[i] for i in s.shards]) for s in slices],
-                   catalog_motion(catalog) if summary.proper_motions else None)
+                   catalog_motion(catalog) if summary.proper_motions else None,
+                   night_of(catalog))
 
     def check_columns(self, columns) -> None:
         from xmatch.errors import UnknownColumnError, unknown_columns
@@ -227,6 +230,35 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
                 return answers[0]
             table = merge_cones([ipc_to_table(a.arrow_ipc) for a in answers],
                                 self._limit(request.limit))
+            self._check_rows(table.num_rows, "this cone")
+            return xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table), rows=table.num_rows)
+        except Exception as error:  # noqa: BLE001 (every error becomes a status)
+            await _abort(context, error)
+
+    async def SsoCone(self, request, context):
+        try:
+            _no_slice(request.slice)
+            name, catalog, t_tdb = self._sso_request(request)
+            _, touched = catalog.route(np.array([request.ra_deg]), np.array([request.dec_deg]),
+                                       np.array([request.radius_arcsec]), None)
+            timeout = context.time_remaining()
+            ra, dec, radius = [request.ra_deg], [request.dec_deg], [request.radius_arcsec]
+
+            async def ask(s):
+                sub = xmatch_pb2.SsoConeRequest()
+                sub.CopyFrom(request)
+                sub.catalog = name
+                sub.slice = catalog.slices[s].id
+                return await self._on_replicas(
+                    catalog, s, lambda link: link.stub.SsoCone(sub, timeout=timeout),
+                    lambda: catalog.partitions_of(s, ra, dec, radius, None))
+
+            answers = await _all(ask(int(s)) for s in (touched if len(touched) else [0]))
+            # An object whose track crosses partitions of several slices is found by each.
+            table = merge_cones([ipc_to_table(a.arrow_ipc) for a in answers], None)
+            first = np.unique(table.column("designation").to_numpy(zero_copy_only=False),
+                              return_index=True)[1] if table.num_rows else np.empty(0, int)
+            table = table.take(np.sort(first)[:self._limit(request.limit)])
             self._check_rows(table.num_rows, "this cone")
             return xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table), rows=table.num_rows)
         except Exception as error:  # noqa: BLE001 (every error becomes a status)

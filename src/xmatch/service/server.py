@@ -35,6 +35,8 @@ from xmatch.errors import (
     XmatchError,
 )
 from xmatch.index import SkyIndex, moc_ranges
+from xmatch.sso.nightly import Night, NightIndex, is_night_cache, night_of
+from xmatch.sso.observers import observatory, tdb_mjd, utc_iso
 from xmatch.store.writer import ROW_ID_COLUMN
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
@@ -67,9 +69,10 @@ class ServedCatalog:
     one per slice (embedded mode holds one slice, ``""``, with every partition)."""
 
     name: str
-    slices: dict[str, SkyIndex]
+    slices: dict[str, SkyIndex | NightIndex]
     summary: xmatch_pb2.CatalogSummary
     description: xmatch_pb2.CatalogDescription
+    night: Night | None = None  # set for a nightly solar-system ephemeris cache
 
     @classmethod
     def from_catalog(cls, catalog, slices: dict[str, list] | None = None) -> ServedCatalog:
@@ -77,13 +80,14 @@ class ServedCatalog:
         holding every partition) and describe the catalog."""
         started = time.perf_counter()
         slices = {"": catalog.partitions} if slices is None else slices
-        indexes = {name: SkyIndex.from_catalog(catalog, partitions=partitions)
+        index_type = NightIndex if is_night_cache(catalog) else SkyIndex
+        indexes = {name: index_type.from_catalog(catalog, partitions=partitions)
                    for name, partitions in slices.items()}
         summary, description = describe(catalog)
         log.info("serving %s: %d rows in %d slice(s) indexed in %.2f s", catalog.name,
                  sum(len(index) for index in indexes.values()), len(indexes),
                  time.perf_counter() - started)
-        return cls(catalog.name, indexes, summary, description)
+        return cls(catalog.name, indexes, summary, description, night_of(catalog))
 
     @property
     def index(self) -> SkyIndex:
@@ -196,12 +200,55 @@ class Boundary:
     catalogs: dict
     limits: Limits
 
-    def _catalog(self, name: str):
+    def _catalog(self, name: str, night_cache: bool = False):
+        """A served catalog by name: a sky catalog, or with ``night_cache`` a nightly
+        solar-system ephemeris cache (the two answer different questions)."""
         served = self.catalogs.get(name)
         if served is None:
             raise CatalogNotFoundError(
                 f"no catalog {name!r} here; catalogs served: {', '.join(sorted(self.catalogs))}")
+        if night_cache and served.night is None:
+            raise ValueError(f"{name} is not a solar-system ephemeris cache; SsoCone serves "
+                             f"{', '.join(self._night_caches()) or 'none here'}")
+        if not night_cache and served.night is not None:
+            raise ValueError(f"{name} is a solar-system ephemeris cache: ask it with SsoCone "
+                             "(Client.sso_cone, xmatch sso cone)")
         return served
+
+    def _night_caches(self) -> list[str]:
+        return sorted(name for name, c in self.catalogs.items() if c.night is not None)
+
+    def _sso_request(self, request):
+        """The cache, its night and the TDB instant of an SsoCone request, checked."""
+        self._check_radius(request.radius_arcsec)
+        if not (np.isfinite(request.ra_deg) and np.isfinite(request.dec_deg)
+                and -90.0 <= request.dec_deg <= 90.0):
+            raise ValueError(f"position ({request.ra_deg!r}, {request.dec_deg!r}) is not "
+                             "allowed: ra_deg and dec_deg must be finite, |dec_deg| <= 90")
+        t_tdb = float(tdb_mjd(request.mjd, request.time_scale.lower() or "utc"))
+        site = request.observatory.strip().upper()
+        if site:
+            site = observatory(site).code
+        if request.catalog:
+            served = self._catalog(request.catalog, night_cache=True)
+            if site and site != served.night.observatory:
+                raise ValueError(f"{request.catalog} is the cache of observatory "
+                                 f"{served.night.observatory}, not {site}")
+            served.night.check(t_tdb, request.catalog)
+            return request.catalog, served, t_tdb
+        if not site:
+            raise ValueError("give the catalog (a nightly cache) or the observatory code")
+        caches = [name for name in self._night_caches()
+                  if self.catalogs[name].night.observatory == site]
+        for name in caches:
+            night = self.catalogs[name].night
+            if night.start_tdb <= t_tdb <= night.end_tdb:
+                return name, self.catalogs[name], t_tdb
+        when = utc_iso(t_tdb)
+        raise CatalogNotFoundError(
+            f"no ephemeris cache of observatory {site} covers {when} UTC (caches of {site}: "
+            f"{', '.join(caches) or 'none'}); build it with `xmatch sso build --night DATE "
+            f"--observatory {site}`")
 
     async def ListCatalogs(self, request, context):
         return xmatch_pb2.ListCatalogsResponse(
@@ -269,7 +316,8 @@ class Boundary:
     # ------------------------------------------------------------------ annotation
 
     def _annotate_options(self, options) -> dict:
-        names = list(options.catalogs) or sorted(self.catalogs)
+        names = list(options.catalogs) or sorted(
+            name for name, c in self.catalogs.items() if c.night is None)
         if len(set(names)) != len(names):
             raise ValueError(f"catalogs {names} name a catalog twice")
         unknown = sorted(set(options.radius_arcsec) - set(names))
@@ -436,6 +484,23 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
             # less than the hop to a worker thread and back.
             if request.radius_arcsec <= INLINE_CONE_ARCSEC:
                 return answer()
+            return await self._run(answer)
+        except Exception as error:  # noqa: BLE001
+            await _abort(context, error)
+
+    async def SsoCone(self, request, context):
+        try:
+            name, served, t_tdb = self._sso_request(request)
+            index = served.slice_index(request.slice)
+            limit = self._limit(request.limit)
+
+            def answer():
+                table = index.cone(request.ra_deg, request.dec_deg, request.radius_arcsec,
+                                   t_tdb).slice(0, limit)
+                self._check_rows(table.num_rows, "this cone")
+                return xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table),
+                                               rows=table.num_rows)
+
             return await self._run(answer)
         except Exception as error:  # noqa: BLE001
             await _abort(context, error)

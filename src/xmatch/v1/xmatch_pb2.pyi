@@ -104,6 +104,28 @@ class ConeRequest(_message.Message):
     slice: str
     def __init__(self, catalog: _Optional[str] = ..., ra_deg: _Optional[float] = ..., dec_deg: _Optional[float] = ..., radius_arcsec: _Optional[float] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., epoch_jyear: _Optional[float] = ..., slice: _Optional[str] = ...) -> None: ...
 
+class SsoConeRequest(_message.Message):
+    __slots__ = ("catalog", "ra_deg", "dec_deg", "radius_arcsec", "mjd", "time_scale", "observatory", "limit", "slice")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    RA_DEG_FIELD_NUMBER: _ClassVar[int]
+    DEC_DEG_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    MJD_FIELD_NUMBER: _ClassVar[int]
+    TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATORY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    ra_deg: float
+    dec_deg: float
+    radius_arcsec: float
+    mjd: float
+    time_scale: str
+    observatory: str
+    limit: int
+    slice: str
+    def __init__(self, catalog: _Optional[str] = ..., ra_deg: _Optional[float] = ..., dec_deg: _Optional[float] = ..., radius_arcsec: _Optional[float] = ..., mjd: _Optional[float] = ..., time_scale: _Optional[str] = ..., observatory: _Optional[str] = ..., limit: _Optional[int] = ..., slice: _Optional[str] = ...) -> None: ...
+
 class RowsResponse(_message.Message):
     __slots__ = ("arrow_ipc", "rows", "continuation_token")
     ARROW_IPC_FIELD_NUMBER: _ClassVar[int]

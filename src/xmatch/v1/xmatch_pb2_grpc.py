@@ -64,6 +64,11 @@ class XmatchStub:
                 request_serializer=xmatch_dot_v1_dot_xmatch__pb2.AnnotateRequest.SerializeToString,
                 response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.AnnotateResponse.FromString,
                 _registered_method=True)
+        self.SsoCone = channel.unary_unary(
+                '/xmatch.v1.Xmatch/SsoCone',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.SsoConeRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.RowsResponse.FromString,
+                _registered_method=True)
 
 
 class XmatchServicer:
@@ -116,6 +121,14 @@ class XmatchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SsoCone(self, request, context):
+        """Known solar-system objects inside a cone at an instant, seen from an MPC observatory,
+        from the nightly ephemeris cache of that site and night; closest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_XmatchServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +161,11 @@ def add_XmatchServicer_to_server(servicer, server):
                     servicer.Annotate,
                     request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.AnnotateRequest.FromString,
                     response_serializer=xmatch_dot_v1_dot_xmatch__pb2.AnnotateResponse.SerializeToString,
+            ),
+            'SsoCone': grpc.unary_unary_rpc_method_handler(
+                    servicer.SsoCone,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.SsoConeRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.RowsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -312,6 +330,33 @@ class Xmatch:
             '/xmatch.v1.Xmatch/Annotate',
             xmatch_dot_v1_dot_xmatch__pb2.AnnotateRequest.SerializeToString,
             xmatch_dot_v1_dot_xmatch__pb2.AnnotateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SsoCone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmatch.v1.Xmatch/SsoCone',
+            xmatch_dot_v1_dot_xmatch__pb2.SsoConeRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.RowsResponse.FromString,
             options,
             channel_credentials,
             insecure,

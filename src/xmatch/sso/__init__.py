@@ -1,0 +1,1 @@
+"""Solar-system objects: orbits, propagation, nightly ephemeris caches and their queries."""
