@@ -13,11 +13,12 @@ import io
 import astropy.units as u
 import healpy
 import numpy as np
-import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from astropy.coordinates import offset_by
 from astropy.time import Time
 
+from conftest import shared_file
 from sso.conftest import (
     MPC_CACHE,
     NEA_CACHE,
@@ -84,7 +85,7 @@ def test_cache_reproduces_direct_two_body_at_every_instant(indexes, which):
         # The one-cone path gives the same places.
         for k in rng.choice(n, min(n, 15), replace=False):
             one = index.cone(ra[k], dec[k], 1.0, t)
-            mine = one.filter(pa.compute.equal(one.column("designation"), names[k]))
+            mine = one.filter(pc.equal(one.column("designation"), names[k]))
             assert mine.num_rows == 1
             assert separation_arcsec(mine["ra_deg"][0].as_py(), mine["dec_deg"][0].as_py(),
                                      ra[k], dec[k]) <= TOLERANCE_ARCSEC
@@ -466,8 +467,6 @@ def test_no_orbits_is_refused(nea_orbits, tmp_path):
 
 
 def nea_lines(n: int) -> list[str]:
-    from conftest import shared_file
-
     with gzip.open(shared_file("sso/NEA.txt.gz"), "rt") as f:
         return [next(f) for _ in range(n)]
 

@@ -105,30 +105,35 @@ def test_objects_in_several_slices_are_merged_once(sso_cluster, sso_data, nea_in
                 holders.setdefault(name, set()).add(s)
     spread = [name for name, held in holders.items() if len(held) > 1]
     assert len(spread) >= 10
-    shard_stubs = [xmatch_pb2_grpc.XmatchStub(grpc.insecure_channel(s.address))
-                   for s in plan.shards]
-    router = xmatch_pb2_grpc.XmatchStub(grpc.insecure_channel(sso_cluster.address))
+    channels = [grpc.insecure_channel(s.address) for s in plan.shards]
+    channels.append(grpc.insecure_channel(sso_cluster.address))
+    shard_stubs = [xmatch_pb2_grpc.XmatchStub(c) for c in channels[:-1]]
+    router = xmatch_pb2_grpc.XmatchStub(channels[-1])
     names = list(designations(nea_index))
     t = nea_index.night.reference_tdb + 0.1
     mjd = mjd_in("tdb", t)
     ra, dec = direct_places(nea_index, float(tdb_mjd(mjd, "tdb")))
     duplicated = 0
-    for name in spread[:20]:
-        k = names.index(name)
-        request = xmatch_pb2.SsoConeRequest(catalog=NEA_CACHE, ra_deg=ra[k], dec_deg=dec[k],
-                                            radius_arcsec=1800.0, mjd=mjd, time_scale="tdb")
-        per_slice = []
-        for entry in slices:
-            request.slice = entry.id
-            answer = shard_stubs[entry.shards[0]].SsoCone(request)
-            per_slice += ipc_to_table(answer.arrow_ipc).column("designation").to_pylist()
-        request.slice = ""
-        merged = ipc_to_table(router.SsoCone(request).arrow_ipc)
-        local = nea_index.cone(ra[k], dec[k], 1800.0, float(tdb_mjd(mjd, "tdb")))
-        assert merged.equals(local)
-        assert name in local.column("designation").to_pylist()
-        assert sorted(set(per_slice)) == sorted(local.column("designation").to_pylist())
-        duplicated += len(per_slice) - len(set(per_slice))
+    try:
+        for name in spread[:20]:
+            k = names.index(name)
+            request = xmatch_pb2.SsoConeRequest(catalog=NEA_CACHE, ra_deg=ra[k], dec_deg=dec[k],
+                                                radius_arcsec=1800.0, mjd=mjd, time_scale="tdb")
+            per_slice = []
+            for entry in slices:
+                request.slice = entry.id
+                answer = shard_stubs[entry.shards[0]].SsoCone(request)
+                per_slice += ipc_to_table(answer.arrow_ipc).column("designation").to_pylist()
+            request.slice = ""
+            merged = ipc_to_table(router.SsoCone(request).arrow_ipc)
+            local = nea_index.cone(ra[k], dec[k], 1800.0, float(tdb_mjd(mjd, "tdb")))
+            assert merged.equals(local)
+            assert name in local.column("designation").to_pylist()
+            assert sorted(set(per_slice)) == sorted(local.column("designation").to_pylist())
+            duplicated += len(per_slice) - len(set(per_slice))
+    finally:
+        for channel in channels:
+            channel.close()
     assert duplicated >= 5
 
 
@@ -259,10 +264,11 @@ def test_bad_requests_get_precise_statuses_and_the_server_keeps_serving(server, 
 
 
 def test_the_router_refuses_a_slice(sso_cluster):
-    stub = xmatch_pb2_grpc.XmatchStub(grpc.insecure_channel(sso_cluster.address))
-    code, message = code_and_message(lambda: stub.SsoCone(xmatch_pb2.SsoConeRequest(
-        observatory="I41", ra_deg=1.0, dec_deg=1.0, radius_arcsec=1.0, mjd=58670.3,
-        slice="shards-0-1")))
+    with grpc.insecure_channel(sso_cluster.address) as channel:
+        stub = xmatch_pb2_grpc.XmatchStub(channel)
+        code, message = code_and_message(lambda: stub.SsoCone(xmatch_pb2.SsoConeRequest(
+            observatory="I41", ra_deg=1.0, dec_deg=1.0, radius_arcsec=1.0, mjd=58670.3,
+            slice="shards-0-1")))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "slice is set by a router for its shard servers" in message
 
