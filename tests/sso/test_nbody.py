@@ -144,7 +144,7 @@ def test_main_belt_matches_rebound_after_three_years(main_belt):
     ours, close = propagate_states(start, start_epoch, target)
     angle = geocentric_arcsec(ours, ref, target)
     assert angle.max() < 1.0
-    assert np.median(angle) < 0.01  # measured: max 0.05", median 0.002" (2-day step)
+    assert np.median(angle) < 0.01  # measured: max 0.055", median 0.0025" (2-day step)
     assert not close.any()
     # REBOUND's planets stay close to DE421 (the reference's own model error).
     drift = np.linalg.norm(planets_end[:, :3] - planets().heliocentric_planets(target), axis=1)
@@ -157,7 +157,7 @@ def test_backwards_matches_rebound(main_belt):
     target = e0 - 365.25
     ((_, ref),) = rebound_reference(states, e0, [target])
     ours, _ = propagate_states(states, epoch[:100], target)
-    assert geocentric_arcsec(ours, ref, target).max() < 0.1
+    assert geocentric_arcsec(ours, ref, target).max() < 0.1  # measured: 0.006"
 
 
 def test_kernel_matches_slow_reference(synthetic):
@@ -264,6 +264,14 @@ def test_deep_encounters_are_refined_until_converged(monkeypatch):
     monkeypatch.setattr(propagate_module, "REFINE_LEVELS", 0)
     coarse, _ = propagate_states(states, epoch, target)
     assert geocentric_arcsec(coarse, converged, target).max() > 100
+
+
+def test_progress_bar(synthetic, capsys):
+    states, epoch = synthetic
+    quiet, _ = propagate_states(states, epoch, 60600.0)
+    shown, _ = propagate_states(states, epoch, 60600.0, progress=True)
+    assert np.array_equal(quiet, shown)
+    assert "n-body" in capsys.readouterr().err
 
 
 def test_empty_input():

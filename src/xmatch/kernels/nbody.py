@@ -11,7 +11,10 @@ acceleration towards the planets, felt as a fictitious force in the heliocentric
 For test particles these heliocentric "mixed variables" are canonical, so the kick-drift-kick
 leapfrog below is the Wisdom & Holman (1991) map: drift = exact Kepler motion about the Sun
 (:func:`xmatch.kernels.orbits.kepler_drift`), kick = the interaction acceleration, with the
-perturbers at the kick time. Its error per unit time is O(GM_p/GM_sun * dt^2).
+perturbers at the kick time. Its error per unit time is O(GM_p/GM_sun * dt^2) away from
+encounters; near a planet the step must be short compared with sqrt(d^3/GM_p), so the kernel
+reports each particle's closest distance to each perturber and the caller
+(:mod:`xmatch.sso.propagate`) integrates those that came close again with a shorter step.
 
 Times: every particle ends at one target time T, walking a shared grid T + j * dt. A particle
 whose epoch is off the grid first takes one partial step onto it; the perturber positions

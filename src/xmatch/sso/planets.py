@@ -175,15 +175,16 @@ class Planets:
         """Positions (AU) of the :data:`PERTURBERS` relative to the Sun, shape
         ``np.shape(tdb_mjd) + (len(PERTURBERS), 3)``."""
         t = self.check_times(tdb_mjd)
-        sun, _ = self._posvel_km("sun", t, velocity=False)
-        out = np.empty((t.size, len(PERTURBERS), 3))
+        flat = t.ravel()
+        sun = self._kernel[_CHAINS["sun"][0]].compute(MJD_OFFSET, flat)
+        out = np.empty((flat.size, len(PERTURBERS), 3))
         # Bodies reached through the Earth-Moon barycentre share its segment: read it once.
         cache = {}
         for j, body in enumerate(PERTURBERS):
             position = np.zeros_like(sun)
             for pair in _CHAINS[body]:
                 if pair not in cache:
-                    cache[pair] = self._kernel[pair].compute(MJD_OFFSET, t.ravel())
+                    cache[pair] = self._kernel[pair].compute(MJD_OFFSET, flat)
                 position += cache[pair]
             out[:, j, :] = ((position - sun) / AU_KM).T
         return out.reshape(t.shape + (len(PERTURBERS), 3))
