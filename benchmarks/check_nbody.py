@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -30,46 +31,16 @@ import numpy as np
 from xmatch.kernels.orbits import two_body
 from xmatch.sso.ephemeris import orbit_states
 from xmatch.sso.orbits import read_orbits, synthetic_orbits
-from xmatch.sso.planets import GM, PERTURBERS, planets
+from xmatch.sso.planets import PERTURBERS, planets
 from xmatch.sso.propagate import DEFAULT_STEP_DAYS, propagate_states
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sso"
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "sso"
+# The REBOUND reference is the one the unit tests use.
+sys.path.insert(0, str(REPO / "tests"))
+from sso.nbody_oracle import geocentric_arcsec, rebound_reference  # noqa: E402
+
 THREE_YEARS = 1096.0
-
-
-def geocentric_arcsec(a, b, t_tdb):
-    eph = planets()
-    offset = eph.barycentric("sun", t_tdb) - eph.barycentric("earth", t_tdb)
-    ua = a[:, :3] + offset
-    ub = b[:, :3] + offset
-    ua /= np.linalg.norm(ua, axis=1)[:, None]
-    ub /= np.linalg.norm(ub, axis=1)[:, None]
-    return np.degrees(2 * np.arcsin(np.linalg.norm(ua - ub, axis=1) / 2)) * 3600
-
-
-def rebound_run(states, epoch, target):
-    import rebound
-
-    eph = planets()
-    sim = rebound.Simulation()
-    sim.G = 1.0
-    sim.integrator = "ias15"
-    sun_p, sun_v = eph.barycentric_posvel("sun", epoch)
-    sim.add(m=GM["sun"], x=sun_p[0], y=sun_p[1], z=sun_p[2],
-            vx=sun_v[0], vy=sun_v[1], vz=sun_v[2])
-    for body in PERTURBERS:
-        p, v = eph.barycentric_posvel(body, epoch)
-        sim.add(m=GM[body], x=p[0], y=p[1], z=p[2], vx=v[0], vy=v[1], vz=v[2])
-    sim.N_active = sim.N
-    sim.testparticle_type = 0
-    for s in states:
-        sim.add(x=sun_p[0] + s[0], y=sun_p[1] + s[1], z=sun_p[2] + s[2],
-                vx=sun_v[0] + s[3], vy=sun_v[1] + s[4], vz=sun_v[2] + s[5])
-    sim.t = epoch
-    sim.integrate(target, exact_finish_time=1)
-    xyz = np.array([[p.x, p.y, p.z, p.vx, p.vy, p.vz] for p in sim.particles])
-    helio = xyz - xyz[0]
-    return helio[1:1 + len(PERTURBERS)], helio[1 + len(PERTURBERS):]
 
 
 def accuracy(name, path, limit, step_days):
@@ -85,7 +56,7 @@ def accuracy(name, path, limit, step_days):
     states = two_body(states, epoch, e0)
     epoch = np.full(len(states), e0)
     t = time.perf_counter()
-    planets_ref, ref = rebound_run(states, e0, target)
+    ((planets_ref, ref),) = rebound_reference(states, e0, [target])
     rebound_s = time.perf_counter() - t
     propagate_states(states[:10], epoch[:10], target, step_days=step_days)  # compile
     t = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,11 +147,11 @@ class Cluster:
                 self.start(shard.name)
 
 
-@pytest.fixture(scope="session")
-def cluster(service_data, tmp_path_factory):
-    """Three shard processes, replicas 2, and an in-process router on a loopback port."""
-    root = tmp_path_factory.mktemp("cluster")
-    plan = make_plan(service_data, shards=3, replicas=2, shard_ports=free_ports(3))
+@contextmanager
+def running_cluster(data, root: Path, limits: Limits):
+    """Three shard processes over ``data`` (replicas 2) and an in-process router on a
+    loopback port, for the duration of a ``with`` block."""
+    plan = make_plan(data, shards=3, replicas=2, shard_ports=free_ports(3))
     plan_path = str(root / "plan.json")
     plan.write(plan_path)
     cluster = Cluster(plan, plan_path, "")
@@ -159,13 +160,20 @@ def cluster(service_data, tmp_path_factory):
             cluster.processes[shard.name] = start_shard(plan_path, shard.name)
         for shard in plan.shards:
             wait_serving(shard.address, 180, cluster.processes[shard.name])
-        with running(lambda: Router(plan, LIMITS)) as address:
+        with running(lambda: Router(plan, limits)) as address:
             cluster.address = address
             yield cluster
     finally:
         for process in cluster.processes.values():
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def cluster(service_data, tmp_path_factory):
+    """Three shard processes, replicas 2, and an in-process router on a loopback port."""
+    with running_cluster(service_data, tmp_path_factory.mktemp("cluster"), LIMITS) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.coordinates import angular_separation
 
-from conftest import Cluster, free_ports, random_sky_table, shared_file
+from conftest import random_sky_table, running_cluster, shared_file
 from xmatch import CatalogSpec, DataDirectory, LoadOptions, load_catalog, open_catalog
 from xmatch.kernels.orbits import GM_SUN, apparent, state_to_elements
-from xmatch.service.cluster import start_shard, wait_serving
-from xmatch.service.embedded import running, running_server, served_catalogs
-from xmatch.service.plan import make_plan
-from xmatch.service.router import Router
+from xmatch.service.embedded import running_server, served_catalogs
 from xmatch.service.server import Limits
 from xmatch.sso.nightly import NightIndex, build_night, cache_name, night_window
 from xmatch.sso.observers import observatory, observer_posvel, sun_posvel
@@ -198,20 +195,6 @@ def sso_embedded(sso_data):
 @pytest.fixture(scope="session")
 def sso_cluster(sso_data, tmp_path_factory):
     """Three shard processes over ``sso_data`` (replicas 2) and an in-process router."""
-    root = tmp_path_factory.mktemp("sso_cluster")
-    plan = make_plan(sso_data, shards=3, replicas=2, shard_ports=free_ports(3))
-    plan_path = str(root / "plan.json")
-    plan.write(plan_path)
-    cluster = Cluster(plan, plan_path, "")
-    try:
-        for shard in plan.shards:
-            cluster.processes[shard.name] = start_shard(plan_path, shard.name)
-        for shard in plan.shards:
-            wait_serving(shard.address, 120, cluster.processes[shard.name])
-        with running(lambda: Router(plan, SSO_LIMITS)) as address:
-            cluster.address = address
-            yield cluster
-    finally:
-        for process in cluster.processes.values():
-            process.kill()
-            process.wait()
+    with running_cluster(sso_data, tmp_path_factory.mktemp("sso_cluster"),
+                         SSO_LIMITS) as cluster:
+        yield cluster

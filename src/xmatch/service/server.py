@@ -35,8 +35,15 @@ from xmatch.errors import (
     XmatchError,
 )
 from xmatch.index import SkyIndex, moc_ranges
-from xmatch.sso.nightly import Night, NightIndex, is_night_cache, night_of
-from xmatch.sso.observers import observatory, tdb_mjd, utc_iso
+from xmatch.sso.nightly import (
+    Night,
+    NightIndex,
+    cache_covering,
+    is_night_cache,
+    night_of,
+    no_cache_covers,
+)
+from xmatch.sso.observers import observatory, tdb_mjd
 from xmatch.store.writer import ROW_ID_COLUMN
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
@@ -226,9 +233,7 @@ class Boundary:
             raise ValueError(f"position ({request.ra_deg!r}, {request.dec_deg!r}) is not "
                              "allowed: ra_deg and dec_deg must be finite, |dec_deg| <= 90")
         t_tdb = float(tdb_mjd(request.mjd, request.time_scale.lower() or "utc"))
-        site = request.observatory.strip().upper()
-        if site:
-            site = observatory(site).code
+        site = observatory(request.observatory).code if request.observatory.strip() else ""
         if request.catalog:
             served = self._catalog(request.catalog, night_cache=True)
             if site and site != served.night.observatory:
@@ -238,17 +243,11 @@ class Boundary:
             return request.catalog, served, t_tdb
         if not site:
             raise ValueError("give the catalog (a nightly cache) or the observatory code")
-        caches = [name for name in self._night_caches()
-                  if self.catalogs[name].night.observatory == site]
-        for name in caches:
-            night = self.catalogs[name].night
-            if night.start_tdb <= t_tdb <= night.end_tdb:
-                return name, self.catalogs[name], t_tdb
-        when = utc_iso(t_tdb)
-        raise CatalogNotFoundError(
-            f"no ephemeris cache of observatory {site} covers {when} UTC (caches of {site}: "
-            f"{', '.join(caches) or 'none'}); build it with `xmatch sso build --night DATE "
-            f"--observatory {site}`")
+        name, caches = cache_covering(
+            {n: c.night for n, c in self.catalogs.items() if c.night is not None}, t_tdb, site)
+        if name is None:
+            raise CatalogNotFoundError(no_cache_covers(site, t_tdb, caches))
+        return name, self.catalogs[name], t_tdb
 
     async def ListCatalogs(self, request, context):
         return xmatch_pb2.ListCatalogsResponse(

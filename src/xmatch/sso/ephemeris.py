@@ -61,10 +61,13 @@ def hg_magnitude(h, g, r_au, delta_au, phase_rad):
             - 2.5 * np.log10((1.0 - g) * phi1 + g * phi2))
 
 
-def place_table(designation, name, kind, h_mag, g_slope, comet_k, places: np.ndarray
-                ) -> pa.Table:
+def place_table(objects: pa.Table, places: np.ndarray) -> pa.Table:
     """The answer table (``PLACE_SCHEMA``) from :func:`xmatch.kernels.orbits.apparent`
-    output rows and the objects' identities and magnitude parameters."""
+    output rows and the objects' identities and magnitude parameters (a table with
+    ``designation``, ``name``, ``kind``, ``h_mag``, ``g_slope`` and ``comet_k``)."""
+    def column(name):
+        return objects.column(name).to_numpy(zero_copy_only=False)
+
     ux, uy, uz = places[:, 0], places[:, 1], places[:, 2]
     ra = np.degrees(np.arctan2(uy, ux)) % 360.0
     dec = np.degrees(np.arcsin(np.clip(uz, -1.0, 1.0)))
@@ -77,15 +80,16 @@ def place_table(designation, name, kind, h_mag, g_slope, comet_k, places: np.nda
     north = np.stack([-np.sin(dec_rad) * np.cos(ra_rad), -np.sin(dec_rad) * np.sin(ra_rad),
                       np.cos(dec_rad)], axis=1)
     rate = places[:, 6:9]
-    kind = np.asarray(kind)
-    h_mag = np.asarray(h_mag, np.float64)
+    h_mag = column("h_mag").astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        asteroid_v = hg_magnitude(h_mag, np.asarray(g_slope, np.float64), r, delta, phase)
-        comet_v = h_mag + 5.0 * np.log10(delta) + 2.5 * np.asarray(comet_k, np.float64) * \
-            np.log10(r)
-    v_mag = np.where(kind == "comet", comet_v, asteroid_v)
+        asteroid_v = hg_magnitude(h_mag, column("g_slope").astype(np.float64), r, delta,
+                                  phase)
+        comet_v = h_mag + 5.0 * np.log10(delta) + 2.5 * column("comet_k").astype(
+            np.float64) * np.log10(r)
+    v_mag = np.where(column("kind") == "comet", comet_v, asteroid_v)
     return pa.Table.from_arrays([
-        pa.array(designation, pa.string()), pa.array(name, pa.string()),
+        objects.column("designation").cast(pa.string()),
+        objects.column("name").cast(pa.string()),
         pa.array(ra), pa.array(dec), pa.array(delta), pa.array(r),
         pa.array(np.degrees(phase)), pa.array(v_mag, from_pandas=True),
         pa.array(np.einsum("ij,ij->i", rate, east) * RAD_PER_DAY_TO_ARCSEC_PER_HOUR),
@@ -115,9 +119,4 @@ def positions(orbits: pa.Table, time, observatory: str = "500", *, scale: str = 
     sun, sun_velocity = sun_posvel(t)
     places = apparent(states, epoch, t, observer[0], observer_velocity[0], sun[0],
                       sun_velocity[0], GM_SUN)
-
-    def column(name):
-        return orbits.column(name).to_numpy(zero_copy_only=False)
-
-    return place_table(column("designation"), column("name"), column("kind"),
-                       column("h_mag"), column("g_slope"), column("comet_k"), places)
+    return place_table(orbits, places)

@@ -17,11 +17,11 @@ in the partition its track runs through and a router finds it like any other row
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import re
 import time
 from dataclasses import dataclass
-from functools import cached_property
 
 import healpy
 import numpy as np
@@ -141,6 +141,13 @@ class ObserverTrack:
         return tuple(np.ascontiguousarray(values[:, 3 * i:3 * i + 3]) for i in range(4))
 
 
+@functools.lru_cache(maxsize=32)
+def observer_track(night: Night) -> ObserverTrack:
+    """The observer series of a night, fitted once per process (every slice of a cache and
+    the build share it)."""
+    return ObserverTrack(night)
+
+
 # ------------------------------------------------------------------------------ build
 
 
@@ -173,7 +180,7 @@ def night_rows(orbits: pa.Table, night: Night, *, step_days: float | None = None
                                            **options)
     samples = night.start_tdb + (night.end_tdb - night.start_tdb) * np.arange(
         2 * TRACK_INTERVALS + 1) / (2 * TRACK_INTERVALS)
-    observer, observer_velocity, sun, sun_velocity = ObserverTrack(night).at(samples)
+    observer, observer_velocity, sun, sun_velocity = observer_track(night).at(samples)
     dt = samples - reference
     offsets_parts, pixel_parts = [np.zeros(1, np.int64)], []
     total = 0
@@ -259,6 +266,23 @@ def night_of(catalog) -> Night | None:
     return Night(**catalog.spec.loader_options["night"]) if is_night_cache(catalog) else None
 
 
+def cache_covering(nights: dict[str, Night], t_tdb: float, site: str
+                   ) -> tuple[str | None, list[str]]:
+    """Of nightly caches (name -> night), the one of observatory ``site`` whose night holds
+    the TDB instant (None if none does), and the names of every cache of that site."""
+    caches = sorted(name for name, night in nights.items() if night.observatory == site)
+    for name in caches:
+        if nights[name].start_tdb <= t_tdb <= nights[name].end_tdb:
+            return name, caches
+    return None, caches
+
+
+def no_cache_covers(site: str, t_tdb: float, caches: list[str]) -> str:
+    return (f"no ephemeris cache of observatory {site} covers {utc_iso(t_tdb)} UTC (caches of "
+            f"{site}: {', '.join(caches) or 'none'}); build it with `xmatch sso build --orbits "
+            f"FILE --night DATE --observatory {site}`")
+
+
 def find_cache(data, t_tdb: float, observatory_code: str | None = None,
                name: str | None = None):
     """The nightly cache ``name``, or the one of ``observatory_code`` whose night holds the
@@ -275,17 +299,12 @@ def find_cache(data, t_tdb: float, observatory_code: str | None = None,
     if not observatory_code:
         raise ValueError("give the observatory code or the cache's name")
     site = observatory(observatory_code).code
-    caches = []
-    for candidate in data.names():
-        catalog = open_catalog(candidate, data)
-        night = night_of(catalog)
-        if night is not None and night.observatory == site:
-            caches.append(candidate)
-            if night.start_tdb <= t_tdb <= night.end_tdb:
-                return catalog
-    raise ValueError(f"no ephemeris cache of observatory {site} covers {utc_iso(t_tdb)} UTC "
-                     f"(caches of {site}: {', '.join(caches) or 'none'}); build it with "
-                     f"`xmatch sso build --orbits FILE --night DATE --observatory {site}`")
+    catalogs = {candidate: open_catalog(candidate, data) for candidate in data.names()}
+    nights = {n: night_of(c) for n, c in catalogs.items() if is_night_cache(c)}
+    found, caches = cache_covering(nights, t_tdb, site)
+    if found is None:
+        raise ValueError(no_cache_covers(site, t_tdb, caches))
+    return catalogs[found]
 
 
 class NightIndex:
@@ -324,15 +343,13 @@ class NightIndex:
     def __len__(self) -> int:
         return self.objects.num_rows
 
-    @cached_property
+    @property
     def observer_track(self) -> ObserverTrack:
-        return ObserverTrack(self.night)
+        return observer_track(self.night)
 
     def _places(self, objects, separations, places, extra: dict | None = None) -> pa.Table:
         chosen = self.objects.take(pa.array(objects, pa.int64()))
-        table = place_table(_column(chosen, "designation"), _column(chosen, "name"),
-                            _column(chosen, "kind"), _column(chosen, "h_mag"),
-                            _column(chosen, "g_slope"), _column(chosen, "comet_k"), places)
+        table = place_table(chosen, places)
         columns = {**(extra or {})}
         columns.update({f.name: table.column(f.name) for f in PLACE_SCHEMA})
         columns["separation_arcsec"] = np.degrees(separations) * 3600.0
