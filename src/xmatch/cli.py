@@ -30,6 +30,17 @@ DEMO_CONES = [
 ]
 
 
+def positive_int(text: str) -> int:
+    """A count that must be at least 1 (a row limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed; give 1 or more")
+    return value
+
+
 def parse_angle_arcsec(text: str) -> float:
     """'5arcsec', '1.5 arcmin', '0.1deg', '3"' or a bare number of arcsec -> arcsec."""
     import astropy.units as u
@@ -137,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     cone.add_argument("dec", type=float, help="declination, ICRS degrees")
     cone.add_argument("--radius", type=parse_angle_arcsec, default=None,
                       help="e.g. 5arcsec, 1arcmin, 0.1deg (default: the catalog's match radius)")
-    cone.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    cone.add_argument("--limit", type=positive_int, default=None, help="at most this many rows")
     cone.add_argument("--epoch", type=parse_epoch_jyear, default=None,
                       help="epoch of the position: Julian year (2016.0) or ISO time (UTC); "
                            "catalog rows with proper motions are moved there")
@@ -192,10 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument("--format", choices=["parquet", "jsonl", "avro"], default=None,
                           help="output format (default: from --out)")
     annotate.add_argument("--catalogs", metavar="A,B",
-                          help="catalogs to annotate with, in this order (default: all)")
+                          help="catalogs to annotate with, in this order (default: all; "
+                               "sso: known solar-system objects at each alert's time, from "
+                               "the nightly caches of `xmatch sso build`)")
     annotate.add_argument("--radius", action="append", default=[], metavar="NAME=ANGLE",
                           help="radius for one catalog, e.g. gaia_dr3=1.5arcsec (repeatable; "
                                "default: each catalog's own)")
+    annotate.add_argument("--observatory", metavar="CODE",
+                          help="MPC site code for sso of alerts whose survey has no known "
+                               "site (ZTF is I41, LSST is X05)")
     annotate.add_argument("--all-matches", action="store_true",
                           help="also list every source within the radius, not only the nearest")
     annotate.add_argument("--schema", action="append", default=[], metavar="ID=FILE.avsc",
@@ -290,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="MPC observatory code")
     sso_cone.add_argument("--catalog", default=None, help="the cache to ask (default: the one "
                                                           "of --observatory holding --time)")
-    sso_cone.add_argument("--limit", type=int, default=None, help="at most this many objects")
+    sso_cone.add_argument("--limit", type=positive_int, default=None,
+                          help="at most this many objects")
     sso_cone.add_argument("--format", choices=OUTPUT_FORMATS, default="table")
     sso_cone.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
     sso_cone.add_argument("--server", metavar="HOST:PORT",
@@ -599,7 +616,8 @@ def cmd_annotate(args) -> int:
         summary = annotate_files(client, args.inputs, args.out, fmt=args.format,
                                  catalogs=catalogs, radius=radius or None,
                                  all_matches=args.all_matches, schemas=schemas,
-                                 batch_size=args.batch_size, progress=not args.no_progress)
+                                 observatory=args.observatory, batch_size=args.batch_size,
+                                 progress=not args.no_progress)
     print_annotation_summary(summary)
     return 0
 

@@ -107,3 +107,26 @@ def length_mismatch(names_and_lengths: dict) -> str:
 
 def unknown_columns(unknown, catalog: str, available) -> str:
     return f"unknown column(s) {list(unknown)}; {catalog} has: {', '.join(available)}"
+
+
+def bad_states(shape) -> str:
+    return f"states must be a float array of shape (n, 6), got shape {tuple(shape)}"
+
+
+def not_finite(name: str, index: int) -> str:
+    return f"{name} has a non-finite value at row {index}; all values must be finite"
+
+
+def bad_epochs(shape, n: int) -> str:
+    return f"epoch_tdb_mjd must be a scalar or have shape ({n},), got shape {tuple(shape)}"
+
+
+def out_of_span(value, index, start_mjd: float, end_mjd: float) -> str:
+    """Message for a time DE421 does not cover (``index``: position in the array, or None)."""
+    where = f" (at position {index})" if index is not None else ""
+    return (f"TDB MJD {value!r}{where} is outside the DE421 span, MJD {start_mjd:g} to "
+            f"{end_mjd:g} (1899-07-29 to 2053-10-09)")
+
+
+def unknown_body(name, known) -> str:
+    return f"unknown body {name!r}; known bodies: {', '.join(known)}"

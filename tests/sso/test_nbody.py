@@ -16,18 +16,12 @@ import pytest
 
 import xmatch.sso.propagate as propagate_module
 from conftest import shared_file
+from xmatch.errors import bad_epochs, bad_states, not_finite, out_of_range, out_of_span
 from xmatch.kernels.orbits import elements_to_state, two_body
 from xmatch.sso.ephemeris import orbit_states
 from xmatch.sso.orbits import read_orbits
-from xmatch.sso.planets import PERTURBERS, Planets, out_of_span, planets
-from xmatch.sso.propagate import (
-    bad_close,
-    bad_epochs,
-    bad_states,
-    bad_step,
-    not_finite,
-    propagate_states,
-)
+from xmatch.sso.planets import PERTURBERS, Planets, planets
+from xmatch.sso.propagate import propagate_states
 
 from .nbody_oracle import geocentric_arcsec, rebound_reference
 
@@ -260,10 +254,11 @@ def test_validation(synthetic):
     for step in (0.0, -1.0, np.inf, np.nan, "2"):
         with pytest.raises(ValueError) as error:
             propagate_states(states, epoch, 60600.0, step_days=step)
-        assert str(error.value) == bad_step(step)
+        assert str(error.value) == out_of_range("step_days", step, None, "a finite number > 0")
     with pytest.raises(ValueError) as error:
         propagate_states(states, epoch, 60600.0, close_approach_au=-0.1)
-    assert str(error.value) == bad_close(-0.1)
+    assert str(error.value) == out_of_range("close_approach_au", -0.1, None,
+                                            "a finite number >= 0")
     with pytest.raises(ValueError) as error:
         propagate_states(states, epoch, 71200.0)
     assert str(error.value) == out_of_span(71200.0, None, 14864.0, 71184.0)

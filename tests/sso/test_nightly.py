@@ -13,6 +13,7 @@ import io
 import astropy.units as u
 import healpy
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from astropy.coordinates import offset_by
@@ -457,6 +458,37 @@ def test_an_orbit_table_of_one_object(nea_orbits, tmp_path):
         assert index.cone((ra[0] + 180) % 360, -dec[0], 1800.0, t).num_rows == 0
 
 
+def test_an_object_given_twice_is_kept_once_from_its_first_orbit(nea_orbits, tmp_path):
+    """Eros in two files (the second orbit shifted by a day of mean anomaly, so it would be
+    found elsewhere): the cache holds one Eros, where the first orbit puts it."""
+    eros = nea_orbits.slice(0, 1)
+    moved = eros.set_column(eros.schema.get_field_index("tp_mjd_tt"),
+                            eros.schema.field("tp_mjd_tt"), pc.add(eros["tp_mjd_tt"], 1.0))
+    orbits = pa.concat_tables([eros, nea_orbits.slice(1, 3), moved])
+    catalog = build_night(orbits, NEA_NIGHT, NEA_SITE, data=tmp_path,
+                          options=LoadOptions(workers=1, progress=False))
+    assert catalog.spec.loader_options["repeated_orbits_dropped"] == 1
+    index = NightIndex.from_catalog(catalog)
+    assert sorted(designations(index)) == sorted(nea_orbits["designation"][:4].to_pylist())
+    t = index.night.reference_tdb
+    first = positions(eros, t, "I41", scale="tdb")
+    found = index.cone(first["ra_deg"][0].as_py(), first["dec_deg"][0].as_py(), 60.0, t)
+    assert found["designation"].to_pylist() == ["00433"]
+
+
+def test_an_orbit_epoch_outside_de421_is_refused_by_name(nea_orbits, tmp_path):
+    ancient = nea_orbits.slice(0, 3)
+    epochs = ancient["epoch_mjd_tt"].to_numpy().copy()
+    epochs[1] = 10_000.0  # 1886
+    ancient = ancient.set_column(ancient.schema.get_field_index("epoch_mjd_tt"),
+                                 ancient.schema.field("epoch_mjd_tt"), pa.array(epochs))
+    name = ancient["designation"][1].as_py()
+    with pytest.raises(ValueError, match=rf"orbit {name} \(row 1\): epoch MJD 10000 TT is "
+                                         "outside 14864 to 71184, the span of DE421"):
+        build_night(ancient, NEA_NIGHT, NEA_SITE, data=tmp_path)
+    assert DataDirectory(tmp_path).names() == []
+
+
 def test_no_orbits_is_refused(nea_orbits, tmp_path):
     with pytest.raises(ValueError, match="no orbits in orbits: nothing to build"):
         build_night(nea_orbits.slice(0, 0), NEA_NIGHT, NEA_SITE, data=tmp_path)
@@ -544,3 +576,9 @@ def test_cli_help(capsys):
         main(["sso", "cone", "1", "2"])  # --radius and --time are required
     assert done.value.code == 2
     assert "--radius" in capsys.readouterr().err
+    for limit in ("0", "-3", "two"):
+        with pytest.raises(SystemExit) as done:
+            main(["sso", "cone", "1", "2", "--radius", "1", "--time", "2019-07-06",
+                  "--observatory", "I41", "--limit", limit])
+        assert done.value.code == 2
+        assert "argument --limit" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+from xmatch.errors import out_of_span, unknown_body
 from xmatch.kernels.orbits import GM_SUN
 from xmatch.sso.planets import (
     AU_KM,
@@ -16,9 +17,7 @@ from xmatch.sso.planets import (
     PERTURBERS,
     Planets,
     de421_path,
-    out_of_span,
     planets,
-    unknown_body,
 )
 
 SKYFIELD_NAMES = {
@@ -97,7 +96,7 @@ def test_out_of_span_and_bad_names_raise():
             method(np.nan)
     with pytest.raises(ValueError) as error:
         eph.barycentric("pluto", 60000.0)
-    assert str(error.value) == unknown_body("pluto")
+    assert str(error.value) == unknown_body("pluto", BODIES)
 
 
 def test_gm_constants():

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import shared_file
+from xmatch import DataDirectory
+from xmatch.cli import main
+from xmatch.service.client import Client
+from xmatch.service.embedded import running_server, served_catalogs
 from xmatch.sso.nightly import NightIndex, build_night
 from xmatch.sso.observers import tdb_mjd
 from xmatch.sso.orbits import alert_sso_observations, orbits_from_alerts, read_orbits
@@ -26,12 +31,13 @@ def rubin_night(tmp_path_factory):
     rng = np.random.default_rng(5)
     distractors = mpcorb.take(np.sort(rng.choice(mpcorb.num_rows, 1500, replace=False)))
     orbits = pa.concat_tables([from_alerts, distractors.cast(from_alerts.schema)])
-    catalog = build_night(orbits, NIGHT, "X05", data=tmp_path_factory.mktemp("rubin"))
-    return NightIndex.from_catalog(catalog), alert_sso_observations([alerts])
+    data = DataDirectory(tmp_path_factory.mktemp("rubin"))
+    catalog = build_night(orbits, NIGHT, "X05", data=data)
+    return NightIndex.from_catalog(catalog), alert_sso_observations([alerts]), data
 
 
 def test_rubin_alerts_reassociated_to_their_object(rubin_night, record_property):
-    index, observations = rubin_night
+    index, observations, _ = rubin_night
     assert observations.num_rows == 4  # 3 objects; 2013 LL24 twice
     residuals = []
     for row in observations.to_pylist():
@@ -50,9 +56,44 @@ def test_rubin_alerts_reassociated_to_their_object(rubin_night, record_property)
 def test_orbit_of_one_alert_predicts_the_other(rubin_night):
     """2013 LL24 was seen twice, 3.3 minutes apart: the orbit from the first alert (the
     first one kept) predicts the second detection."""
-    index, observations = rubin_night
+    index, observations, _ = rubin_night
     second = [r for r in observations.to_pylist() if r["designation"] == "K13L24L"][-1]
     t = float(tdb_mjd(second["mjd_tai"], "tai"))
     found = index.cone(second["ra_deg"], second["dec_deg"], 5.0, t).to_pylist()
     assert found and found[0]["designation"] == "K13L24L"
     assert found[0]["separation_arcsec"] < 1.0
+
+
+def test_rubin_packets_annotated_with_their_object(rubin_night):
+    """The alert packets themselves, annotated with ``sso`` by a server of the night's cache:
+    each alert Rubin associated gets the same object as nearest (the LSST survey puts the
+    alerts at X05, their midpointMjdTai picks the night), and the others mostly nothing."""
+    _, observations, data = rubin_night
+    expected = dict(zip(observations["alert_id"].to_pylist(),
+                        observations["designation"].to_pylist(), strict=True))
+    with running_server(served_catalogs(data, load_defaults=False)) as address, \
+            Client(address) as client:
+        table = pa.concat_tables(batch.table for batch in client.annotate(
+            [shared_file(RUBIN_ALERTS)], catalogs=["sso"], radius=2.0))
+    assert table.num_rows >= 100 and table.column("sso_count").null_count == 0
+    found = {row["alert_id"]: row for row in table.to_pylist() if row["sso_count"]}
+    for alert_id, designation in expected.items():
+        assert found[alert_id]["sso_designation"] == designation
+        assert found[alert_id]["sso_separation_arcsec"] < 1.0
+    assert len(found) <= len(expected) + 2, sorted(found)
+
+
+def test_cli_annotates_packets_with_sso(rubin_night, tmp_path, capsys):
+    _, observations, data = rubin_night
+    out = tmp_path / "annotated.parquet"
+    code = main(["annotate", str(shared_file(RUBIN_ALERTS)), "--catalogs", "sso", "--radius",
+                 "sso=2arcsec", "--data", str(data.root), "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "sso" in printed.out
+    table = pq.read_table(out)
+    got = dict(zip(table["alert_id"].to_pylist(), table["sso_designation"].to_pylist(),
+                   strict=True))
+    for alert_id, designation in zip(observations["alert_id"].to_pylist(),
+                                     observations["designation"].to_pylist(), strict=True):
+        assert got[alert_id] == designation

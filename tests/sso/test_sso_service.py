@@ -222,8 +222,14 @@ def test_bad_requests_get_precise_statuses_and_the_server_keeps_serving(server, 
          "over this server's limit of 7200 arcsec"),
         (sso(observatory="ZZZ"), invalid, "observatory code 'ZZZ' is not an MPC observatory"),
         (sso(observatory="C51"), invalid, "observatory C51 (WISE) has no fixed site"),
-        (sso(time_scale="gps"), invalid, "time scale 'gps' is not one of utc, tai, tt, tdb"),
-        (sso(mjd=float("nan")), invalid, "is not a finite MJD"),
+        (sso(time_scale="gps"), invalid, "time_scale 'gps' is not allowed; use one of utc, tai, "
+         "tt, tdb"),
+        (sso(mjd=float("nan")), invalid, "MJD nan is not allowed: it must lie between 14864 "
+         "and 71184 (1899-07-29 to 2053-10-09"),
+        (sso(mjd=0.0), invalid, "MJD 0.0 is not allowed"),
+        (sso(mjd=1e12), invalid, "MJD 1000000000000.0 is not allowed"),
+        (sso(mjd=30000.0), invalid, "MJD 30000.0 UTC is before 1960-01-01 (MJD 36934), where "
+         "UTC begins; give earlier times in TT or TDB"),
         (sso(catalog="stars"), invalid,
          "stars is not a solar-system ephemeris cache; SsoCone serves "
          f"{NEA_CACHE}, {MPC_CACHE}"),

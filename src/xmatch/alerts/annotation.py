@@ -5,12 +5,17 @@ the alert's own fields (:data:`~xmatch.alerts.fields.ALERT_SCHEMA` less its posi
 errors) and, for every catalog ``C`` asked for, in the order asked:
 
 ``C_count``
-    sources within the radius (null when the alert has an ``error``);
+    sources within the radius (null when the alert has an ``error``, or when no nightly
+    cache answers for it in the case of ``sso``);
 ``C_<id column>``, ``C_separation_arcsec``, ``C_position_angle_deg``, ``C_<key column>``...
     of the nearest one (null when there is none);
 ``C_matches``
     with ``all_matches``: every source within the radius, closest first, as a list of
     structs with the same fields.
+
+The catalog ``sso`` stands for the known solar-system objects: each alert is matched with
+the nightly ephemeris cache of its site (:data:`SURVEY_OBSERVATORIES`) whose night holds the
+alert's time, with the objects placed where they are at that instant.
 
 The table's schema metadata ``xmatch.annotation`` (JSON) holds the version, and for each
 catalog its name, radius, id column and key columns. The same content as a nested record
@@ -36,6 +41,13 @@ ANNOTATION_VERSION = "1.0"
 METADATA_KEY = b"xmatch.annotation"
 ALERT_COLUMNS = ("alert_id", "object_id", "survey", "ra_deg", "dec_deg", "mjd_tai", "band",
                  "mag", "error")
+
+#: The annotation catalog of known solar-system objects, and what a match of it carries.
+SSO_CATALOG = "sso"
+SSO_KEY_COLUMNS = ("name", "kind", "v_mag", "distance_au", "rate_ra_arcsec_h",
+                   "rate_dec_arcsec_h")
+#: The MPC site of each survey's alerts: ZTF at Palomar, LSST at Cerro Pachon (Rubin).
+SURVEY_OBSERVATORIES = {"ZTF": "I41", "LSST": "X05"}
 
 #: The ``xmatch`` record of an annotated Avro packet (appended as the last field of the
 #: alert record, as ``["null", Annotation]`` with default null).
@@ -83,23 +95,29 @@ class Target:
 
 
 def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.Table],
-                     all_matches: bool) -> pa.Table:
+                     all_matches: bool, answered: dict[str, np.ndarray] | None = None
+                     ) -> pa.Table:
     """The annotation of ``alerts`` (rows of ALERT_SCHEMA) from one left join per target
-    over the alerts without an error (``query_index`` counting those alerts)."""
+    over the alerts without an error (``query_index`` counting those alerts).
+    ``answered``: for a target that could not answer every usable alert, which it did
+    (the others get a null count)."""
     n = alerts.num_rows
     usable = pc.is_null(alerts.column("error")).to_numpy(zero_copy_only=False)
     slot = np.full(n, -1, np.int64)          # alert -> its position among the usable
     slot[usable] = np.arange(int(usable.sum()))
     columns = {name: alerts.column(name) for name in ALERT_COLUMNS}
     for target, table in zip(targets, matches, strict=True):
-        columns.update(_catalog_columns(target, table, slot, usable, all_matches))
+        counted = usable.copy()
+        if answered and target.name in answered:
+            counted[usable] = answered[target.name]
+        columns.update(_catalog_columns(target, table, slot, usable, counted, all_matches))
     metadata = {METADATA_KEY: json.dumps(
         {"version": ANNOTATION_VERSION, "catalogs": [asdict(t) for t in targets]})}
     return pa.table(columns).replace_schema_metadata(metadata)
 
 
 def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: np.ndarray,
-                     all_matches: bool) -> dict:
+                     counted: np.ndarray, all_matches: bool) -> dict:
     prefix = f"{target.name}_"
     found = pc.is_valid(table.column(RANK_COLUMN)).to_numpy(zero_copy_only=False)
     query = table.column(QUERY_COLUMN).to_numpy()
@@ -114,7 +132,7 @@ def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: 
     indices = pa.array(take, pa.int64(), mask=take < 0)
     payload = _payload(target)
     per_alert = np.where(usable, counts[np.maximum(slot, 0)], 0)
-    out = {f"{prefix}count": pa.array(per_alert, pa.int32(), mask=~usable)}
+    out = {f"{prefix}count": pa.array(per_alert, pa.int32(), mask=~counted)}
     for name in payload:
         out[prefix + name] = table.column(name).take(indices)
     if all_matches:
@@ -124,7 +142,7 @@ def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: 
             [pa.concat_arrays(table.column(c).take(rows).chunks) if table.num_rows else
              pa.array([], table.schema.field(c).type) for c in payload], names=payload)
         out[f"{prefix}matches"] = pa.ListArray.from_arrays(
-            pa.array(offsets, pa.int32()), structs, mask=pa.array(~usable))
+            pa.array(offsets, pa.int32()), structs, mask=pa.array(~counted))
     return out
 
 
@@ -149,6 +167,8 @@ def annotation_records(table: pa.Table) -> list[dict]:
         if row["error"] is None:
             for target in info["catalogs"]:
                 prefix = f"{target.name}_"
+                if row[prefix + "count"] is None:
+                    continue  # the catalog could not answer for this alert (sso: no cache)
                 nearest = _counterpart(target, {c: row[prefix + c] for c in _payload(target)})
                 matches = row.get(prefix + "matches") or []
                 catalogs.append({

@@ -75,8 +75,8 @@ class Summary:
 
 def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalogs=None,
                    radius: dict | None = None, all_matches: bool = False,
-                   schemas: dict | None = None, batch_size: int | None = None,
-                   progress: bool = True) -> Summary:
+                   schemas: dict | None = None, observatory: str | None = None,
+                   batch_size: int | None = None, progress: bool = True) -> Summary:
     """Annotate every alert of ``inputs`` through ``client`` into ``out``; returns the
     :class:`Summary`. Resumes an interrupted run of the same inputs and options."""
     from tqdm import tqdm
@@ -84,7 +84,7 @@ def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalog
     fmt = format_of(str(out), fmt)
     manifest = {"inputs": input_paths(inputs), "catalogs": list(catalogs or []),
                 "radius_arcsec": dict(sorted((radius or {}).items())),
-                "all_matches": all_matches, "format": fmt}
+                "all_matches": all_matches, "observatory": observatory or "", "format": fmt}
     writer = AnnotationWriter(out, fmt, manifest)
     summary = Summary(resumed=writer.resume())
     packets = itertools.islice(read_packets(inputs), summary.resumed, None)
@@ -93,7 +93,8 @@ def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalog
     with tqdm(desc="annotating", unit=" alerts", disable=not progress,
               initial=summary.resumed) as bar:
         for batch in client.annotate(packets, catalogs=catalogs, radius=radius,
-                                     all_matches=all_matches, schemas=schemas, **options):
+                                     all_matches=all_matches, schemas=schemas,
+                                     observatory=observatory, **options):
             writer.write(batch)
             summary.add(batch.table)
             bar.update(batch.table.num_rows)

@@ -45,14 +45,17 @@ class AnnotatedBatch:
     packets: list[Packet] | None
 
 
-def annotate_options(catalogs, radius, all_matches: bool, schemas) -> xmatch_pb2.AnnotateOptions:
+def annotate_options(catalogs, radius, all_matches: bool, schemas,
+                     observatory: str | None = None) -> xmatch_pb2.AnnotateOptions:
     """The stream's options. ``radius``: one radius for every catalog, or by catalog name;
-    arcsec or angle Quantities. ``schemas``: JSON text of Confluent schemas by id."""
+    arcsec or angle Quantities. ``schemas``: JSON text of Confluent schemas by id.
+    ``observatory``: MPC site of alerts without a known survey (for ``sso``)."""
     if isinstance(catalogs, str):
         catalogs = [catalogs]
     options = xmatch_pb2.AnnotateOptions(catalogs=list(catalogs or []),
                                          all_matches=all_matches,
-                                         avro_schemas=dict(schemas or {}))
+                                         avro_schemas=dict(schemas or {}),
+                                         observatory=observatory or "")
     if radius is not None:
         if not isinstance(radius, dict):
             if not catalogs:

@@ -108,8 +108,9 @@ class Client:
         return _rows([answer], arrow)
 
     def annotate(self, alerts, *, catalogs=None, radius=None, all_matches: bool = False,
-                 schemas: dict[int, str] | None = None, batch_size: int = BATCH_ALERTS,
-                 window: int = WINDOW, retries: int = RETRIES) -> Iterator[AnnotatedBatch]:
+                 schemas: dict[int, str] | None = None, observatory: str | None = None,
+                 batch_size: int = BATCH_ALERTS, window: int = WINDOW,
+                 retries: int = RETRIES) -> Iterator[AnnotatedBatch]:
         """Annotate alerts with their counterparts in ``catalogs`` (default: all served).
 
         ``alerts`` are raw packets (paths of ``.avro`` files, directories or tarballs;
@@ -117,11 +118,14 @@ class Client:
         ``dec_deg`` and optionally ``alert_id``, ``object_id``, ``mjd_tai``). Yields one
         :class:`AnnotatedBatch` per batch, in order: a pyarrow annotation table with one row
         per alert (docs/alerts.md) and the batch's packets. ``radius``: one for every
-        catalog, or ``{catalog: radius}``; arcsec or angle Quantities. Alerts are read as
+        catalog, or ``{catalog: radius}``; arcsec or angle Quantities. The catalog ``sso``
+        (default when the server has nightly caches) holds the known solar-system objects
+        where they are at each alert's time, seen from its survey's site (ZTF: I41, LSST:
+        X05; others: ``observatory``, an MPC code). Alerts are read as
         answers come back (at most ``window`` batches ahead); on UNAVAILABLE the stream is
         reopened up to ``retries`` times in a row and unanswered batches are sent again.
         """
-        options = annotate_options(catalogs, radius, all_matches, schemas)
+        options = annotate_options(catalogs, radius, all_matches, schemas, observatory)
         return iter(AnnotateStream(self._stub, options, alert_batches(alerts, batch_size),
                                    window, retries))
 

@@ -27,14 +27,22 @@ GRACE_SECONDS = 5.0
 def served_catalogs(data, load_defaults: bool = True,
                     names: list[str] | None = None) -> dict[str, ServedCatalog]:
     """The catalogs ``names`` (default: every one) of the data directory, indexed in
-    memory (the defaults loaded first when the directory is empty)."""
+    memory (the defaults loaded first when the directory is empty). The name ``sso``
+    stands for every nightly solar-system cache of the directory."""
+    from xmatch.alerts.annotation import SSO_CATALOG
     from xmatch.loading import ensure_default_catalogs
+    from xmatch.sso.nightly import is_night_cache
     from xmatch.store.catalog import open_catalog
 
     if load_defaults and not data.names():
         ensure_default_catalogs(data)
-    return {name: ServedCatalog.from_catalog(open_catalog(name, data))
-            for name in (names or data.names())}
+    catalogs = {name: open_catalog(name, data) for name in data.names()}
+    if names:
+        wanted = [name for name in names if name != SSO_CATALOG]
+        if SSO_CATALOG in names:
+            wanted += [name for name, c in catalogs.items() if is_night_cache(c)]
+        catalogs = {name: catalogs.get(name) or open_catalog(name, data) for name in wanted}
+    return {name: ServedCatalog.from_catalog(catalog) for name, catalog in catalogs.items()}
 
 
 async def serve_forever(make_servicer, address: str, what: str = "xmatch",

@@ -43,10 +43,11 @@ from xmatch.service.server import (
     crossmatch_mode,
     describe,
     ipc_to_table,
+    night_options,
     table_to_ipc,
 )
 from xmatch.sky import coords
-from xmatch.sso.nightly import Night, night_of
+from xmatch.sso.nightly import PAYLOAD_COLUMNS, Night, night_of
 from xmatch.store.catalog import HealpixPixel, open_catalog
 from xmatch.store.data_dir import DataDirectory
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
@@ -129,12 +130,13 @@ class RoutedCatalog:
                              f"({len(where)} partitions planned, {len(planned)} stored); "
                              "write a new plan with `xmatch cluster plan`")
         ranges = np.array([p.range29() for p in partitions], dtype=np.int64).reshape(-1, 2)
-        return cls(catalog.name, summary, description, catalog.schema.names, partitions,
+        night = night_of(catalog)
+        columns = list(PAYLOAD_COLUMNS) if night is not None else catalog.schema.names
+        return cls(catalog.name, summary, description, columns, partitions,
                    np.ascontiguousarray(ranges[:, 0]), np.ascontiguousarray(ranges[:, 1]),
                    np.array([where[(p.order, p.pixel)] for p in partitions], dtype=np.int64),
                    [RoutedSlice(s.id, [links[i] for i in s.shards]) for s in slices],
-                   catalog_motion(catalog) if summary.proper_motions else None,
-                   night_of(catalog))
+                   catalog_motion(catalog) if summary.proper_motions else None, night)
 
     def check_columns(self, columns) -> None:
         from xmatch.errors import UnknownColumnError, unknown_columns
@@ -265,15 +267,15 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             await _abort(context, error)
 
     def _crossmatch_options(self, options) -> dict:
-        catalog = self._catalog(options.catalog)
+        catalog = self._catalog(options.catalog, night_cache=None)
         _no_slice(options.slice)
         radius = options.radius_arcsec or catalog.summary.default_radius_arcsec
         self._check_radius(radius)
         mode = crossmatch_mode(options)
         catalog.check_columns(options.columns)
         k = {"nearest": 1, "k": int(options.k), "all": None}[mode]
-        return {"catalog": catalog, "options": options, "radius": radius, "k": k,
-                "epoch": options.epoch_jyear if options.HasField("epoch_jyear") else None}
+        return {"catalog": catalog.name, "routed": catalog, "options": options,
+                "radius": radius, "k": k, **night_options(options, catalog.night)}
 
     async def _crossmatch_batch(self, options: dict, batch, context):
         n = self._check_batch(batch)
@@ -286,17 +288,19 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             raise ValueError(f"batch {batch.batch_id}: {error}") from None
         radius = (np.asarray(batch.radius_arcsec, dtype=np.float64) if len(batch.radius_arcsec)
                   else options["radius"])
+        t_tdb = self._batch_times(options, batch, n)
         table = await self._match_table(options, batch.batch_id, ra, dec, radius, epoch,
-                                        context)
+                                        context, t_tdb=t_tdb)
         return xmatch_pb2.CrossmatchResponse(
             batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), queries=n,
             matches=table.num_rows - table.column(RANK_COLUMN).null_count)
 
     async def _match_table(self, options: dict, batch_id: int, ra, dec, radius, epoch,
-                           context) -> pa.Table:
+                           context, t_tdb=None) -> pa.Table:
         """The left join of one batch of checked positions: each slice is asked for the
-        positions that may reach it, and the answers merged."""
-        catalog: RoutedCatalog = options["catalog"]
+        positions that may reach it, and the answers merged. A nightly cache places its
+        objects at the TDB instants ``t_tdb``."""
+        catalog: RoutedCatalog = options["routed"]
         timeout = context.time_remaining()
         n = len(ra)
         offsets, touched = catalog.route(ra, dec, radius, epoch)
@@ -315,12 +319,14 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             sub_options = xmatch_pb2.CrossmatchOptions()
             sub_options.CopyFrom(options["options"])
             sub_options.slice = catalog.slices[s].id
+            sub_options.time_scale = "tdb"
             messages = [
                 xmatch_pb2.CrossmatchRequest(options=sub_options),
                 xmatch_pb2.CrossmatchRequest(batch=xmatch_pb2.PositionBatch(
                     batch_id=batch_id, ra_deg=ra[rows], dec_deg=dec[rows],
                     radius_arcsec=[] if np.ndim(radius) == 0 else radius[rows],
-                    epoch_jyear=[] if epoch is None or np.ndim(epoch) == 0 else epoch[rows]))]
+                    epoch_jyear=[] if epoch is None or np.ndim(epoch) == 0 else epoch[rows],
+                    mjd=[] if t_tdb is None else t_tdb[rows]))]
 
             async def attempt(link):
                 async for answer in link.stub.Crossmatch(iter(messages), timeout=timeout):
@@ -335,7 +341,9 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
             return table, rows
 
         pieces = await _all(ask(int(s), rows) for s, rows in zip(slices, groups, strict=True))
-        table = merge_matches(pieces, n, options["k"])
+        # An object whose track crosses partitions of several slices is found by each.
+        table = merge_matches(pieces, n, options["k"],
+                              "designation" if catalog.night is not None else None)
         self._check_rows(table.num_rows, f"batch {batch_id}")
         return table
 
@@ -461,10 +469,11 @@ def merge_cones(tables: list[pa.Table], limit: int | None) -> pa.Table:
 
 
 def merge_matches(pieces: list[tuple[pa.Table, np.ndarray]], n: int,
-                  k: int | None) -> pa.Table:
+                  k: int | None, unique: str | None = None) -> pa.Table:
     """One left join over ``n`` positions from the left joins of several slices, each over
     the positions ``rows`` it was sent: per position the ``k`` closest matches of all
-    (every match when ``k`` is None), ranked again."""
+    (every match when ``k`` is None), ranked again. ``unique``: a column naming the same
+    source when several slices find it (each is then kept once per position)."""
     from xmatch.index import QUERY_COLUMN
 
     if len(pieces) == 1 and len(pieces[0][1]) == n:
@@ -478,6 +487,11 @@ def merge_matches(pieces: list[tuple[pa.Table, np.ndarray]], n: int,
     table = pa.concat_tables(matched).unify_dictionaries()
     query = np.concatenate(query)
     order = np.lexsort((table.column(SEPARATION_COLUMN).to_numpy(), query))
+    if unique is not None and len(order):
+        names = pc.index_in(table.column(unique), value_set=pc.unique(table.column(unique)))
+        pairs = query * table.num_rows + names.to_numpy(zero_copy_only=False)
+        _, first = np.unique(pairs[order], return_index=True)
+        order = order[np.sort(first)]
     query = query[order]
     first = np.r_[True, query[1:] != query[:-1]] if len(query) else np.empty(0, bool)
     rank = np.arange(len(query)) - np.maximum.accumulate(

@@ -25,7 +25,13 @@ import pyarrow.compute as pc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from xmatch.alerts.annotation import Target, annotation_table
+from xmatch.alerts.annotation import (
+    SSO_CATALOG,
+    SSO_KEY_COLUMNS,
+    SURVEY_OBSERVATORIES,
+    Target,
+    annotation_table,
+)
 from xmatch.alerts.avro import Schemas
 from xmatch.alerts.fields import compact_alerts, decode, epoch_jyear
 from xmatch.errors import (
@@ -34,7 +40,7 @@ from xmatch.errors import (
     UnknownColumnError,
     XmatchError,
 )
-from xmatch.index import SkyIndex, moc_ranges
+from xmatch.index import QUERY_COLUMN, SkyIndex, moc_ranges
 from xmatch.sso.nightly import (
     Night,
     NightIndex,
@@ -43,7 +49,7 @@ from xmatch.sso.nightly import (
     night_of,
     no_cache_covers,
 )
-from xmatch.sso.observers import observatory, tdb_mjd
+from xmatch.sso.observers import MJD_RANGE, TIME_SCALES, observatory, tdb_mjd
 from xmatch.store.writer import ROW_ID_COLUMN
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
@@ -207,13 +213,16 @@ class Boundary:
     catalogs: dict
     limits: Limits
 
-    def _catalog(self, name: str, night_cache: bool = False):
+    def _catalog(self, name: str, night_cache: bool | None = False):
         """A served catalog by name: a sky catalog, or with ``night_cache`` a nightly
-        solar-system ephemeris cache (the two answer different questions)."""
+        solar-system ephemeris cache (the two answer different questions), or with None
+        either (a cross-match answers both)."""
         served = self.catalogs.get(name)
         if served is None:
             raise CatalogNotFoundError(
                 f"no catalog {name!r} here; catalogs served: {', '.join(sorted(self.catalogs))}")
+        if night_cache is None:
+            return served
         if night_cache and served.night is None:
             raise ValueError(f"{name} is not a solar-system ephemeris cache; SsoCone serves "
                              f"{', '.join(self._night_caches()) or 'none here'}")
@@ -232,7 +241,7 @@ class Boundary:
                 and -90.0 <= request.dec_deg <= 90.0):
             raise ValueError(f"position ({request.ra_deg!r}, {request.dec_deg!r}) is not "
                              "allowed: ra_deg and dec_deg must be finite, |dec_deg| <= 90")
-        t_tdb = float(tdb_mjd(request.mjd, request.time_scale.lower() or "utc"))
+        t_tdb = float(tdb_mjd(request.mjd, time_scale(request.time_scale)))
         site = observatory(request.observatory).code if request.observatory.strip() else ""
         if request.catalog:
             served = self._catalog(request.catalog, night_cache=True)
@@ -249,13 +258,33 @@ class Boundary:
             raise CatalogNotFoundError(no_cache_covers(site, t_tdb, caches))
         return name, self.catalogs[name], t_tdb
 
+    def _batch_times(self, options: dict, batch, n: int) -> np.ndarray | None:
+        """The TDB instants of a cross-match batch against a nightly cache (None for a sky
+        catalog), checked against the cache's night."""
+        night, name = options["night"], options["catalog"]
+        if night is None:
+            if len(batch.mjd):
+                raise ValueError(f"batch {batch.batch_id}: mjd is for nightly solar-system "
+                                 f"caches; {name} takes epoch_jyear")
+            return None
+        if len(batch.mjd) != n:
+            raise ValueError(f"batch {batch.batch_id}: {name} is a nightly solar-system "
+                             f"cache: give one mjd per position ({n}), not {len(batch.mjd)}")
+        try:
+            t_tdb = np.atleast_1d(tdb_mjd(np.asarray(batch.mjd, np.float64),
+                                          options["time_scale"]))
+            night.check(t_tdb, name)
+        except ValueError as error:  # name the batch, keep the message
+            raise ValueError(f"batch {batch.batch_id}: {error}") from None
+        return t_tdb
+
     async def ListCatalogs(self, request, context):
         return xmatch_pb2.ListCatalogsResponse(
             catalogs=[self.catalogs[name].summary for name in sorted(self.catalogs)])
 
     async def DescribeCatalog(self, request, context):
         try:
-            return self._catalog(request.name).description
+            return self._catalog(request.name, night_cache=None).description
         except Exception as error:  # noqa: BLE001 (every error becomes a status)
             await _abort(context, error)
 
@@ -316,7 +345,8 @@ class Boundary:
 
     def _annotate_options(self, options) -> dict:
         names = list(options.catalogs) or sorted(
-            name for name, c in self.catalogs.items() if c.night is None)
+            name for name, c in self.catalogs.items() if c.night is None) + (
+            [SSO_CATALOG] if self._night_caches() else [])
         if len(set(names)) != len(names):
             raise ValueError(f"catalogs {names} name a catalog twice")
         unknown = sorted(set(options.radius_arcsec) - set(names))
@@ -326,6 +356,11 @@ class Boundary:
                              f"asked for ({', '.join(names)})")
         targets, matching = [], []
         for name in names:
+            if name == SSO_CATALOG:
+                target, match = self._sso_target(options)
+                targets.append(target)
+                matching.append(match)
+                continue
             served = self._catalog(name)
             radius = options.radius_arcsec.get(name) or served.summary.default_radius_arcsec
             self._check_radius(float(radius), f"{name}: ")
@@ -363,12 +398,73 @@ class Boundary:
         epoch = (epoch_jyear(times.to_numpy(zero_copy_only=False))
                  if found.num_rows and times.null_count == 0 else None)
         tables = await asyncio.gather(*(
-            self._match_table(match, batch.batch_id, ra, dec, match["radius"], epoch, context)
+            self._sso_table(match, batch.batch_id, found, context) if match.get("sites")
+            else self._match_table(match, batch.batch_id, ra, dec, match["radius"], epoch,
+                                   context)
             for match in options["matching"]))
-        table = annotation_table(alerts, options["targets"], tables, options["all_matches"])
+        answered = {target.name: table[1] for target, table in
+                    zip(options["targets"], tables, strict=True) if isinstance(table, tuple)}
+        tables = [table[0] if isinstance(table, tuple) else table for table in tables]
+        table = annotation_table(alerts, options["targets"], tables, options["all_matches"],
+                                 answered)
         return xmatch_pb2.AnnotateResponse(
             batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), alerts=alerts.num_rows,
             errors=alerts.num_rows - found.num_rows)
+
+    def _sso_target(self, options) -> tuple[Target, dict]:
+        """The ``sso`` catalog of an annotation: each alert is matched with the nightly cache
+        of its site whose night holds the alert's time."""
+        caches = self._night_caches()
+        if not caches:
+            raise CatalogNotFoundError(
+                "no solar-system ephemeris cache is served here, so alerts cannot be annotated "
+                "with sso; build one per night and site with `xmatch sso build --orbits FILE "
+                "--night DATE --observatory CODE`")
+        radius = options.radius_arcsec.get(SSO_CATALOG) or max(
+            self.catalogs[name].summary.default_radius_arcsec for name in caches)
+        self._check_radius(float(radius), f"{SSO_CATALOG}: ")
+        sites = dict(SURVEY_OBSERVATORIES)
+        if options.observatory.strip():
+            sites[None] = observatory(options.observatory).code
+        target = Target(SSO_CATALOG, float(radius), "designation", list(SSO_KEY_COLUMNS))
+        return target, {"radius": float(radius), "sites": sites, "columns": target.columns}
+
+    async def _sso_table(self, match: dict, batch_id: int, alerts: pa.Table, context
+                         ) -> tuple[pa.Table, np.ndarray]:
+        """The ``sso`` left join of usable alerts, and which alerts a cache could answer
+        (a known site, a time, and a cache of that site for its night)."""
+        n = alerts.num_rows
+        survey = alerts.column("survey")
+        site = np.full(n, match["sites"].get(None, ""), dtype=object)
+        for name, code in match["sites"].items():
+            if name is not None:
+                site[pc.fill_null(pc.equal(survey, name), False).to_numpy(
+                    zero_copy_only=False)] = code
+        mjd_tai = alerts.column("mjd_tai").to_numpy(zero_copy_only=False).astype(np.float64)
+        timed = (mjd_tai >= MJD_RANGE[0]) & (mjd_tai <= MJD_RANGE[1])  # NaN (no time): False
+        t_tdb = np.full(n, np.nan)
+        if timed.any():
+            t_tdb[timed] = tdb_mjd(mjd_tai[timed], "tai")
+        ra = alerts.column("ra_deg").to_numpy(zero_copy_only=False)
+        dec = alerts.column("dec_deg").to_numpy(zero_copy_only=False)
+        answered = np.zeros(n, bool)
+        pieces = []
+        caches = self._night_caches()
+        for name in caches:
+            night = self.catalogs[name].night
+            rows = np.flatnonzero((site == night.observatory) & timed & ~answered
+                                  & (t_tdb >= night.start_tdb) & (t_tdb <= night.end_tdb))
+            if not len(rows) and (pieces or name != caches[-1]):
+                continue  # (the last cache answers an empty join when no cache had alerts)
+            answered[rows] = True
+            options = self._crossmatch_options(xmatch_pb2.CrossmatchOptions(
+                catalog=name, radius_arcsec=match["radius"], mode=xmatch_pb2.MATCH_MODE_ALL,
+                columns=match["columns"], time_scale="tdb"))
+            table = await self._match_table(options, batch_id, ra[rows], dec[rows],
+                                            match["radius"], None, context, t_tdb=t_tdb[rows])
+            query = pa.array(rows[table.column(QUERY_COLUMN).to_numpy()], pa.int64())
+            pieces.append(table.set_column(0, QUERY_COLUMN, query))
+        return pa.concat_tables(pieces), answered
 
     def _check_radius(self, radius_arcsec, where: str = "") -> None:
         """One radius or one per position: finite, >= 0 and within the limit."""
@@ -526,16 +622,16 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
             await _abort(context, error)
 
     def _crossmatch_options(self, options) -> dict:
-        served = self._catalog(options.catalog)
+        served = self._catalog(options.catalog, night_cache=None)
         index = served.slice_index(options.slice)
         radius = options.radius_arcsec or served.summary.default_radius_arcsec
         self._check_radius(radius)
         mode = crossmatch_mode(options)
         columns = list(options.columns) or None
         index.payload_columns(columns)  # unknown columns: NOT_FOUND, before any batch
-        epoch = options.epoch_jyear if options.HasField("epoch_jyear") else None
-        return {"index": index, "radius": radius, "mode": mode, "k": int(options.k or 1),
-                "columns": columns, "epoch": epoch}
+        return {"catalog": served.name, "index": index, "radius": radius, "mode": mode,
+                "k": int(options.k or 1), "columns": columns,
+                **night_options(options, served.night)}
 
     async def _crossmatch_batch(self, options: dict, batch,
                                 context) -> xmatch_pb2.CrossmatchResponse:
@@ -544,22 +640,29 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         if len(batch.radius_arcsec):
             radius = np.asarray(batch.radius_arcsec, dtype=np.float64)
         epoch = np.asarray(batch.epoch_jyear) if len(batch.epoch_jyear) else options["epoch"]
+        t_tdb = self._batch_times(options, batch, n)
         ra = np.asarray(batch.ra_deg, dtype=np.float64)
         dec = np.asarray(batch.dec_deg, dtype=np.float64)
         table, payload = await self._match_table(options, batch.batch_id, ra, dec, radius,
-                                                 epoch, context, encode=True)
+                                                 epoch, context, encode=True, t_tdb=t_tdb)
         matched = table.num_rows - table.column("match_rank").null_count
         return xmatch_pb2.CrossmatchResponse(batch_id=batch.batch_id, arrow_ipc=payload,
                                              queries=n, matches=matched)
 
     async def _match_table(self, options: dict, batch_id: int, ra, dec, radius, epoch,
-                           context, encode: bool = False):
+                           context, encode: bool = False, t_tdb=None):
         """The left join of one batch (and its Arrow IPC encoding, with ``encode``), worked
-        out in the thread pool."""
+        out in the thread pool; a nightly cache places its objects at the TDB ``t_tdb``."""
         def match():
-            table = options["index"].crossmatch(
-                ra, dec, radius=radius, mode=options["mode"], k=options["k"], epoch=epoch,
-                columns=options["columns"])
+            index = options["index"]
+            if options["night"] is None:
+                table = index.crossmatch(ra, dec, radius=radius, mode=options["mode"],
+                                         k=options["k"], epoch=epoch,
+                                         columns=options["columns"])
+            else:
+                table = index.crossmatch(ra, dec, radius=radius, t_tdb=t_tdb,
+                                         mode=options["mode"], k=options["k"],
+                                         columns=options["columns"])
             self._check_rows(table.num_rows, f"batch {batch_id}")
             return (table, table_to_ipc(table)) if encode else table
 
@@ -567,6 +670,25 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
             return await self._run(match)
         except ValueError as error:  # name the batch, keep the message
             raise type(error)(f"batch {batch_id}: {error}") from None
+
+
+def time_scale(name: str) -> str:
+    """A request's time scale (empty: UTC), checked."""
+    scale = name.strip().lower() or "utc"
+    if scale not in TIME_SCALES:
+        raise ValueError(f"time_scale {name!r} is not allowed; use one of "
+                         f"{', '.join(TIME_SCALES)}")
+    return scale
+
+
+def night_options(options, night: Night | None) -> dict:
+    """What a cross-match stream needs to know of its catalog's time: the proper-motion
+    epoch of a sky catalog, or the night and the time scale of a nightly cache."""
+    epoch = options.epoch_jyear if options.HasField("epoch_jyear") else None
+    if night is not None and epoch is not None:
+        raise ValueError(f"{options.catalog} is a nightly solar-system cache: epoch_jyear does "
+                         "not apply; give each position's time in PositionBatch.mjd")
+    return {"epoch": epoch, "night": night, "time_scale": time_scale(options.time_scale)}
 
 
 def _token_offset(token: str) -> int:

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from xmatch.kernels.orbits import GM_SUN, apparent, elements_to_state
+from xmatch.sso.observers import MJD_RANGE, observer_posvel, sun_posvel, tdb_mjd
 from xmatch.sso.observers import observatory as find_observatory
-from xmatch.sso.observers import observer_posvel, sun_posvel, tdb_mjd
 
 RAD_PER_DAY_TO_ARCSEC_PER_HOUR = np.degrees(1.0) * 3600.0 / 24.0
 
@@ -42,6 +42,12 @@ def orbit_states(orbits: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     tp_tt = column("tp_mjd_tt")
     if len(epoch_tt) == 0:
         return np.empty((0, 6)), np.empty(0)
+    outside = np.flatnonzero(~((epoch_tt >= MJD_RANGE[0]) & (epoch_tt <= MJD_RANGE[1])))
+    if len(outside):
+        row = int(outside[0])
+        raise ValueError(f"orbit {orbits.column('designation')[row].as_py()} (row {row}): "
+                         f"epoch MJD {epoch_tt[row]:g} TT is outside {MJD_RANGE[0]:g} to "
+                         f"{MJD_RANGE[1]:g}, the span of DE421 the propagation needs")
     unique, inverse = np.unique(epoch_tt, return_inverse=True)
     # TDB - TT is below 2 ms and varies slowly: the offset at the epoch serves tp too.
     offset = (tdb_mjd(unique, "tt") - unique)[inverse]

@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from xmatch.errors import UnknownColumnError, unknown_columns
+from xmatch.index import POSITION_ANGLE_COLUMN, QUERY_COLUMN, RANK_COLUMN, SEPARATION_COLUMN
 from xmatch.kernels.ephemeris import sample_tracks, sso_cone_one, sso_cones, track_pixels
 from xmatch.kernels.orbits import APPARENT_SIZE, GM_SUN
 from xmatch.loaders import inline_chunks
@@ -60,6 +62,11 @@ OBSERVER_SAMPLES = 97
 
 STATE_COLUMNS = ("x_au", "y_au", "z_au", "vx_au_d", "vy_au_d", "vz_au_d")
 OBJECT_COLUMNS = ("designation", "name", "kind", "h_mag", "g_slope", "comet_k", "synthetic")
+#: Default radius of SSO cones and of the ``sso`` annotation: orbits of numbered objects
+#: predict to well under 1 arcsec, short-arc ones (new NEOs) to several.
+DEFAULT_RADIUS_ARCSEC = 5.0
+#: What a match of a nightly cache can return: the predicted place, then the object.
+PAYLOAD_COLUMNS = (*PLACE_SCHEMA.names, "kind", "close_approach")
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -216,6 +223,18 @@ def night_rows(orbits: pa.Table, night: Night, *, step_days: float | None = None
     return pa.table(columns)
 
 
+def first_orbit_of_each(orbits: pa.Table) -> tuple[pa.Table, int]:
+    """The orbits with each designation once (its first orbit: an object in several files
+    is taken from the first given), and how many were dropped."""
+    designation = orbits.column("designation")
+    number = pc.index_in(designation, value_set=pc.unique(designation)).to_numpy(
+        zero_copy_only=False)
+    _, first = np.unique(number, return_index=True)
+    if len(first) == orbits.num_rows:
+        return orbits, 0
+    return orbits.take(np.sort(first)), orbits.num_rows - len(first)
+
+
 def cache_name(night: str, observatory_code: str) -> str:
     return f"sso_{observatory_code.lower()}_{night.replace('-', '')}"
 
@@ -234,6 +253,10 @@ def build_night(orbits: pa.Table, night: str, observatory_code: str, *,
     window = night_window(night, site)
     if orbits.num_rows == 0:
         raise ValueError(f"no orbits in {source}: nothing to build")
+    orbits, repeated = first_orbit_of_each(orbits)
+    if repeated:
+        log.warning("%d orbit(s) repeat a designation given earlier; the first is kept",
+                    repeated)
     started = time.perf_counter()
     rows = night_rows(orbits, window, step_days=step_days, progress=progress)
     seconds = time.perf_counter() - started
@@ -246,8 +269,10 @@ def build_night(orbits: pa.Table, night: str, observatory_code: str, *,
         description=f"{orbits.num_rows} orbits from {source}, n-body to the night's "
                     "reference epoch; two-body within the night",
         loader_options={"night": window.to_dict(), "orbits": int(orbits.num_rows),
-                        "source": source, "build_seconds": round(seconds, 3)},
-        threshold_rows=500_000, highest_order=ROW_ORDER, synthetic=synthetic)
+                        "repeated_orbits_dropped": repeated, "source": source,
+                        "build_seconds": round(seconds, 3)},
+        threshold_rows=500_000, highest_order=ROW_ORDER, synthetic=synthetic,
+        default_radius_arcsec=DEFAULT_RADIUS_ARCSEC)
     options = options or LoadOptions(workers=1, progress=progress)
     options = LoadOptions(**{**options.__dict__, "highest_order": ROW_ORDER})
     build_catalog(spec, [source], NightRowsLoader(rows, synthetic), data, options)
@@ -337,7 +362,7 @@ class NightIndex:
         rows = pa.concat_tables(tables) if tables else None
         night = night_of(catalog)
         if rows is None:
-            rows = _empty_rows()
+            rows = empty_night_rows()
         return cls(rows, night, catalog.name)
 
     def __len__(self) -> int:
@@ -352,7 +377,7 @@ class NightIndex:
         table = place_table(chosen, places)
         columns = {**(extra or {})}
         columns.update({f.name: table.column(f.name) for f in PLACE_SCHEMA})
-        columns["separation_arcsec"] = np.degrees(separations) * 3600.0
+        columns[SEPARATION_COLUMN] = np.degrees(separations) * 3600.0
         columns["kind"] = chosen.column("kind")
         columns["close_approach"] = chosen.column("close_approach")
         return pa.table(columns)
@@ -387,11 +412,74 @@ class NightIndex:
         order = np.lexsort((separations, query))
         places = places[order] if len(order) else np.empty((0, APPARENT_SIZE))
         table = self._places(objects[order], separations[order], places,
-                             {"query_index": query[order]})
+                             {QUERY_COLUMN: query[order]})
         return offsets, table
 
+    def payload_columns(self, columns: list[str] | None) -> list[str]:
+        """The columns of a matched object a request asks for (None: all of them)."""
+        if columns is None:
+            return list(PAYLOAD_COLUMNS)
+        unknown = [c for c in columns if c not in PAYLOAD_COLUMNS]
+        if unknown:
+            raise UnknownColumnError(unknown_columns(unknown, self.name, PAYLOAD_COLUMNS))
+        return list(columns)
 
-def _empty_rows() -> pa.Table:
+    def crossmatch(self, ra_deg, dec_deg, *, radius, t_tdb, mode: str = "all", k: int = 1,
+                   columns: list[str] | None = None) -> pa.Table:
+        """The objects near each position at its own TDB instant, as a left join like
+        :meth:`xmatch.SkyIndex.crossmatch`: ``query_index``, ``match_rank``, the payload
+        columns, ``separation_arcsec`` and ``position_angle_deg`` (of the object's predicted
+        place seen from the position); a position without a match appears once with nulls.
+        ``mode``: ``"all"``, ``"nearest"`` or ``"k"`` (the ``k`` closest)."""
+        payload = self.payload_columns(columns)
+        ra = np.asarray(ra_deg, np.float64)
+        dec = np.asarray(dec_deg, np.float64)
+        n = len(ra)
+        _, table = self.cones(ra, dec, radius, t_tdb)
+        query = table.column(QUERY_COLUMN).to_numpy()
+        first = np.r_[True, query[1:] != query[:-1]] if len(query) else np.empty(0, bool)
+        starts = np.maximum.accumulate(np.where(first, np.arange(len(query)), 0))
+        rank = np.arange(len(query)) - starts + 1
+        keep = rank <= {"all": len(query), "nearest": 1, "k": k}[mode]
+        table, query, rank = table.filter(pa.array(keep)), query[keep], rank[keep]
+        found_ra = np.radians(table.column("ra_deg").to_numpy())
+        found_dec = np.radians(table.column("dec_deg").to_numpy())
+        angle = position_angle_deg(np.radians(ra[query]), np.radians(dec[query]), found_ra,
+                                   found_dec)
+        unmatched = np.setdiff1d(np.arange(n), query)
+        everyone = np.r_[query, unmatched]
+        order = np.argsort(everyone, kind="stable")
+        matched = len(query)
+
+        def left(values: pa.Array) -> pa.Array:
+            padded = pa.concat_arrays([values, pa.nulls(len(unmatched), values.type)])
+            return padded.take(pa.array(order, pa.int64()))
+
+        columns = {QUERY_COLUMN: pa.array(everyone[order], pa.int64()),
+                   RANK_COLUMN: left(pa.array(rank, pa.int32()))}
+        for name in payload:
+            columns[name] = left(table.column(name).combine_chunks()
+                                 if matched else pa.array([], table.schema.field(name).type))
+        columns[SEPARATION_COLUMN] = left(pa.array(
+            table.column(SEPARATION_COLUMN).to_numpy(), pa.float64()))
+        columns[POSITION_ANGLE_COLUMN] = left(pa.array(angle, pa.float64()))
+        result = pa.table(columns)
+        schema = result.schema
+        for name, unit in ((SEPARATION_COLUMN, "arcsec"), (POSITION_ANGLE_COLUMN, "deg")):
+            i = schema.get_field_index(name)
+            schema = schema.set(i, schema.field(i).with_metadata({"unit": unit}))
+        return result.cast(schema)
+
+
+def position_angle_deg(ra, dec, to_ra, to_dec) -> np.ndarray:
+    """Position angle (degrees east of north, in [0, 360)) of (to_ra, to_dec) seen from
+    (ra, dec); radians in."""
+    east = np.cos(to_dec) * np.sin(to_ra - ra)
+    north = np.cos(dec) * np.sin(to_dec) - np.sin(dec) * np.cos(to_dec) * np.cos(to_ra - ra)
+    return np.degrees(np.arctan2(east, north)) % 360.0
+
+
+def empty_night_rows() -> pa.Table:
     schema = pa.schema(
         [(c, pa.string()) for c in ("designation", "name", "kind")]
         + [(c, pa.float64()) for c in ("h_mag", "g_slope", "comet_k")]

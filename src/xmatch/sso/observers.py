@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,6 +21,7 @@ from astropy import units as u
 from astropy.coordinates import EarthLocation
 from astropy.time import Time
 from astropy.utils import iers
+from erfa import ErfaWarning
 
 from xmatch.sso.planets import planets
 
@@ -27,6 +29,10 @@ from xmatch.sso.planets import planets
 EARTH_RADIUS_KM = 6378.137
 AU_KM = 149597870.7
 TIME_SCALES = ("utc", "tai", "tt", "tdb")
+#: MJDs a time may take: the span of DE421 (every solar-system position depends on it).
+MJD_RANGE = (14864.0, 71184.0)
+#: 1960-01-01: UTC (with leap seconds) starts here.
+UTC_START_MJD = 36934.0
 
 
 @dataclass(frozen=True)
@@ -88,24 +94,44 @@ def to_time(value, scale: str = "utc") -> Time:
     if isinstance(value, str) or (isinstance(value, (list, tuple, np.ndarray))
                                   and len(value) and isinstance(np.ravel(value)[0], str)):
         try:
-            return Time(value, scale=scale)
+            with _future_utc():
+                value = Time(value, scale=scale).mjd
         except ValueError as exc:
             raise ValueError(f"time {value!r} is not an ISO date and time: {exc}") from None
     values = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"time {value!r} is not a finite MJD")
+    bad = ~((values >= MJD_RANGE[0]) & (values <= MJD_RANGE[1]))  # NaN counts as bad
+    if bad.any():
+        index = int(np.flatnonzero(bad.ravel())[0])
+        where = f" (at position {index})" if values.ndim else ""
+        raise ValueError(f"MJD {float(values.ravel()[index])!r}{where} is not allowed: it must "
+                         f"lie between {MJD_RANGE[0]:g} and {MJD_RANGE[1]:g} (1899-07-29 to "
+                         "2053-10-09, the span of DE421 every solar-system position rests on)")
+    if scale == "utc" and (values < UTC_START_MJD).any():
+        raise ValueError(f"MJD {float(values.min())!r} UTC is before 1960-01-01 (MJD "
+                         f"{UTC_START_MJD:g}), where UTC begins; give earlier times in TT or TDB")
     return Time(values, format="mjd", scale=scale)
 
 
 def tdb_mjd(value, scale: str = "utc") -> np.ndarray | float:
     """TDB MJD of a time given as ``Time``, ISO string or MJD in ``scale``."""
     t = to_time(value, scale)
-    return t.tdb.mjd
+    with _future_utc():
+        return t.tdb.mjd
 
 
 def utc_iso(t_tdb) -> str:
     """A TDB MJD as an ISO UTC date and time (for messages)."""
-    return _tdb_to_time(t_tdb).utc.isot
+    with _future_utc():
+        return _tdb_to_time(t_tdb).utc.isot
+
+
+@contextmanager
+def _future_utc():
+    """ERFA calls UTC past its leap-second table "dubious"; without a newer table there is
+    no better answer than assuming no new leap second, which is what it computes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dubious year", category=ErfaWarning)
+        yield
 
 
 def _tdb_to_time(tdb: np.ndarray) -> Time:
@@ -124,7 +150,7 @@ def observer_posvel(site: Observatory, tdb) -> tuple[np.ndarray, np.ndarray]:
         # Beyond the bundled IERS tables astropy extrapolates UT1 and polar motion (at worst
         # about 1 s of Earth rotation, 0.5 km at the site) and says so; that is our answer.
         warnings.simplefilter("ignore", iers.IERSWarning)
-        with iers.conf.set_temp("iers_degraded_accuracy", "warn"):
+        with iers.conf.set_temp("iers_degraded_accuracy", "warn"), _future_utc():
             position, velocity = location.get_gcrs_posvel(_tdb_to_time(tdb).utc)
     site_p = position.xyz.to_value(u.km).T / AU_KM
     site_v = velocity.xyz.to_value(u.km / u.day).T / AU_KM

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from jplephem.spk import SPK
 
+from xmatch.errors import out_of_span, unknown_body
 from xmatch.kernels.orbits import GM_SUN
 
 #: Kilometres per astronomical unit (IAU 2012 Resolution B2).
@@ -83,17 +84,6 @@ def de421_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "de421.bsp"
 
 
-def out_of_span(value, index, start_mjd: float, end_mjd: float) -> str:
-    """Message for a time DE421 does not cover (``index``: position in the array, or None)."""
-    where = f" (at position {index})" if index is not None else ""
-    return (f"TDB MJD {value!r}{where} is outside the DE421 span, MJD {start_mjd:g} to "
-            f"{end_mjd:g} (1899-07-29 to 2053-10-09)")
-
-
-def unknown_body(name) -> str:
-    return f"unknown body {name!r}; known bodies: {', '.join(BODIES)}"
-
-
 class Planets:
     """DE421 positions and velocities of the Sun, Moon and planets.
 
@@ -139,7 +129,7 @@ class Planets:
         try:
             chain = _CHAINS[body]
         except (KeyError, TypeError):
-            raise ValueError(unknown_body(body)) from None
+            raise ValueError(unknown_body(body, BODIES)) from None
         flat = t.ravel()
         position = np.zeros((3, flat.shape[0]))
         speed = np.zeros((3, flat.shape[0])) if velocity else None

@@ -42,6 +42,7 @@ import math
 import numba
 import numpy as np
 
+from xmatch.errors import bad_epochs, bad_states, not_finite, out_of_range
 from xmatch.kernels.nbody import _wh_kernel
 from xmatch.sso.planets import Planets, planets
 
@@ -61,26 +62,6 @@ CHUNK_SIZE = 65536
 MAX_TABLE_ROWS = 1 << 16
 #: Most particles handed to a thread at a time.
 _PARALLEL_BATCH = 256
-
-
-def bad_states(shape) -> str:
-    return f"states must be a float array of shape (n, 6), got shape {tuple(shape)}"
-
-
-def not_finite(name: str, index: int) -> str:
-    return f"{name} has a non-finite value at row {index}; all values must be finite"
-
-
-def bad_epochs(shape, n: int) -> str:
-    return f"epoch_tdb_mjd must be a scalar or have shape ({n},), got shape {tuple(shape)}"
-
-
-def bad_step(value) -> str:
-    return f"step_days = {value!r} is not allowed; it must be a finite number > 0"
-
-
-def bad_close(value) -> str:
-    return f"close_approach_au = {value!r} is not allowed; it must be a finite number >= 0"
 
 
 def propagate_states(states, epoch_tdb_mjd, target_tdb_mjd: float, *,
@@ -136,10 +117,11 @@ def propagate_states(states, epoch_tdb_mjd, target_tdb_mjd: float, *,
         raise ValueError(bad_epochs(epoch.shape, n))
     if not (isinstance(step_days, int | float | np.floating | np.integer)
             and math.isfinite(step_days) and step_days > 0):
-        raise ValueError(bad_step(step_days))
+        raise ValueError(out_of_range("step_days", step_days, None, "a finite number > 0"))
     if not (isinstance(close_approach_au, int | float | np.floating | np.integer)
             and math.isfinite(close_approach_au) and close_approach_au >= 0):
-        raise ValueError(bad_close(close_approach_au))
+        raise ValueError(out_of_range("close_approach_au", close_approach_au, None,
+                                      "a finite number >= 0"))
     finite = np.isfinite(states).all(axis=1)
     if not finite.all():
         raise ValueError(not_finite("states", int(np.flatnonzero(~finite)[0])))

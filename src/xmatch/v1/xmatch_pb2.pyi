@@ -155,7 +155,7 @@ class RegionSearchRequest(_message.Message):
     def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., slice: _Optional[str] = ...) -> None: ...
 
 class CrossmatchOptions(_message.Message):
-    __slots__ = ("catalog", "radius_arcsec", "mode", "k", "columns", "epoch_jyear", "slice")
+    __slots__ = ("catalog", "radius_arcsec", "mode", "k", "columns", "epoch_jyear", "slice", "time_scale")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +163,7 @@ class CrossmatchOptions(_message.Message):
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     EPOCH_JYEAR_FIELD_NUMBER: _ClassVar[int]
     SLICE_FIELD_NUMBER: _ClassVar[int]
+    TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     radius_arcsec: float
     mode: MatchMode
@@ -170,21 +171,24 @@ class CrossmatchOptions(_message.Message):
     columns: _containers.RepeatedScalarFieldContainer[str]
     epoch_jyear: float
     slice: str
-    def __init__(self, catalog: _Optional[str] = ..., radius_arcsec: _Optional[float] = ..., mode: _Optional[_Union[MatchMode, str]] = ..., k: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., epoch_jyear: _Optional[float] = ..., slice: _Optional[str] = ...) -> None: ...
+    time_scale: str
+    def __init__(self, catalog: _Optional[str] = ..., radius_arcsec: _Optional[float] = ..., mode: _Optional[_Union[MatchMode, str]] = ..., k: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., epoch_jyear: _Optional[float] = ..., slice: _Optional[str] = ..., time_scale: _Optional[str] = ...) -> None: ...
 
 class PositionBatch(_message.Message):
-    __slots__ = ("batch_id", "ra_deg", "dec_deg", "radius_arcsec", "epoch_jyear")
+    __slots__ = ("batch_id", "ra_deg", "dec_deg", "radius_arcsec", "epoch_jyear", "mjd")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     RA_DEG_FIELD_NUMBER: _ClassVar[int]
     DEC_DEG_FIELD_NUMBER: _ClassVar[int]
     RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
     EPOCH_JYEAR_FIELD_NUMBER: _ClassVar[int]
+    MJD_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     ra_deg: _containers.RepeatedScalarFieldContainer[float]
     dec_deg: _containers.RepeatedScalarFieldContainer[float]
     radius_arcsec: _containers.RepeatedScalarFieldContainer[float]
     epoch_jyear: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, batch_id: _Optional[int] = ..., ra_deg: _Optional[_Iterable[float]] = ..., dec_deg: _Optional[_Iterable[float]] = ..., radius_arcsec: _Optional[_Iterable[float]] = ..., epoch_jyear: _Optional[_Iterable[float]] = ...) -> None: ...
+    mjd: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, batch_id: _Optional[int] = ..., ra_deg: _Optional[_Iterable[float]] = ..., dec_deg: _Optional[_Iterable[float]] = ..., radius_arcsec: _Optional[_Iterable[float]] = ..., epoch_jyear: _Optional[_Iterable[float]] = ..., mjd: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class CrossmatchRequest(_message.Message):
     __slots__ = ("options", "batch")
@@ -207,7 +211,7 @@ class CrossmatchResponse(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ..., arrow_ipc: _Optional[bytes] = ..., queries: _Optional[int] = ..., matches: _Optional[int] = ...) -> None: ...
 
 class AnnotateOptions(_message.Message):
-    __slots__ = ("catalogs", "radius_arcsec", "all_matches", "avro_schemas")
+    __slots__ = ("catalogs", "radius_arcsec", "all_matches", "avro_schemas", "observatory")
     class RadiusArcsecEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -226,11 +230,13 @@ class AnnotateOptions(_message.Message):
     RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
     ALL_MATCHES_FIELD_NUMBER: _ClassVar[int]
     AVRO_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATORY_FIELD_NUMBER: _ClassVar[int]
     catalogs: _containers.RepeatedScalarFieldContainer[str]
     radius_arcsec: _containers.ScalarMap[str, float]
     all_matches: bool
     avro_schemas: _containers.ScalarMap[int, str]
-    def __init__(self, catalogs: _Optional[_Iterable[str]] = ..., radius_arcsec: _Optional[_Mapping[str, float]] = ..., all_matches: _Optional[bool] = ..., avro_schemas: _Optional[_Mapping[int, str]] = ...) -> None: ...
+    observatory: str
+    def __init__(self, catalogs: _Optional[_Iterable[str]] = ..., radius_arcsec: _Optional[_Mapping[str, float]] = ..., all_matches: _Optional[bool] = ..., avro_schemas: _Optional[_Mapping[int, str]] = ..., observatory: _Optional[str] = ...) -> None: ...
 
 class AlertBatch(_message.Message):
     __slots__ = ("batch_id", "compact_ipc", "packets")
