@@ -12,8 +12,16 @@ import pytest
 from astropy.coordinates import angular_separation
 
 from conftest import shared_file
-from xmatch.kernels.orbits import GM_SUN, elements_to_state, state_to_elements, two_body
-from xmatch.sso.ephemeris import hg_magnitude, positions
+from xmatch.kernels.orbits import (
+    GM_SUN,
+    drift,
+    elements_to_state,
+    hg_magnitude,
+    kepler_drift,
+    state_to_elements,
+    two_body,
+)
+from xmatch.sso.ephemeris import positions
 from xmatch.sso.observers import observatory
 from xmatch.sso.orbits import read_orbits
 
@@ -157,6 +165,37 @@ def test_elements_state_round_trip_every_conic():
     assert np.abs(elements["tp_mjd"][~elliptic] - tp[~elliptic]).max() < 1e-5
 
 
+def test_fast_paths_equal_the_universal_solution():
+    """The f and g series (short times) and Kepler's equation (elements of ellipses) agree
+    with the universal-variable solution, for every conic and both directions of time."""
+    rng = np.random.default_rng(13)
+    n = 4000
+    e = np.r_[rng.uniform(0, 0.95, n - 800), np.ones(100), rng.uniform(1.001, 3, 700)]
+    q = np.r_[rng.uniform(0.05, 50, n - 1), 0.01]
+    inc, node, argperi = rng.uniform(0, 180, n), rng.uniform(0, 360, n), rng.uniform(0, 360, n)
+    tp = 60000 + rng.uniform(-5000, 5000, n)
+    epoch = np.full(n, 60000.0)
+    states = elements_to_state(q, e, inc, node, argperi, tp, epoch)
+    series_used = 0
+    for k in range(n):
+        # Elements to state: Newton on Kepler's equation (e < 0.9) against a universal
+        # drift from the perihelion state.
+        at_perihelion = elements_to_state(q[k:k + 1], e[k:k + 1], inc[k:k + 1],
+                                          node[k:k + 1], argperi[k:k + 1], epoch[:1], epoch[:1])
+        universal = kepler_drift(*at_perihelion[0], epoch[k] - tp[k], GM_SUN)
+        scale = np.linalg.norm(universal[:3])
+        assert np.abs(np.array(universal[:3]) - states[k, :3]).max() < 1e-12 * max(scale, 1), k
+        for dt in (rng.uniform(-0.6, 0.6), rng.uniform(-30, 30)):
+            fast = np.array(drift(*states[k], dt, GM_SUN))
+            exact = np.array(kepler_drift(*states[k], dt, GM_SUN))
+            r = np.linalg.norm(states[k, :3])
+            series_used += (GM_SUN / r ** 3 + (states[k, 3:] ** 2).sum() / r ** 2) * dt ** 2 \
+                <= 2e-4
+            assert np.abs(fast[:3] - exact[:3]).max() < 1e-11 * max(r, 1), (k, dt)
+            assert np.abs(fast[3:] - exact[3:]).max() < 1e-9 * np.abs(exact[3:]).max()
+    assert series_used > n  # (both paths were taken)
+
+
 def test_two_body_conserves_energy_and_reverses():
     rng = np.random.default_rng(12)
     states = elements_to_state(rng.uniform(0.3, 30, 500), rng.uniform(0, 3, 500),
@@ -174,12 +213,68 @@ def test_two_body_conserves_energy_and_reverses():
     assert np.array_equal(two_body(states, 60000.0, 60000.0), states)
 
 
+def test_rates_distances_and_phase_equal_skyfield(skyfield_world):
+    """Sky-plane rates (finite differences of skyfield's places 2 minutes apart), distance
+    from the observer and from the Sun (at light emission) and the phase angle."""
+    ts, sun, earth = skyfield_world
+    path = shared_file("sso/NEA.txt.gz")
+    orbits = read_orbits(path)
+    with gzip.open(path) as handle:
+        frame = mpc.load_mpcorb_dataframe(handle)
+    rows = _sample(orbits, 40, seed=9)
+    chosen = orbits.take(rows)
+    with _quiet():
+        orbit_bodies = [mpc.mpcorb_orbit(frame.iloc[int(i)], ts, GM_SUN_KM3_S2) for i in rows]
+    observer = _skyfield_observer(earth, "I41")
+    t = ts.tt_jd(chosen.column("epoch_mjd_tt").to_numpy()[0] + 2400000.5 + 2.3)
+    ours = positions(chosen, t.tt - 2400000.5, "I41", scale="tt").to_pylist()
+    half = 60.0 / 86400.0
+    for body, place in zip(orbit_bodies, ours, strict=True):
+        astrometric = observer.at(t).observe(sun + body)
+        before, after = (observer.at(ts.tt_jd(t.tt + d)).observe(sun + body).radec()
+                         for d in (-half, half))
+        dec = astrometric.radec()[1].radians
+        d_ra = (after[0].radians - before[0].radians + np.pi) % (2 * np.pi) - np.pi
+        rate_ra = np.degrees(d_ra * np.cos(dec)) * 3600 / (2 * half * 24)
+        rate_dec = np.degrees(after[1].radians - before[1].radians) * 3600 / (2 * half * 24)
+        speed = np.hypot(rate_ra, rate_dec)
+        assert place["rate_ra_arcsec_h"] == pytest.approx(rate_ra, abs=1e-3 * speed + 1e-4)
+        assert place["rate_dec_arcsec_h"] == pytest.approx(rate_dec, abs=1e-3 * speed + 1e-4)
+        assert place["distance_au"] == pytest.approx(astrometric.distance().au, rel=1e-9)
+        emitted = ts.tt_jd(t.tt - astrometric.light_time)
+        heliocentric = body.at(emitted).position.au
+        assert place["helio_distance_au"] == pytest.approx(np.linalg.norm(heliocentric),
+                                                           rel=1e-9)
+        to_sun, to_observer = -heliocentric, -astrometric.position.au
+        phase = np.degrees(np.arccos(np.dot(to_sun, to_observer) / np.linalg.norm(to_sun)
+                                     / np.linalg.norm(to_observer)))
+        assert place["phase_angle_deg"] == pytest.approx(phase, abs=1e-5)
+
+
+def test_v_magnitude_equals_sbpy_hg():
+    """V of real MPCORB asteroids from their H, G and the computed geometry, against sbpy's
+    IAU H, G model (reduced magnitude + 5 log10(r delta))."""
+    photometry = pytest.importorskip("sbpy.photometry")
+    import astropy.units as u
+
+    orbits = read_orbits(shared_file("sso/mpcorb_excerpt_K25BL.dat.gz"))
+    chosen = orbits.take(_sample(orbits, 300, seed=10))
+    ours = positions(chosen, 61003.5, "X05", scale="tt")
+    phase = ours.column("phase_angle_deg").to_numpy()
+    assert phase.max() > 20  # a range of phases
+    reduced = photometry.HG(H=chosen.column("h_mag").to_numpy() * u.mag,
+                            G=chosen.column("g_slope").to_numpy())(np.radians(phase) * u.rad)
+    expected = reduced.to_value(u.mag) + 5 * np.log10(
+        ours.column("helio_distance_au").to_numpy() * ours.column("distance_au").to_numpy())
+    np.testing.assert_allclose(ours.column("v_mag").to_numpy(), expected, atol=1e-9)
+
+
 def test_hg_magnitude_at_opposition_and_phase():
     # At zero phase, 1 AU from Sun and observer: V = H exactly.
     assert hg_magnitude(15.0, 0.15, 1.0, 1.0, 0.0) == pytest.approx(15.0)
     # Phase darkens: monotonic in the phase angle.
     phases = np.radians([0, 5, 10, 20, 40, 80])
-    assert np.all(np.diff(hg_magnitude(15.0, 0.15, 2.0, 1.0, phases)) > 0)
+    assert np.all(np.diff([hg_magnitude(15.0, 0.15, 2.0, 1.0, p) for p in phases]) > 0)
 
 
 def test_positions_validation():

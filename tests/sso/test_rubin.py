@@ -53,6 +53,39 @@ def test_rubin_alerts_reassociated_to_their_object(rubin_night, record_property)
     assert max(residuals) < 1.0, residuals
 
 
+def rubin_ss_sources() -> dict[int, dict]:
+    """The ``ssSource`` record of each real Rubin alert that has one, by diaSourceId."""
+    import io
+    import tarfile
+
+    import fastavro
+
+    found = {}
+    with tarfile.open(shared_file(RUBIN_ALERTS)) as archive:
+        for member in archive.getmembers():
+            if member.isfile():
+                for record in fastavro.reader(io.BytesIO(archive.extractfile(member).read())):
+                    if record.get("ssSource"):
+                        found[record["diaSource"]["diaSourceId"]] = record["ssSource"]
+    return found
+
+
+def test_distances_and_phase_equal_rubins(rubin_night):
+    """Rubin's own geometry for each associated detection (topocentric and heliocentric
+    distance, phase angle; published as float32) against the cache's at the same instant."""
+    index, observations, _ = rubin_night
+    sources = rubin_ss_sources()
+    assert set(sources) == set(observations["alert_id"].to_pylist())
+    for row in observations.to_pylist():
+        source = sources[row["alert_id"]]
+        t = float(tdb_mjd(row["mjd_tai"], "tai"))
+        found = index.cone(row["ra_deg"], row["dec_deg"], 30.0, t).slice(0, 1).to_pylist()[0]
+        assert found["distance_au"] == pytest.approx(source["topocentricDist"], rel=1e-5)
+        assert found["helio_distance_au"] == pytest.approx(source["heliocentricDist"],
+                                                           rel=1e-5)
+        assert found["phase_angle_deg"] == pytest.approx(source["phaseAngle"], abs=1e-3)
+
+
 def test_orbit_of_one_alert_predicts_the_other(rubin_night):
     """2013 LL24 was seen twice, 3.3 minutes apart: the orbit from the first alert (the
     first one kept) predicts the second detection."""

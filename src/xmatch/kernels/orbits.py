@@ -28,6 +28,10 @@ _SIN_EPS = math.sin(OBLIQUITY_J2000_RAD)
 
 _MAX_ITERATIONS = 60
 _LAGUERRE_N = 5.0
+#: Below this eccentricity, elements become states through Kepler's equation directly.
+_ELLIPTIC_FAST_E = 0.9
+#: Largest (gm / r^3 + v^2 / r^2) dt^2 for which :func:`drift` uses the f and g series.
+_SERIES_LIMIT = 2e-4
 
 
 @jit
@@ -115,6 +119,34 @@ def kepler_drift(x, y, z, vx, vy, vz, dt, gm):
 
 
 @jit
+def drift(x, y, z, vx, vy, vz, dt, gm):
+    """:func:`kepler_drift`, faster over short times (a light time, an hour of a night):
+    the Lagrange f and g series to dt^5 while s = (gm / r^3 +
+    v^2 / r^2) dt^2 is below :data:`_SERIES_LIMIT`, where the terms left out are of order
+    s^3 r (below 1e-11 r); the full solution otherwise."""
+    r2 = x * x + y * y + z * z
+    r = math.sqrt(r2)
+    u = gm / (r2 * r)
+    t2 = dt * dt
+    speed2 = (vx * vx + vy * vy + vz * vz) / r2
+    if (u + speed2) * t2 > _SERIES_LIMIT:
+        return kepler_drift(x, y, z, vx, vy, vz, dt, gm)
+    p = (x * vx + y * vy + z * vz) / r2
+    q = speed2 - u
+    t3 = t2 * dt
+    t4 = t2 * t2
+    a4 = u * (u - 15.0 * p * p + 3.0 * q) / 24.0
+    a5 = u * p * (7.0 * p * p - 3.0 * q - u) / 8.0
+    b5 = u * (9.0 * q - 45.0 * p * p + u) / 120.0
+    f = 1.0 - 0.5 * u * t2 + 0.5 * u * p * t3 + a4 * t4 + a5 * t4 * dt
+    g = dt - u * t3 / 6.0 + 0.25 * u * p * t4 + b5 * t4 * dt
+    fdot = -u * dt + 1.5 * u * p * t2 + 4.0 * a4 * t3 + 5.0 * a5 * t4
+    gdot = 1.0 - 0.5 * u * t2 + u * p * t3 + 5.0 * b5 * t4
+    return (f * x + g * vx, f * y + g * vy, f * z + g * vz,
+            fdot * x + gdot * vx, fdot * y + gdot * vy, fdot * z + gdot * vz)
+
+
+@jit
 def _ecliptic_to_icrs(x, y, z):
     return x, _COS_EPS * y - _SIN_EPS * z, _SIN_EPS * y + _COS_EPS * z
 
@@ -122,6 +154,33 @@ def _ecliptic_to_icrs(x, y, z):
 @jit
 def _icrs_to_ecliptic(x, y, z):
     return x, _COS_EPS * y + _SIN_EPS * z, -_SIN_EPS * y + _COS_EPS * z
+
+
+@jit
+def _elliptic_state(q, e, dt, gm, px, py, pz, wx, wy, wz):
+    """The state ``dt`` days after perihelion on an ellipse (perihelion direction p, and w
+    90 degrees ahead): Kepler's equation by Newton's method, cheaper than the universal
+    solution this path stands in for when e is well below 1."""
+    a = q / (1.0 - e)
+    mean_motion = math.sqrt(gm / (a * a * a))
+    turns = mean_motion * dt / (2.0 * math.pi)
+    mean_anomaly = 2.0 * math.pi * (turns - round(turns))  # in [-pi, pi]
+    big_e = mean_anomaly + e * math.sin(mean_anomaly)
+    for _ in range(_MAX_ITERATIONS):
+        step = (big_e - e * math.sin(big_e) - mean_anomaly) / (1.0 - e * math.cos(big_e))
+        big_e -= step
+        if abs(step) < 1e-15:
+            break
+    cos_e, sin_e = math.cos(big_e), math.sin(big_e)
+    root = math.sqrt(1.0 - e * e)
+    along_p = a * (cos_e - e)
+    along_w = a * root * sin_e
+    speed = math.sqrt(gm * a) / (a * (1.0 - e * cos_e))
+    v_p = -speed * sin_e
+    v_w = speed * root * cos_e
+    return (along_p * px + along_w * wx, along_p * py + along_w * wy,
+            along_p * pz + along_w * wz, v_p * px + v_w * wx, v_p * py + v_w * wy,
+            v_p * pz + v_w * wz)
 
 
 @parallel_jit
@@ -137,9 +196,12 @@ def _elements_to_state_kernel(q, e, inc, node, argperi, tp, epoch, gm, out):
         wx = -cn * sw - sn * cw * ci
         wy = -sn * sw + cn * cw * ci
         wz = cw * si
-        speed = math.sqrt(gm * (1.0 + e[k]) / q[k])
-        state = kepler_drift(q[k] * px, q[k] * py, q[k] * pz,
-                             speed * wx, speed * wy, speed * wz, epoch[k] - tp[k], gm)
+        if e[k] < _ELLIPTIC_FAST_E:
+            state = _elliptic_state(q[k], e[k], epoch[k] - tp[k], gm, px, py, pz, wx, wy, wz)
+        else:
+            speed = math.sqrt(gm * (1.0 + e[k]) / q[k])
+            state = kepler_drift(q[k] * px, q[k] * py, q[k] * pz,
+                                 speed * wx, speed * wy, speed * wz, epoch[k] - tp[k], gm)
         out[k, 0], out[k, 1], out[k, 2] = _ecliptic_to_icrs(state[0], state[1], state[2])
         out[k, 3], out[k, 4], out[k, 5] = _ecliptic_to_icrs(state[3], state[4], state[5])
 
@@ -261,8 +323,8 @@ def apparent_one(states, k, dt, observer, observer_velocity, sun, sun_velocity, 
     distance from the Sun (4), the cosine of the phase angle (5) and the rate of change of
     the unit vector (6:9, per day).
     """
-    x, y, z, vx, vy, vz = kepler_drift(states[k, 0], states[k, 1], states[k, 2],
-                                       states[k, 3], states[k, 4], states[k, 5], dt, gm)
+    x, y, z, vx, vy, vz = drift(states[k, 0], states[k, 1], states[k, 2],
+                                states[k, 3], states[k, 4], states[k, 5], dt, gm)
     light_time = 0.0
     hx, hy, hz, hvx, hvy, hvz = x, y, z, vx, vy, vz
     px = py = pz = distance = 0.0
@@ -275,17 +337,24 @@ def apparent_one(states, k, dt, observer, observer_velocity, sun, sun_velocity, 
         if abs(new_light_time - light_time) < 1e-13:
             break
         light_time = new_light_time
-        hx, hy, hz, hvx, hvy, hvz = kepler_drift(x, y, z, vx, vy, vz, -light_time, gm)
+        hx, hy, hz, hvx, hvy, hvz = drift(x, y, z, vx, vy, vz, -light_time, gm)
     ux, uy, uz = px / distance, py / distance, pz / distance
     r = math.sqrt(hx * hx + hy * hy + hz * hz)
     out[0], out[1], out[2] = ux, uy, uz
     out[3] = distance
     out[4] = r
     out[5] = (hx * px + hy * py + hz * pz) / (r * distance)
-    # Relative velocity across the line of sight, divided by the distance.
-    rvx = hvx + sun_velocity[0] - observer_velocity[0]
-    rvy = hvy + sun_velocity[1] - observer_velocity[1]
-    rvz = hvz + sun_velocity[2] - observer_velocity[2]
+    # The rate of the observed direction: the object's barycentric velocity counts with the
+    # factor 1 - d(light time)/dt (the emission time runs slower while the distance grows),
+    # which matters where the observer's and the object's velocities nearly cancel.
+    ax, ay, az = hvx + sun_velocity[0], hvy + sun_velocity[1], hvz + sun_velocity[2]
+    object_radial = ax * ux + ay * uy + az * uz
+    observer_radial = (observer_velocity[0] * ux + observer_velocity[1] * uy
+                       + observer_velocity[2] * uz)
+    slowing = 1.0 - (object_radial - observer_radial) / (C_AU_PER_DAY + object_radial)
+    rvx = ax * slowing - observer_velocity[0]
+    rvy = ay * slowing - observer_velocity[1]
+    rvz = az * slowing - observer_velocity[2]
     radial = rvx * ux + rvy * uy + rvz * uz
     out[6] = (rvx - radial * ux) / distance
     out[7] = (rvy - radial * uy) / distance
@@ -302,6 +371,71 @@ def _apparent_kernel(states, epoch, t, observer, observer_velocity, sun, sun_vel
     for k in numba.prange(states.shape[0]):
         apparent_one(states, k, t - epoch[k], observer, observer_velocity, sun, sun_velocity,
                      gm, out[k])
+
+
+@jit
+def _hg_phi(phase_rad, a, b, c):
+    """One basis function of the IAU H, G phase curve (Bowell et al. 1989, eq. A4): a
+    smooth blend of its small-angle (opposition surge) and large-angle forms."""
+    sin_phase = math.sin(phase_rad)
+    tan_half = math.tan(0.5 * phase_rad)
+    weight = math.exp(-90.56 * tan_half * tan_half)
+    small = 1.0 - c * sin_phase / (0.119 + 1.341 * sin_phase - 0.754 * sin_phase * sin_phase)
+    large = math.exp(-a * tan_half ** b)
+    return weight * small + (1.0 - weight) * large
+
+
+@jit
+def hg_magnitude(h, g, r_au, delta_au, phase_rad):
+    """Apparent V of the IAU H, G system (Bowell et al. 1989, appendix)."""
+    phi1 = _hg_phi(phase_rad, 3.332, 0.631, 0.986)
+    phi2 = _hg_phi(phase_rad, 1.862, 1.218, 0.238)
+    return h + 5.0 * math.log10(r_au * delta_au) - 2.5 * math.log10(
+        (1.0 - g) * phi1 + g * phi2)
+
+
+#: Columns :func:`place_columns` writes: RA, Dec, distance, heliocentric distance, phase
+#: angle (deg), V, rates along east (with cos dec) and north (arcsec/hour).
+PLACE_SIZE = 8
+_RAD_PER_DAY_TO_ARCSEC_PER_HOUR = math.degrees(1.0) * 3600.0 / 24.0
+
+
+@parallel_jit
+def _place_columns_kernel(places, h, g, comet_k, comet, out):
+    for i in numba.prange(places.shape[0]):
+        ux, uy, uz = places[i, 0], places[i, 1], places[i, 2]
+        ra = math.atan2(uy, ux)
+        dec = math.asin(min(1.0, max(-1.0, uz)))
+        delta, r = places[i, 3], places[i, 4]
+        phase = math.acos(min(1.0, max(-1.0, places[i, 5])))
+        if comet[i]:
+            v = h[i] + 5.0 * math.log10(delta) + 2.5 * comet_k[i] * math.log10(r)
+        else:
+            v = hg_magnitude(h[i], g[i], r, delta, phase)
+        sin_ra, cos_ra = math.sin(ra), math.cos(ra)
+        sin_dec, cos_dec = math.sin(dec), math.cos(dec)
+        rate_east = -sin_ra * places[i, 6] + cos_ra * places[i, 7]
+        rate_north = (-sin_dec * (cos_ra * places[i, 6] + sin_ra * places[i, 7])
+                      + cos_dec * places[i, 8])
+        out[i, 0] = math.degrees(ra) % 360.0
+        out[i, 1] = math.degrees(dec)
+        out[i, 2] = delta
+        out[i, 3] = r
+        out[i, 4] = math.degrees(phase)
+        out[i, 5] = v
+        out[i, 6] = rate_east * _RAD_PER_DAY_TO_ARCSEC_PER_HOUR
+        out[i, 7] = rate_north * _RAD_PER_DAY_TO_ARCSEC_PER_HOUR
+
+
+def place_columns(places, h_mag, g_slope, comet_k, comet) -> np.ndarray:
+    """The columns of :data:`PLACE_SIZE` from :func:`apparent` rows and each object's
+    magnitude parameters (``comet``: True where H and K of a comet apply, else H and G)."""
+    n = places.shape[0]
+    out = np.empty((n, PLACE_SIZE))
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (h_mag, g_slope, comet_k)]
+    _place_columns_kernel(np.ascontiguousarray(places), *arrays,
+                          np.ascontiguousarray(comet, dtype=np.bool_), out)
+    return out
 
 
 def apparent(states, epoch_mjd, t_tdb_mjd: float, observer, observer_velocity, sun,

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from xmatch.kernels.orbits import GM_SUN, apparent, elements_to_state
+from xmatch.kernels.orbits import (
+    GM_SUN,
+    PLACE_SIZE,
+    apparent,
+    elements_to_state,
+    place_columns,
+)
 from xmatch.sso.observers import MJD_RANGE, observer_posvel, sun_posvel, tdb_mjd
 from xmatch.sso.observers import observatory as find_observatory
-
-RAD_PER_DAY_TO_ARCSEC_PER_HOUR = np.degrees(1.0) * 3600.0 / 24.0
 
 #: Columns of every SSO answer (direct positions, cache queries, annotation).
 PLACE_SCHEMA = pa.schema([
@@ -58,15 +63,6 @@ def orbit_states(orbits: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return states, epoch
 
 
-def hg_magnitude(h, g, r_au, delta_au, phase_rad):
-    """Apparent V of the IAU H, G system (Bowell et al. 1989)."""
-    tan_half = np.tan(np.asarray(phase_rad) / 2.0)
-    phi1 = np.exp(-3.33 * tan_half ** 0.63)
-    phi2 = np.exp(-1.87 * tan_half ** 1.22)
-    return (h + 5.0 * np.log10(r_au * delta_au)
-            - 2.5 * np.log10((1.0 - g) * phi1 + g * phi2))
-
-
 def place_table(objects: pa.Table, places: np.ndarray) -> pa.Table:
     """The answer table (``PLACE_SCHEMA``) from :func:`xmatch.kernels.orbits.apparent`
     output rows and the objects' identities and magnitude parameters (a table with
@@ -74,32 +70,13 @@ def place_table(objects: pa.Table, places: np.ndarray) -> pa.Table:
     def column(name):
         return objects.column(name).to_numpy(zero_copy_only=False)
 
-    ux, uy, uz = places[:, 0], places[:, 1], places[:, 2]
-    ra = np.degrees(np.arctan2(uy, ux)) % 360.0
-    dec = np.degrees(np.arcsin(np.clip(uz, -1.0, 1.0)))
-    delta, r = places[:, 3], places[:, 4]
-    phase = np.arccos(np.clip(places[:, 5], -1.0, 1.0))
-    # Rates along the local east and north unit vectors (east includes cos dec).
-    ra_rad = np.radians(ra)
-    dec_rad = np.radians(dec)
-    east = np.stack([-np.sin(ra_rad), np.cos(ra_rad), np.zeros_like(ra_rad)], axis=1)
-    north = np.stack([-np.sin(dec_rad) * np.cos(ra_rad), -np.sin(dec_rad) * np.sin(ra_rad),
-                      np.cos(dec_rad)], axis=1)
-    rate = places[:, 6:9]
-    h_mag = column("h_mag").astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        asteroid_v = hg_magnitude(h_mag, column("g_slope").astype(np.float64), r, delta,
-                                  phase)
-        comet_v = h_mag + 5.0 * np.log10(delta) + 2.5 * column("comet_k").astype(
-            np.float64) * np.log10(r)
-    v_mag = np.where(column("kind") == "comet", comet_v, asteroid_v)
+    comet = pc.equal(objects.column("kind"), "comet").to_numpy(zero_copy_only=False)
+    values = place_columns(places, column("h_mag"), column("g_slope"), column("comet_k"),
+                           comet)
     return pa.Table.from_arrays([
         objects.column("designation").cast(pa.string()),
         objects.column("name").cast(pa.string()),
-        pa.array(ra), pa.array(dec), pa.array(delta), pa.array(r),
-        pa.array(np.degrees(phase)), pa.array(v_mag, from_pandas=True),
-        pa.array(np.einsum("ij,ij->i", rate, east) * RAD_PER_DAY_TO_ARCSEC_PER_HOUR),
-        pa.array(np.einsum("ij,ij->i", rate, north) * RAD_PER_DAY_TO_ARCSEC_PER_HOUR),
+        *(pa.array(values[:, i], from_pandas=True) for i in range(PLACE_SIZE)),
     ], schema=PLACE_SCHEMA)
 
 
