@@ -1,5 +1,5 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch|service|alerts|sso for one of them).
+--only load|crossmatch|service|alerts|sso|sso-accuracy for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -17,13 +17,16 @@ import bench_crossmatch  # noqa: E402
 import bench_load  # noqa: E402
 import bench_service  # noqa: E402
 import bench_sso  # noqa: E402
+import check_nbody  # noqa: E402
+import check_twobody  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
-    parser.add_argument("--only", choices=["load", "crossmatch", "service", "alerts", "sso"],
+    parser.add_argument("--only", choices=["load", "crossmatch", "service", "alerts", "sso",
+                                           "sso-accuracy"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -49,6 +52,11 @@ def main():
         sizes = ["--objects", "100000", "--skyfield", "300", "--cones", "300"] if args.quick else []
         print("== solar-system objects: places vs skyfield, nightly cache build, SSO cones ==")
         bench_sso.main([*sizes, "--json", str(results)])
+    if args.only in (None, "sso-accuracy"):
+        quick = ["--quick"] if args.quick else []
+        print("== solar-system accuracy: two-body vs skyfield, n-body vs REBOUND, every orbit ==")
+        check_twobody.main([*quick, "--json", str(results)])
+        check_nbody.main([*quick, "--json", str(results)])
 
 
 if __name__ == "__main__":

@@ -397,16 +397,18 @@ class Boundary:
         times = found.column("mjd_tai")
         epoch = (epoch_jyear(times.to_numpy(zero_copy_only=False))
                  if found.num_rows and times.null_count == 0 else None)
-        tables = await asyncio.gather(*(
-            self._sso_table(match, batch.batch_id, found, context) if match.get("sites")
-            else self._match_table(match, batch.batch_id, ra, dec, match["radius"], epoch,
-                                   context)
-            for match in options["matching"]))
-        answered = {target.name: table[1] for target, table in
-                    zip(options["targets"], tables, strict=True) if isinstance(table, tuple)}
-        tables = [table[0] if isinstance(table, tuple) else table for table in tables]
-        table = annotation_table(alerts, options["targets"], tables, options["all_matches"],
-                                 answered)
+        async def catalog_table(match):
+            """A catalog's left join, and the alerts it could answer (None: all of them)."""
+            if match.get("sites"):
+                return await self._sso_table(match, batch.batch_id, found, context)
+            return await self._match_table(match, batch.batch_id, ra, dec, match["radius"],
+                                           epoch, context), None
+
+        results = await asyncio.gather(*(catalog_table(m) for m in options["matching"]))
+        answered = {target.name: rows for target, (_, rows) in
+                    zip(options["targets"], results, strict=True) if rows is not None}
+        table = annotation_table(alerts, options["targets"], [t for t, _ in results],
+                                 options["all_matches"], answered)
         return xmatch_pb2.AnnotateResponse(
             batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), alerts=alerts.num_rows,
             errors=alerts.num_rows - found.num_rows)
@@ -448,15 +450,17 @@ class Boundary:
         ra = alerts.column("ra_deg").to_numpy(zero_copy_only=False)
         dec = alerts.column("dec_deg").to_numpy(zero_copy_only=False)
         answered = np.zeros(n, bool)
-        pieces = []
-        caches = self._night_caches()
-        for name in caches:
+        groups = []  # (cache, the alerts it answers)
+        for name in self._night_caches():
             night = self.catalogs[name].night
             rows = np.flatnonzero((site == night.observatory) & timed & ~answered
                                   & (t_tdb >= night.start_tdb) & (t_tdb <= night.end_tdb))
-            if not len(rows) and (pieces or name != caches[-1]):
-                continue  # (the last cache answers an empty join when no cache had alerts)
             answered[rows] = True
+            if len(rows):
+                groups.append((name, rows))
+        # No alert in any cache: one cache answers an empty join, for the columns.
+        pieces = []
+        for name, rows in groups or [(self._night_caches()[0], np.empty(0, np.int64))]:
             options = self._crossmatch_options(xmatch_pb2.CrossmatchOptions(
                 catalog=name, radius_arcsec=match["radius"], mode=xmatch_pb2.MATCH_MODE_ALL,
                 columns=match["columns"], time_scale="tdb"))
