@@ -304,7 +304,7 @@ class SkyIndex:
         payload = self.payload_columns(columns)
         if mode == "all":
             query, pos, sep, angle = self._all_within(ra, dec, radius_arcsec, epoch_jyear, 0)
-            rank = _ranks(query)
+            rank = match_ranks(query)
             query, pos, sep, angle, rank = _left_join(n, query, pos, sep, angle, rank)
         else:
             pos, sep, angle = self._nearest(ra, dec, radius_arcsec, epoch_jyear, k)
@@ -726,7 +726,7 @@ def _column(table: pa.Table, name: str, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-def _ranks(query: np.ndarray) -> np.ndarray:
+def match_ranks(query: np.ndarray) -> np.ndarray:
     """1-based rank of each match within its query (input grouped by query)."""
     if len(query) == 0:
         return np.empty(0, np.int64)

@@ -31,6 +31,7 @@ from xmatch.index import (
     SEPARATION_COLUMN,
     catalog_motion,
     check_cone_arguments,
+    match_ranks,
 )
 from xmatch.kernels.routing import cone_groups_kernel
 from xmatch.service.plan import Plan
@@ -493,9 +494,7 @@ def merge_matches(pieces: list[tuple[pa.Table, np.ndarray]], n: int,
         _, first = np.unique(pairs[order], return_index=True)
         order = order[np.sort(first)]
     query = query[order]
-    first = np.r_[True, query[1:] != query[:-1]] if len(query) else np.empty(0, bool)
-    rank = np.arange(len(query)) - np.maximum.accumulate(
-        np.where(first, np.arange(len(query)), 0)) + 1
+    rank = match_ranks(query)
     if k is not None:
         keep = rank <= k
         order, query, rank = order[keep], query[keep], rank[keep]

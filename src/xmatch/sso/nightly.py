@@ -29,7 +29,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from xmatch.errors import UnknownColumnError, unknown_columns
-from xmatch.index import POSITION_ANGLE_COLUMN, QUERY_COLUMN, RANK_COLUMN, SEPARATION_COLUMN
+from xmatch.index import (
+    POSITION_ANGLE_COLUMN,
+    QUERY_COLUMN,
+    RANK_COLUMN,
+    SEPARATION_COLUMN,
+    match_ranks,
+)
 from xmatch.kernels.ephemeris import sample_tracks, sso_cone_one, sso_cones, track_pixels
 from xmatch.kernels.orbits import APPARENT_SIZE, GM_SUN
 from xmatch.loaders import inline_chunks
@@ -437,9 +443,7 @@ class NightIndex:
         n = len(ra)
         _, table = self.cones(ra, dec, radius, t_tdb)
         query = table.column(QUERY_COLUMN).to_numpy()
-        first = np.r_[True, query[1:] != query[:-1]] if len(query) else np.empty(0, bool)
-        starts = np.maximum.accumulate(np.where(first, np.arange(len(query)), 0))
-        rank = np.arange(len(query)) - starts + 1
+        rank = match_ranks(query)
         keep = rank <= {"all": len(query), "nearest": 1, "k": k}[mode]
         table, query, rank = table.filter(pa.array(keep)), query[keep], rank[keep]
         found_ra = np.radians(table.column("ra_deg").to_numpy())

@@ -13,6 +13,7 @@ are system masses; the Earth (399) and the Moon (301) are separate bodies.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 from pathlib import Path
@@ -182,5 +183,8 @@ class Planets:
 
 @functools.cache
 def planets() -> Planets:
-    """The process-wide :class:`Planets` reading the bundled DE421 (opened on first use)."""
-    return Planets()
+    """The process-wide :class:`Planets` reading the bundled DE421 (opened on first use,
+    closed at exit)."""
+    ephemeris = Planets()
+    atexit.register(ephemeris.close)
+    return ephemeris
