@@ -1,0 +1,334 @@
+"""Regions of the sky to search: IVOA MOC 2.0 (ASCII, JSON, FITS), NUNIQ lists, cones and
+polygons, and the credible regions of LVK gravitational-wave sky maps.
+
+Every region becomes a :class:`mocpy.MOC`, whose ``to_depth29_ranges`` is what
+:meth:`xmatch.SkyIndex.rows_in_moc` and the ``RegionSearch`` RPC take.
+
+Sky maps (:class:`SkyMap`) are read as LVK publishes them: multi-order FITS (``UNIQ``,
+``PROBDENSITY`` and optionally ``DISTMU``, ``DISTSIGMA``, ``DISTNORM``) or flat HEALPix
+FITS (``PROB`` ..., NESTED or RING), gzipped or not. A flat map becomes a multi-order one
+at its single order. The credible level of a pixel (its "searched probability") is the
+probability of every pixel at least as dense, itself included, as
+``ligo.skymap.postprocess.crossmatch`` computes it; the credible region at level L holds the
+pixels whose credible level is at most L.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Deepest HEALPix order of the IVOA MOC standard.
+MAX_ORDER = 29
+#: How far the probabilities of a sky map may sum from 1 before the map is refused.
+NORMALISATION_TOLERANCE = 1e-3
+_ORDER_PATTERN = re.compile(r"(\d+)\s*/")
+
+
+def moc_from(value):
+    """A :class:`mocpy.MOC` from a MOC; an IVOA MOC 2.0 ASCII string (``"3/1-5 4/120"``);
+    MOC JSON text (``'{"3": [1, 2]}'``); FITS bytes; or the path of a FITS, ASCII or JSON
+    MOC file. Malformed input raises ``ValueError`` saying what was wrong."""
+    from mocpy import MOC
+
+    if isinstance(value, MOC):
+        return value
+    if isinstance(value, bytes):
+        return _moc_from_fits(value, "the FITS bytes")
+    if isinstance(value, Path) or (isinstance(value, str) and _looks_like_path(value)):
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"MOC file {path} does not exist")
+        data = path.read_bytes()
+        if data[:6] == b"SIMPLE":
+            return _moc_from_fits(data, str(path))
+        return _moc_from_text(data.decode("utf-8", errors="replace"), str(path))
+    if isinstance(value, str):
+        return _moc_from_text(value, "the MOC string")
+    raise ValueError(f"a MOC is given as a MOC, ASCII or JSON text, FITS bytes or a path, "
+                     f"not {type(value).__name__}")
+
+
+def _looks_like_path(text: str) -> bool:
+    stripped = text.strip()
+    return bool(stripped) and not stripped[0].isdigit() and stripped[0] != "{"
+
+
+def _moc_from_text(text: str, where: str):
+    from mocpy import MOC
+
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError(f"{where} is empty; an ASCII MOC looks like '3/1-5 4/120'")
+    kind = "json" if stripped.startswith("{") else "ascii"
+    if kind == "json":
+        try:
+            orders = json.loads(stripped)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where} is not valid MOC JSON: {error}") from None
+        if not isinstance(orders, dict):
+            raise ValueError(f"{where}: MOC JSON maps orders to lists of cells, e.g. "
+                             '{"3": [1, 2]}')
+        _check_orders([int(k) for k in orders if str(k).isdigit()], where)
+        bad = [k for k in orders if not str(k).isdigit()]
+        if bad:
+            raise ValueError(f"{where}: MOC JSON key {bad[0]!r} is not an order")
+    else:
+        _check_orders([int(m) for m in _ORDER_PATTERN.findall(stripped)], where)
+    try:
+        return MOC.from_string(stripped, format=kind)
+    except (OSError, ValueError) as error:  # mocpy's parser reports through OSError
+        detail = str(error).strip().splitlines()[0]
+        raise ValueError(f"{where} is not a valid {kind.upper()} MOC ({detail}); an ASCII "
+                         "MOC looks like '3/1-5 4/120'") from None
+
+
+def _moc_from_fits(data: bytes, where: str):
+    from astropy.io import fits
+    from mocpy import MOC
+
+    try:
+        with fits.open(io.BytesIO(data)) as hdus:
+            names = (hdus[1].columns.names or []) if len(hdus) > 1 and hasattr(
+                hdus[1], "columns") else []
+            if "UNIQ" in names:  # MOC 1.x and 2.0 ORDERING = NUNIQ
+                return moc_from_nuniq(np.asarray(hdus[1].data["UNIQ"], np.int64), where)
+            if "RANGE" in names:  # MOC 2.0 ORDERING = RANGE: order-29 [start, stop) pairs
+                ranges = np.asarray(hdus[1].data["RANGE"], np.int64).reshape(-1, 2)
+                depth = int(hdus[1].header.get("MOCORD_S", MAX_ORDER))
+                _check_orders([depth], where)
+                if len(ranges) and not (0 <= ranges.min() and ranges.max() <= 12 * 4 ** 29
+                                        and (ranges[:, 0] < ranges[:, 1]).all()):
+                    raise ValueError(f"{where}: RANGE values must be increasing order-29 "
+                                     "pairs within the sphere")
+                return MOC.from_depth29_ranges(depth, ranges)
+            raise ValueError(f"{where}: a FITS MOC has a UNIQ or RANGE column in its first "
+                             f"extension; this file has {', '.join(names) or 'none'}")
+    except OSError as error:
+        raise ValueError(f"{where} is not a readable FITS file: {error}") from None
+
+
+def _check_orders(orders: list[int], where: str) -> None:
+    deep = [o for o in orders if o > MAX_ORDER]
+    if deep:
+        raise ValueError(f"{where}: order {deep[0]} is not allowed; MOC orders run from 0 to "
+                         f"{MAX_ORDER}")
+
+
+def moc_from_nuniq(uniq, where: str = "the NUNIQ list"):
+    """A MOC from NUNIQ cell numbers (4 * 4**order + ipix)."""
+    from mocpy import MOC
+
+    uniq = np.atleast_1d(np.asarray(uniq))
+    if uniq.dtype.kind not in "iu":
+        raise ValueError(f"{where}: NUNIQ numbers are integers, got {uniq.dtype}")
+    uniq = uniq.astype(np.int64)
+    order, ipix = uniq_to_nested(uniq, where)
+    return MOC.from_healpix_cells(ipix, order, max_depth=int(order.max()) if len(order) else 0)
+
+
+def uniq_to_nested(uniq: np.ndarray, where: str = "UNIQ") -> tuple[np.ndarray, np.ndarray]:
+    """(order, nested pixel) of NUNIQ numbers, checked."""
+    uniq = np.asarray(uniq, dtype=np.int64)
+    bad = np.flatnonzero(uniq < 4)
+    if len(bad):
+        raise ValueError(f"{where}: {int(uniq[bad[0]])} (at position {int(bad[0])}) is not a "
+                         "NUNIQ number; they are 4 * 4**order + pixel, so at least 4")
+    deep = np.flatnonzero(uniq >= np.int64(4) << (2 * (MAX_ORDER + 1)))
+    if len(deep):
+        raise ValueError(f"{where}: {int(uniq[deep[0]])} (at position {int(deep[0])}) is a cell "
+                         f"deeper than order {MAX_ORDER}, the deepest a MOC has")
+    order = (np.floor(np.log2(uniq)).astype(np.int64) - 2) // 2
+    # log2 can round up just below a power of 4: fix the few it gets wrong.
+    order -= (uniq < (np.int64(4) << (2 * order))).astype(np.int64)
+    order += (uniq >= (np.int64(4) << (2 * np.minimum(order + 1, MAX_ORDER + 1)))).astype(
+        np.int64)
+    return order, uniq - (np.int64(4) << (2 * order))
+
+
+def cone_moc(ra_deg: float, dec_deg: float, radius_arcsec: float, order: int = 14):
+    """The MOC of a cone, at ``order`` (cells overlapping the cone are kept whole)."""
+    import astropy.units as u
+    from mocpy import MOC
+
+    _check_order(order)
+    if not (np.isfinite(ra_deg) and np.isfinite(dec_deg) and abs(dec_deg) <= 90
+            and np.isfinite(radius_arcsec) and radius_arcsec > 0):
+        raise ValueError(f"cone ({ra_deg!r}, {dec_deg!r}, radius {radius_arcsec!r} arcsec) is "
+                         "not allowed: finite ra, |dec| <= 90 and a radius > 0")
+    return MOC.from_cone(lon=ra_deg * u.deg, lat=dec_deg * u.deg,
+                         radius=radius_arcsec * u.arcsec, max_depth=order)
+
+
+def polygon_moc(ra_deg, dec_deg, order: int = 14):
+    """The MOC of a polygon given by its vertices (degrees, in order), at ``order``."""
+    import astropy.units as u
+    from mocpy import MOC
+
+    _check_order(order)
+    ra, dec = np.asarray(ra_deg, np.float64), np.asarray(dec_deg, np.float64)
+    if ra.shape != dec.shape or ra.ndim != 1 or len(ra) < 3:
+        raise ValueError("a polygon needs at least 3 vertices, as equal-length ra and dec")
+    if not (np.isfinite(ra).all() and np.isfinite(dec).all() and (np.abs(dec) <= 90).all()):
+        raise ValueError("polygon vertices must be finite with |dec| <= 90")
+    return MOC.from_polygon(ra * u.deg, dec * u.deg, max_depth=order)
+
+
+def _check_order(order: int) -> None:
+    if not (isinstance(order, int | np.integer) and 0 <= order <= MAX_ORDER):
+        raise ValueError(f"order = {order!r} is not allowed; MOC orders run from 0 to "
+                         f"{MAX_ORDER}")
+
+
+# ------------------------------------------------------------------------- sky maps
+
+
+@dataclass
+class SkyMap:
+    """An LVK sky map in multi-order form, its pixels sorted by descending density.
+
+    ``searched_prob`` is each pixel's credible level: the probability of all pixels at least
+    as dense, itself included.
+    """
+
+    uniq: np.ndarray
+    probdensity: np.ndarray  # per steradian
+    distmu: np.ndarray | None = None
+    distsigma: np.ndarray | None = None
+    distnorm: np.ndarray | None = None
+    name: str = "sky map"
+
+    def __post_init__(self):
+        order = np.argsort(-self.probdensity, kind="stable")
+        for field in ("uniq", "probdensity", "distmu", "distsigma", "distnorm"):
+            values = getattr(self, field)
+            if values is not None:
+                setattr(self, field, np.ascontiguousarray(values[order]))
+        self.order, self.ipix = uniq_to_nested(self.uniq, self.name)
+        self.area = 4 * np.pi / (12 * 4.0 ** self.order)
+        self.prob = self.probdensity * self.area
+        self.searched_prob = np.cumsum(self.prob)
+        self._starts = self._by_start = self._stops = None  # pixel_of's lookup, built once
+
+    @classmethod
+    def read(cls, source) -> SkyMap:
+        """Read a multi-order or flat LVK FITS sky map from a path or bytes (gzipped or
+        not); ``ValueError`` names what is missing or wrong."""
+        from astropy.io import fits
+
+        name = str(source) if not isinstance(source, bytes) else "the sky map bytes"
+        data = Path(source).read_bytes() if not isinstance(source, bytes) else source
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        try:
+            with fits.open(io.BytesIO(data)) as hdus:
+                if len(hdus) < 2 or not hasattr(hdus[1], "columns"):
+                    raise ValueError(f"{name}: no table extension; an LVK sky map has its "
+                                     "pixels in the first extension")
+                header, table = hdus[1].header, hdus[1].data
+                columns = [c.upper() for c in hdus[1].columns.names]
+                values = {c: np.asarray(table[n], dtype=np.float64 if c != "UNIQ" else np.int64)
+                          .ravel() for c, n in zip(columns, hdus[1].columns.names, strict=True)}
+        except OSError as error:
+            raise ValueError(f"{name} is not a readable FITS file: {error}") from None
+        if "UNIQ" in values:
+            if "PROBDENSITY" not in values:
+                raise ValueError(f"{name}: a multi-order sky map needs UNIQ and PROBDENSITY "
+                                 f"columns; it has {', '.join(columns)}")
+            uniq, density = values["UNIQ"], values["PROBDENSITY"]
+        else:
+            uniq, density = _flat_to_multiorder(values, header, columns, name)
+        distance = [values.get(c) for c in ("DISTMU", "DISTSIGMA", "DISTNORM")]
+        if any(d is None for d in distance):
+            distance = [None, None, None]
+        skymap = cls(uniq, density, *distance, name=name)
+        skymap.check()
+        return skymap
+
+    def check(self) -> None:
+        """Refuse maps with negative or non-finite densities, or not normalised."""
+        bad = ~np.isfinite(self.probdensity) | (self.probdensity < 0)
+        if bad.any():
+            raise ValueError(f"{self.name}: {int(bad.sum())} pixel(s) have a negative or "
+                             "non-finite probability density")
+        total = float(self.prob.sum())
+        if abs(total - 1.0) > NORMALISATION_TOLERANCE:
+            raise ValueError(f"{self.name}: the probabilities sum to {total:.6g}, not 1 (within "
+                             f"{NORMALISATION_TOLERANCE:g}); the map is not normalised")
+
+    @property
+    def has_distance(self) -> bool:
+        return self.distmu is not None
+
+    def credible_region(self, level: float):
+        """The pixels of the credible region at ``level`` (in (0, 1]), as a MOC."""
+        from mocpy import MOC
+
+        inside = self.region_pixels(level)
+        order, ipix = self.order[inside], self.ipix[inside]
+        if not len(order):
+            return MOC.new_empty(MAX_ORDER)
+        deepest = int(order.max())
+        return MOC.from_healpix_cells(ipix, order, max_depth=deepest)
+
+    def pixel_of(self, ra_deg, dec_deg) -> np.ndarray:
+        """Index (into this map's arrays) of the pixel holding each position; -1 where the
+        map has no pixel there (a partial map)."""
+        import healpy
+
+        cell = healpy.ang2pix(2 ** MAX_ORDER, np.asarray(ra_deg, np.float64),
+                              np.asarray(dec_deg, np.float64), nest=True, lonlat=True)
+        if self._starts is None:
+            start = self.ipix << (2 * (MAX_ORDER - self.order))
+            self._by_start = np.argsort(start, kind="stable")
+            self._starts = start[self._by_start]
+            self._stops = self._starts + (np.int64(1) << (2 * (MAX_ORDER - self.order)))[
+                self._by_start]
+        slot = np.searchsorted(self._starts, cell, side="right") - 1
+        found = (slot >= 0) & (cell < self._stops[np.maximum(slot, 0)])
+        return np.where(found, self._by_start[np.maximum(slot, 0)], -1)
+
+    def region_pixels(self, level: float) -> np.ndarray:
+        """Indexes of the pixels whose credible level is at most ``level`` (every pixel at
+        level 1, whatever the rounding of the cumulative sum)."""
+        if check_level(level) == 1.0:
+            return np.arange(len(self.uniq))
+        return np.flatnonzero(self.searched_prob <= level)
+
+
+def check_level(level) -> float:
+    if not (isinstance(level, int | float | np.floating) and 0 < level <= 1):
+        raise ValueError(f"level = {level!r} is not allowed; a credible level lies in (0, 1]")
+    return float(level)
+
+
+def _flat_to_multiorder(values: dict, header, columns: list[str], name: str):
+    """UNIQ and PROBDENSITY of a flat HEALPix map (PROB per pixel, NESTED or RING)."""
+    import healpy
+
+    if "PROB" not in values:
+        raise ValueError(f"{name}: a flat sky map needs a PROB column (or a multi-order map "
+                         f"UNIQ and PROBDENSITY); it has {', '.join(columns)}")
+    prob = values["PROB"]
+    npix = len(prob)
+    nside = healpy.npix2nside(npix) if healpy.isnpixok(npix) else None
+    if nside is None:
+        raise ValueError(f"{name}: {npix} pixels is not a HEALPix map (12 * nside**2)")
+    ordering = str(header.get("ORDERING", "RING")).upper()
+    if ordering not in ("RING", "NESTED"):
+        raise ValueError(f"{name}: ORDERING {ordering!r} is neither RING nor NESTED")
+    if ordering == "RING":
+        reorder = healpy.nest2ring(nside, np.arange(npix))
+        prob = prob[reorder]
+        for column in ("DISTMU", "DISTSIGMA", "DISTNORM"):
+            if column in values:
+                values[column] = values[column][reorder]
+    order = int(np.log2(nside))
+    uniq = (np.int64(4) << (2 * order)) + np.arange(npix, dtype=np.int64)
+    return uniq, prob / (4 * np.pi / npix)
