@@ -36,12 +36,12 @@ def served_catalogs(data, load_defaults: bool = True,
 
     if load_defaults and not data.names():
         ensure_default_catalogs(data)
-    catalogs = {name: open_catalog(name, data) for name in data.names()}
-    if names:
-        wanted = [name for name in names if name != SSO_CATALOG]
-        if SSO_CATALOG in names:
-            wanted += [name for name, c in catalogs.items() if is_night_cache(c)]
-        catalogs = {name: catalogs.get(name) or open_catalog(name, data) for name in wanted}
+    catalogs = {name: open_catalog(name, data)
+                for name in (names or data.names()) if name != SSO_CATALOG}
+    if names and SSO_CATALOG in names:  # only then look at the others
+        for name in data.names():
+            if name not in catalogs and is_night_cache(candidate := open_catalog(name, data)):
+                catalogs[name] = candidate
     return {name: ServedCatalog.from_catalog(catalog) for name, catalog in catalogs.items()}
 
 

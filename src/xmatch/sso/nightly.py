@@ -229,16 +229,23 @@ def night_rows(orbits: pa.Table, night: Night, *, step_days: float | None = None
     return pa.table(columns)
 
 
+def designation_numbers(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's object number (designations numbered in order of first appearance) and
+    each object's first row, ascending."""
+    designation = table.column("designation").combine_chunks()
+    number = pc.index_in(designation, value_set=pc.unique(designation)).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    _, first = np.unique(number, return_index=True)
+    return number, first
+
+
 def first_orbit_of_each(orbits: pa.Table) -> tuple[pa.Table, int]:
     """The orbits with each designation once (its first orbit: an object in several files
     is taken from the first given), and how many were dropped."""
-    designation = orbits.column("designation")
-    number = pc.index_in(designation, value_set=pc.unique(designation)).to_numpy(
-        zero_copy_only=False)
-    _, first = np.unique(number, return_index=True)
+    _, first = designation_numbers(orbits)
     if len(first) == orbits.num_rows:
         return orbits, 0
-    return orbits.take(np.sort(first)), orbits.num_rows - len(first)
+    return orbits.take(first), orbits.num_rows - len(first)
 
 
 def cache_name(night: str, observatory_code: str) -> str:
@@ -345,11 +352,7 @@ class NightIndex:
     def __init__(self, rows: pa.Table, night: Night, name: str = ""):
         self.night = night
         self.name = name
-        designation = rows.column("designation").combine_chunks()
-        # Object number of each row (first-appearance order), then each object's first row.
-        row_object = pc.index_in(designation, value_set=pc.unique(designation)).to_numpy(
-            zero_copy_only=False).astype(np.int64)
-        _, first = np.unique(row_object, return_index=True)
+        row_object, first = designation_numbers(rows)
         self.objects = rows.select(list(OBJECT_COLUMNS) + ["close_approach"]).take(first)
         self.states = np.ascontiguousarray(np.stack(
             [_column(rows, c)[first] for c in STATE_COLUMNS], axis=1).reshape(-1, 6))
