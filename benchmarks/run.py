@@ -1,5 +1,5 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch|service|alerts|sso|sso-accuracy for one of them).
+--only load|crossmatch|regions|service|alerts|sso|sso-accuracy for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_alerts  # noqa: E402
 import bench_crossmatch  # noqa: E402
 import bench_load  # noqa: E402
+import bench_regions  # noqa: E402
 import bench_service  # noqa: E402
 import bench_sso  # noqa: E402
 import check_nbody  # noqa: E402
@@ -25,8 +26,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
-    parser.add_argument("--only", choices=["load", "crossmatch", "service", "alerts", "sso",
-                                           "sso-accuracy"],
+    parser.add_argument("--only", choices=["load", "crossmatch", "regions", "service", "alerts",
+                                           "sso", "sso-accuracy"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -39,6 +40,10 @@ def main():
         sizes = ["--rows", "1000000", "--queries", "100000"] if args.quick else []
         print("== cross-match and cone search: xmatch kernels vs astropy and LSDB ==")
         bench_crossmatch.main([*sizes, "--json", str(results)])
+    if args.only in (None, "regions"):
+        sizes = ["--rows", "1000000"] if args.quick else []
+        print("== regions: rows in LVK 90 % credible regions, xmatch vs mocpy and LSDB ==")
+        bench_regions.main([*sizes, "--json", str(results)])
     if args.only in (None, "service"):
         sizes = ["--cones", "500", "--positions", "100000"] if args.quick else []
         print("== service (embedded and 3-shard cluster): cone latency, concurrency, streaming ==")

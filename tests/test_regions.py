@@ -4,6 +4,7 @@ probability ligo.skymap computes, and credible regions whose members mocpy confi
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 
@@ -145,20 +146,76 @@ def positions_in(skymap: SkyMap, n: int, seed: int) -> SkyCoord:
     return SkyCoord(ra % 360 * u.deg, dec * u.deg)
 
 
-def test_probabilities_at_positions_equal_ligo_skymap(real_map):
-    crossmatch = pytest.importorskip("ligo.skymap.postprocess.crossmatch")
+@functools.cache
+def ligo_sky_map(path):
+    """The map as ligo.skymap reads it (multi-order), read once per session."""
     from ligo.skymap.io import read_sky_map
 
+    return read_sky_map(str(path), moc=True)
+
+
+def test_probabilities_at_positions_equal_ligo_skymap(real_map):
+    crossmatch = pytest.importorskip("ligo.skymap.postprocess.crossmatch")
     path, skymap = real_map
-    if not path.name.endswith("multiorder.fits.gz"):
-        pytest.xfail("flat maps hold many equal densities; ligo.skymap merges equal sibling "
-                     "pixels and orders other ties by UNIQ, which xmatch does not do yet")
+    ligo_map = ligo_sky_map(path)
+    # A flat map reads as ligo.skymap reads it: blocks of equal pixels merged.
+    assert np.array_equal(np.sort(skymap.uniq), np.sort(ligo_map["UNIQ"]))
     points = positions_in(skymap, 2000, seed=4)
-    expected = crossmatch.crossmatch(read_sky_map(str(path), moc=True), points)
+    expected = crossmatch.crossmatch(ligo_map, points)
     pixel = skymap.pixel_of(points.ra.deg, points.dec.deg)
     assert (pixel >= 0).all()
     np.testing.assert_allclose(skymap.probdensity[pixel], expected.probdensity, rtol=1e-6)
     np.testing.assert_allclose(skymap.searched_prob[pixel], expected.searched_prob, rtol=1e-6)
+    np.testing.assert_allclose(skymap.searched_area[pixel], expected.searched_area, rtol=1e-6)
+
+
+def test_volume_density_beyond_and_below_ligo_skymaps_distance_grid(real_map):
+    """ligo.skymap evaluates the 3-D density on a grid of 1000 steps out to 6 mean distances,
+    stretched to the farthest position given: xmatch gives each row what ligo.skymap gives
+    it alone. Below the first step ligo.skymap wraps round to its last (index -1); xmatch
+    takes the first step."""
+    crossmatch = pytest.importorskip("ligo.skymap.postprocess.crossmatch")
+    path, skymap = real_map
+    ligo_map = ligo_sky_map(path)
+    inner = skymap.pixel_of(*_centre(skymap, 0))
+    ra, dec = _centre(skymap, 0)
+    step = 6 * skymap.distmean / 1000
+    for distance in (0.3 * skymap.distmean, 5.99 * skymap.distmean, 7 * skymap.distmean,
+                     40 * skymap.distmean, step * 1000, step * 7):
+        alone = SkyCoord(ra * u.deg, dec * u.deg, distance * u.Mpc)
+        expected = crossmatch.crossmatch(ligo_map, alone).probdensity_vol
+        got = _volume_density(skymap, ra, dec, distance)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, err_msg=str(distance))
+    below = _volume_density(skymap, ra, dec, 0.5 * step)
+    first = skymap.probdensity[inner] * skymap.distnorm[inner] * np.exp(
+        -0.5 * ((step - skymap.distmu[inner]) / skymap.distsigma[inner]) ** 2) / (
+        skymap.distsigma[inner] * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(below, first, rtol=1e-12)
+    assert np.isnan(_volume_density(skymap, ra, dec, np.nan))
+    assert np.isnan(_volume_density(skymap, ra, dec, -1.0))
+
+
+def _centre(skymap: SkyMap, pixel: int) -> tuple[float, float]:
+    import healpy
+
+    ra, dec = healpy.pix2ang(2 ** int(skymap.order[pixel]), int(skymap.ipix[pixel]), nest=True,
+                             lonlat=True)
+    return float(ra), float(dec)
+
+
+def _volume_density(skymap: SkyMap, ra: float, dec: float, distance: float) -> float:
+    import healpy
+
+    cell = healpy.ang2pix(2 ** 29, ra, dec, nest=True, lonlat=True)
+    return float(skymap.values_at(np.array([cell]), np.array([distance]))["probdensity_vol"][0])
+
+
+def test_distance_means_equal_ligo_skymap(real_map):
+    distance = pytest.importorskip("ligo.skymap.distance")
+    _, skymap = real_map
+    expected, _ = distance.parameters_to_marginal_moments(skymap.prob, skymap.distmu,
+                                                          skymap.distsigma)
+    assert skymap.distmean == pytest.approx(expected, rel=1e-12)
 
 
 def test_credible_regions_hold_exactly_their_pixels(real_map):
@@ -170,6 +227,9 @@ def test_credible_regions_hold_exactly_their_pixels(real_map):
         inside = region.contains_lonlat(points.ra, points.dec)
         assert np.array_equal(inside, (level_of <= level) | (level == 1.0)), level
         assert 0.3 * len(points) < inside.sum() or level < 0.9
+    # Its order-29 ranges are the MOC's.
+    np.testing.assert_array_equal(skymap.region_ranges(0.9),
+                                  skymap.credible_region(0.9).to_depth29_ranges)
     # The 90 % region holds 90 % of the probability, to within one pixel's worth.
     pixels = skymap.region_pixels(0.9)
     assert skymap.prob[pixels].sum() == pytest.approx(0.9, abs=skymap.prob.max())
@@ -223,3 +283,44 @@ def test_bad_sky_maps_are_refused_clearly(tmp_path):
     fits.PrimaryHDU().writeto(tmp_path / "image.fits")
     with pytest.raises(ValueError, match="no table extension"):
         SkyMap.read(tmp_path / "image.fits")
+
+
+def test_region_rows_in_batches_equal_the_whole_answer():
+    """Batches cut anywhere (inside spans, across them, past the end) put back together are
+    the whole answer, in pixel order or ranked; ranking needs what it ranks by."""
+    import dataclasses
+
+    import pyarrow as pa
+
+    from conftest import random_sky_table
+    from xmatch import SkyIndex
+    from xmatch.index import RegionRows
+
+    table = random_sky_table(60_000, seed=8)
+    rng = np.random.default_rng(9)
+    table = table.append_column("dist", pa.array(rng.uniform(5, 300, len(table))))
+    index = SkyIndex.from_table(table)
+    skymap = SkyMap.read(shared_file(f"skymaps/{SKYMAPS[2]}"))
+    moc = random_moc(3).union(skymap.credible_region(0.99))
+    for kind in ("moc", "skymap", "ranked"):
+        ranges = skymap.region_ranges(0.99) if kind != "moc" else moc.to_depth29_ranges
+        rows = RegionRows(dataclasses.replace(index, distance_column="dist"), ranges,
+                          ["id", "dist"], skymap=None if kind == "moc" else skymap,
+                          rank_by="probdensity_vol" if kind == "ranked" else None)
+        whole = rows.take(0, rows.total)
+        assert rows.total > 100
+        cuts = np.unique(np.r_[0, rng.integers(0, rows.total, 12), rows.total])
+        pieces = [rows.take(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        assert pa.concat_tables(pieces).equals(whole), kind
+        assert rows.take(rows.total, rows.total + 10).num_rows == 0
+        if kind == "ranked":
+            assert np.all(np.diff(whole["probdensity_vol"].to_numpy()) <= 0)
+        else:
+            inside = (moc if kind == "moc" else skymap.credible_region(0.99)).contains_lonlat(
+                table["ra"].to_numpy() * u.deg, table["dec"].to_numpy() * u.deg)
+            np.testing.assert_array_equal(np.sort(whole["id"].to_numpy()),
+                                          table["id"].to_numpy()[inside])
+    with pytest.raises(ValueError, match="the catalog has no distance column"):
+        RegionRows(index, skymap.region_ranges(0.9), skymap=skymap, rank_by="probdensity_vol")
+    with pytest.raises(ValueError, match="ranking needs a sky map"):
+        RegionRows(index, moc.to_depth29_ranges, rank_by="probdensity")

@@ -110,6 +110,7 @@ class SkyIndex:
     name: str = "catalog"
     ra_column: str = "ra"
     dec_column: str = "dec"
+    distance_column: str | None = None  # Mpc, for the 3-D density of sky-map searches
     default_radius_arcsec: float | None = None
     _epoch_copies: dict = field(default_factory=dict, compare=False, repr=False)
     _empty_results: dict = field(default_factory=dict, compare=False, repr=False)
@@ -204,7 +205,8 @@ class SkyIndex:
             radial_velocity=present(spec.radial_velocity) if has_pm else None,
             epoch=spec.epoch_column or spec.epoch_jyear, healpix29=HEALPIX29_COLUMN,
             name=catalog.name)
-        index = replace(index, default_radius_arcsec=spec.default_radius_arcsec)
+        index = replace(index, default_radius_arcsec=spec.default_radius_arcsec,
+                        distance_column=present(spec.distance))
         if columns is not None:
             index = replace(index, table=index.table.select(columns), _empty_results={})
         return index
@@ -326,9 +328,20 @@ class SkyIndex:
     def rows_in_moc(self, ranges29, columns: list[str] | None = None) -> pa.Table:
         """Rows whose order-29 pixel lies in a MOC given as sorted, disjoint half-open
         order-29 ranges (``mocpy.MOC.to_depth29_ranges``), in pixel order."""
-        starts, stops = moc_ranges(ranges29)
-        positions = search.sorted_rows_in_ranges_kernel(self.h29, starts, stops)
-        return self.table.select(self.payload_columns(columns)).take(self.rows[positions])
+        region = RegionRows(self, ranges29, columns)
+        return region.take(0, region.total)
+
+    def rows_in_skymap(self, skymap, level: float = 0.9, columns: list[str] | None = None,
+                       *, rank_by: str | None = None) -> pa.Table:
+        """Rows inside the credible region at ``level`` of a sky map
+        (:class:`xmatch.regions.SkyMap`), each with the probability density at its position,
+        its searched probability and area and, when the index has a ``distance_column``
+        and the map distance layers, its 3-D probability density (see
+        :meth:`xmatch.regions.SkyMap.values_at`). In pixel order, or ranked by ``rank_by``
+        (``"probdensity"`` or ``"probdensity_vol"``, highest first)."""
+        region = RegionRows(self, skymap.region_ranges(level), columns, skymap=skymap,
+                            rank_by=rank_by)
+        return region.take(0, region.total)
 
     # ------------------------------------------------------------------ internals
 
@@ -609,6 +622,70 @@ def crossmatch(left, right, *, radius=None, mode: str = "nearest", k: int = 1,
     queries = left.table if left_columns is None else left.table.select(left_columns)
     return right.crossmatch(ra, dec, radius=radius, mode=mode, k=k, epoch=epoch,
                             columns=right_columns, queries=queries)
+
+
+class RegionRows:
+    """The rows of an index inside a region, taken in batches so a huge region never sits in
+    memory whole: in pixel order, or ranked by a sky-map column (which holds only the row
+    positions and scores of the whole region).
+
+    With a ``skymap`` the rows carry its values (:func:`xmatch.regions.with_skymap_values`).
+    """
+
+    def __init__(self, index: SkyIndex, ranges29, columns: list[str] | None = None, *,
+                 skymap=None, rank_by: str | None = None):
+        from xmatch.regions import check_rank
+
+        self.index = index
+        self.columns = index.payload_columns(columns)
+        self.skymap = skymap
+        starts, stops = moc_ranges(ranges29)
+        first = np.searchsorted(index.h29, starts)
+        last = np.searchsorted(index.h29, stops)
+        keep = last > first
+        self.first, self.last = first[keep], last[keep]
+        self.ends = np.cumsum(self.last - self.first)  # rows up to the end of each span
+        self.total = int(self.ends[-1]) if len(self.ends) else 0
+        self.ranked = None
+        if check_rank(rank_by, skymap, index.distance_column) is not None:
+            positions = self._positions(0, self.total)
+            score = self._values(positions)[rank_by]
+            self.ranked = positions[np.argsort(-score, kind="stable")]  # NaN last
+
+    def take(self, start: int, stop: int) -> pa.Table:
+        """Rows ``start`` to ``stop`` (exclusive) of the answer, as an Arrow table."""
+        stop = min(stop, self.total)
+        start = min(start, stop)
+        positions = (self.ranked[start:stop] if self.ranked is not None
+                     else self._positions(start, stop))
+        table = self.index.table.select(self.columns).take(self.index.rows[positions])
+        if self.skymap is None:
+            return table
+        from xmatch.regions import with_skymap_values
+
+        return with_skymap_values(table, self._values(positions))
+
+    def _positions(self, start: int, stop: int) -> np.ndarray:
+        """Index positions of answer rows ``start`` to ``stop``, spans laid end to end."""
+        if stop <= start:
+            return np.empty(0, dtype=np.int64)
+        a = int(np.searchsorted(self.ends, start, side="right"))
+        b = int(np.searchsorted(self.ends, stop, side="left")) + 1
+        span_start = self.ends[a:b] - (self.last[a:b] - self.first[a:b])  # answer row
+        lo = np.maximum(span_start, start)
+        hi = np.minimum(self.ends[a:b], stop)
+        counts = hi - lo
+        shift = np.repeat(self.first[a:b] + lo - span_start - np.cumsum(counts) + counts,
+                          counts)
+        return np.arange(stop - start, dtype=np.int64) + shift
+
+    def _values(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        distance = None
+        if self.index.distance_column is not None:
+            column = self.index.table.column(self.index.distance_column)
+            distance = column.take(self.index.rows[positions]).to_numpy(zero_copy_only=False)
+            distance = np.asarray(distance, dtype=np.float64)  # nulls become NaN
+        return self.skymap.values_at(self.index.h29[positions], distance)
 
 
 def moc_ranges(ranges29) -> tuple[np.ndarray, np.ndarray]:

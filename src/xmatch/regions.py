@@ -20,14 +20,23 @@ import io
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+from xmatch.kernels.skymap import (
+    DISTANCE_GRID_REACH,
+    conditional_mean_distance_kernel,
+    volume_density_kernel,
+)
 
 #: Deepest HEALPix order of the IVOA MOC standard.
 MAX_ORDER = 29
 #: How far the probabilities of a sky map may sum from 1 before the map is refused.
 NORMALISATION_TOLERANCE = 1e-3
+#: The distance layers of an LVK sky map (Singer et al. 2016), all or none.
+DISTANCE_COLUMNS = ("DISTMU", "DISTSIGMA", "DISTNORM")
 _ORDER_PATTERN = re.compile(r"(\d+)\s*/")
 
 
@@ -191,41 +200,48 @@ def _check_order(order: int) -> None:
 
 @dataclass
 class SkyMap:
-    """An LVK sky map in multi-order form, its pixels sorted by descending density.
+    """An LVK sky map in multi-order form, its pixels sorted as ligo.skymap sorts them: by
+    descending density, equal densities by descending UNIQ.
 
-    ``searched_prob`` is each pixel's credible level: the probability of all pixels at least
-    as dense, itself included.
+    ``searched_prob`` is each pixel's credible level: the probability of all pixels before
+    it, itself included; ``searched_area`` (deg2) their area.
     """
 
     uniq: np.ndarray
     probdensity: np.ndarray  # per steradian
-    distmu: np.ndarray | None = None
-    distsigma: np.ndarray | None = None
-    distnorm: np.ndarray | None = None
+    distmu: np.ndarray | None = None  # Mpc
+    distsigma: np.ndarray | None = None  # Mpc
+    distnorm: np.ndarray | None = None  # Mpc**-2
     name: str = "sky map"
 
     def __post_init__(self):
-        order = np.argsort(-self.probdensity, kind="stable")
+        order = np.lexsort((self.uniq, self.probdensity))[::-1]
         for field in ("uniq", "probdensity", "distmu", "distsigma", "distnorm"):
             values = getattr(self, field)
             if values is not None:
                 setattr(self, field, np.ascontiguousarray(values[order]))
         self.order, self.ipix = uniq_to_nested(self.uniq, self.name)
-        self.area = 4 * np.pi / (12 * 4.0 ** self.order)
+        self.area = np.ldexp(np.pi / 3, -2 * self.order)  # steradians
         self.prob = self.probdensity * self.area
         self.searched_prob = np.cumsum(self.prob)
-        self._starts = self._by_start = self._stops = None  # pixel_of's lookup, built once
+        self.searched_area = np.cumsum(self.area) * np.square(180 / np.pi)
+        self._starts = self._by_start = self._stops = None  # the pixel lookup, built once
 
     @classmethod
-    def read(cls, source) -> SkyMap:
+    def read(cls, source, name: str | None = None) -> SkyMap:
         """Read a multi-order or flat LVK FITS sky map from a path or bytes (gzipped or
-        not); ``ValueError`` names what is missing or wrong."""
+        not); ``ValueError`` names what is missing or wrong (the map as ``name``)."""
         from astropy.io import fits
 
-        name = str(source) if not isinstance(source, bytes) else "the sky map bytes"
+        name = name or (str(source) if not isinstance(source, bytes) else "the sky map bytes")
+        if not isinstance(source, bytes) and not Path(source).is_file():
+            raise ValueError(f"sky map {name} does not exist")
         data = Path(source).read_bytes() if not isinstance(source, bytes) else source
         if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as error:
+                raise ValueError(f"{name} is not a readable gzip file: {error}") from None
         try:
             with fits.open(io.BytesIO(data)) as hdus:
                 if len(hdus) < 2 or not hasattr(hdus[1], "columns"):
@@ -235,18 +251,19 @@ class SkyMap:
                 columns = [c.upper() for c in hdus[1].columns.names]
                 values = {c: np.asarray(table[n], dtype=np.float64 if c != "UNIQ" else np.int64)
                           .ravel() for c, n in zip(columns, hdus[1].columns.names, strict=True)}
-        except OSError as error:
+        except (OSError, TypeError) as error:
             raise ValueError(f"{name} is not a readable FITS file: {error}") from None
+        distance = [values.get(c) for c in DISTANCE_COLUMNS]
+        if any(d is None for d in distance):
+            distance = [None, None, None]
         if "UNIQ" in values:
             if "PROBDENSITY" not in values:
                 raise ValueError(f"{name}: a multi-order sky map needs UNIQ and PROBDENSITY "
                                  f"columns; it has {', '.join(columns)}")
             uniq, density = values["UNIQ"], values["PROBDENSITY"]
         else:
-            uniq, density = _flat_to_multiorder(values, header, columns, name)
-        distance = [values.get(c) for c in ("DISTMU", "DISTSIGMA", "DISTNORM")]
-        if any(d is None for d in distance):
-            distance = [None, None, None]
+            uniq, density, *distance = _flat_to_multiorder(values, header, columns, name,
+                                                           distance)
         skymap = cls(uniq, density, *distance, name=name)
         skymap.check()
         return skymap
@@ -266,6 +283,18 @@ class SkyMap:
     def has_distance(self) -> bool:
         return self.distmu is not None
 
+    @cached_property
+    def distmean(self) -> float:
+        """Mean distance (Mpc) over the whole sky, as ligo.skymap's
+        ``distance.parameters_to_marginal_moments`` gives it."""
+        if not self.has_distance:
+            raise ValueError(f"{self.name} has no distance layers (DISTMU, DISTSIGMA, "
+                             "DISTNORM)")
+        mean = np.empty(len(self.distmu))
+        conditional_mean_distance_kernel(self.distmu, self.distsigma, mean)
+        good = np.isfinite(self.prob) & np.isfinite(mean)
+        return float((self.prob[good] * mean[good]).sum())
+
     def credible_region(self, level: float):
         """The pixels of the credible region at ``level`` (in (0, 1]), as a MOC."""
         from mocpy import MOC
@@ -277,22 +306,19 @@ class SkyMap:
         deepest = int(order.max())
         return MOC.from_healpix_cells(ipix, order, max_depth=deepest)
 
-    def pixel_of(self, ra_deg, dec_deg) -> np.ndarray:
-        """Index (into this map's arrays) of the pixel holding each position; -1 where the
-        map has no pixel there (a partial map)."""
-        import healpy
-
-        cell = healpy.ang2pix(2 ** MAX_ORDER, np.asarray(ra_deg, np.float64),
-                              np.asarray(dec_deg, np.float64), nest=True, lonlat=True)
-        if self._starts is None:
-            start = self.ipix << (2 * (MAX_ORDER - self.order))
-            self._by_start = np.argsort(start, kind="stable")
-            self._starts = start[self._by_start]
-            self._stops = self._starts + (np.int64(1) << (2 * (MAX_ORDER - self.order)))[
-                self._by_start]
-        slot = np.searchsorted(self._starts, cell, side="right") - 1
-        found = (slot >= 0) & (cell < self._stops[np.maximum(slot, 0)])
-        return np.where(found, self._by_start[np.maximum(slot, 0)], -1)
+    def region_ranges(self, level: float) -> np.ndarray:
+        """The credible region at ``level`` as sorted, disjoint order-29 ranges
+        ``[start, stop)``, shape (n, 2): what ``rows_in_moc`` and RegionSearch take."""
+        inside = self.region_pixels(level)
+        if not len(inside):
+            return np.empty((0, 2), dtype=np.int64)
+        shift = 2 * (MAX_ORDER - self.order[inside])
+        starts = self.ipix[inside] << shift
+        by_start = np.argsort(starts)
+        starts, stops = starts[by_start], starts[by_start] + (np.int64(1) << shift[by_start])
+        first = np.flatnonzero(np.r_[True, starts[1:] != stops[:-1]])  # after each gap
+        last = np.r_[first[1:] - 1, len(starts) - 1]
+        return np.stack([starts[first], stops[last]], axis=1).astype(np.int64)
 
     def region_pixels(self, level: float) -> np.ndarray:
         """Indexes of the pixels whose credible level is at most ``level`` (every pixel at
@@ -301,6 +327,88 @@ class SkyMap:
             return np.arange(len(self.uniq))
         return np.flatnonzero(self.searched_prob <= level)
 
+    def pixel_of(self, ra_deg, dec_deg) -> np.ndarray:
+        """Index (into this map's arrays) of the pixel holding each position; -1 where the
+        map has no pixel there (a partial map)."""
+        import healpy
+
+        cell = healpy.ang2pix(2 ** MAX_ORDER, np.asarray(ra_deg, np.float64),
+                              np.asarray(dec_deg, np.float64), nest=True, lonlat=True)
+        return self.pixel_of_cell(cell)
+
+    def pixel_of_cell(self, healpix29) -> np.ndarray:
+        """Index of the pixel holding each order-29 NESTED cell (-1: none)."""
+        if self._starts is None:
+            start = self.ipix << (2 * (MAX_ORDER - self.order))
+            self._by_start = np.argsort(start, kind="stable")
+            self._starts = start[self._by_start]
+            self._stops = self._starts + (np.int64(1) << (2 * (MAX_ORDER - self.order)))[
+                self._by_start]
+        cell = np.asarray(healpix29, dtype=np.int64)
+        slot = np.searchsorted(self._starts, cell, side="right") - 1
+        found = (slot >= 0) & (cell < self._stops[np.maximum(slot, 0)])
+        return np.where(found, self._by_start[np.maximum(slot, 0)], -1)
+
+    def values_at(self, healpix29, distance_mpc=None) -> dict[str, np.ndarray]:
+        """What ``ligo.skymap.postprocess.crossmatch`` gives each position (by its order-29
+        cell): ``probdensity`` (per sr), ``searched_prob``, ``searched_area`` (deg2) and,
+        when distances are given and the map has distance layers, ``probdensity_vol`` (per
+        Mpc3; NaN where a distance is missing or not positive). NaN outside the map."""
+        pixel = self.pixel_of_cell(healpix29)
+        inside = pixel >= 0
+        values = {}
+        for name in ("probdensity", "searched_prob", "searched_area"):
+            column = getattr(self, name)[pixel]
+            values[name] = np.where(inside, column, np.nan)
+        if distance_mpc is not None and self.has_distance:
+            density = np.empty(len(pixel))
+            volume_density_kernel(pixel, np.asarray(distance_mpc, np.float64),
+                                  self.probdensity, self.distmu, self.distsigma,
+                                  self.distnorm, DISTANCE_GRID_REACH * self.distmean, density)
+            values["probdensity_vol"] = density
+        return values
+
+
+#: The columns a sky-map search adds to each row, with their units (ligo.skymap's names).
+SKYMAP_COLUMNS = {"probdensity": "sr-1", "searched_prob": "", "searched_area": "deg2",
+                  "probdensity_vol": "Mpc-3"}
+#: What a sky-map search can rank rows by (highest first).
+RANKINGS = ("probdensity", "probdensity_vol")
+
+
+def with_skymap_values(table, values: dict[str, np.ndarray]):
+    """``table`` (Arrow) with the sky-map values of its rows appended as columns (NaN
+    values, where a row has no distance or lies outside the map, become nulls)."""
+    import pyarrow as pa
+
+    for name, unit in SKYMAP_COLUMNS.items():
+        if name in values:
+            column = values[name]
+            field = pa.field(name, pa.float64(), metadata={"unit": unit} if unit else None)
+            table = table.append_column(field, pa.array(column, pa.float64(),
+                                                        mask=np.isnan(column)))
+    return table
+
+
+def check_rank(rank_by: str | None, skymap, distance_column: str | None) -> str | None:
+    """``rank_by`` if a search of ``skymap`` over a catalog with ``distance_column`` can rank
+    by it (``None``: no ranking); ``ValueError`` says why not."""
+    if not rank_by:
+        return None
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by = {rank_by!r} is not allowed; rank by "
+                         f"{' or '.join(RANKINGS)}")
+    if skymap is None:
+        raise ValueError("ranking needs a sky map: a plain MOC gives no probabilities")
+    if rank_by == "probdensity_vol":
+        if not skymap.has_distance:
+            raise ValueError(f"{skymap.name} has no distance layers (DISTMU, DISTSIGMA, "
+                             "DISTNORM), so no 3-D density to rank by")
+        if distance_column is None:
+            raise ValueError("the catalog has no distance column (columns.distance in its "
+                             "spec), so no 3-D density to rank by")
+    return rank_by
+
 
 def check_level(level) -> float:
     if not (isinstance(level, int | float | np.floating) and 0 < level <= 1):
@@ -308,27 +416,49 @@ def check_level(level) -> float:
     return float(level)
 
 
-def _flat_to_multiorder(values: dict, header, columns: list[str], name: str):
-    """UNIQ and PROBDENSITY of a flat HEALPix map (PROB per pixel, NESTED or RING)."""
+def _flat_to_multiorder(values: dict, header, columns: list[str], name: str, distance):
+    """UNIQ, PROBDENSITY and distance layers (or Nones) of a flat HEALPix map (PROB per
+    pixel, NESTED or RING), read as ligo.skymap's ``read_sky_map(moc=True)`` reads it: every
+    block of pixels holding identical values becomes one pixel of a coarser order."""
     import healpy
 
     if "PROB" not in values:
         raise ValueError(f"{name}: a flat sky map needs a PROB column (or a multi-order map "
                          f"UNIQ and PROBDENSITY); it has {', '.join(columns)}")
-    prob = values["PROB"]
-    npix = len(prob)
+    npix = len(values["PROB"])
     nside = healpy.npix2nside(npix) if healpy.isnpixok(npix) else None
     if nside is None:
         raise ValueError(f"{name}: {npix} pixels is not a HEALPix map (12 * nside**2)")
     ordering = str(header.get("ORDERING", "RING")).upper()
     if ordering not in ("RING", "NESTED"):
         raise ValueError(f"{name}: ORDERING {ordering!r} is neither RING nor NESTED")
+    layers = [values["PROB"] * (npix / (4 * np.pi))] + [d for d in distance if d is not None]
     if ordering == "RING":
-        reorder = healpy.nest2ring(nside, np.arange(npix))
-        prob = prob[reorder]
-        for column in ("DISTMU", "DISTSIGMA", "DISTNORM"):
-            if column in values:
-                values[column] = values[column][reorder]
-    order = int(np.log2(nside))
-    uniq = (np.int64(4) << (2 * order)) + np.arange(npix, dtype=np.int64)
-    return uniq, prob / (4 * np.pi / npix)
+        to_nested = healpy.nest2ring(nside, np.arange(npix))
+        layers = [layer[to_nested] for layer in layers]
+    uniq, merged = _merge_uniform_blocks(int(np.log2(nside)), np.stack(layers, axis=1))
+    density, *distance = merged.T if len(layers) == 4 else (merged[:, 0], None, None, None)
+    return uniq, density, *distance
+
+
+def _merge_uniform_blocks(order: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of a flat NESTED map at ``order`` (``values``: one row of layers per pixel)
+    with each block of 4**k pixels whose rows are all identical (NaN equal to NaN) merged
+    into one pixel, the coarsest such block winning: UNIQ and the values of each."""
+    uniform = [np.ones(len(values), dtype=bool)]  # uniform[k]: blocks at order - k
+    firsts = [values]  # first row of each block
+    for _ in range(order):
+        rows = firsts[-1].reshape(-1, 4, values.shape[1])
+        lead = rows[:, :1]
+        same = ((rows == lead) | (np.isnan(rows) & np.isnan(lead))).all(axis=(1, 2))
+        uniform.append(uniform[-1].reshape(-1, 4).all(axis=1) & same)
+        firsts.append(rows[:, 0])
+    uniq, kept = [], []
+    for k, block_order in enumerate(range(order, -1, -1)):
+        leaf = uniform[k].copy()
+        if k < order:  # a block inside a uniform parent is not a pixel of its own
+            leaf &= ~np.repeat(uniform[k + 1], 4)
+        ipix = np.flatnonzero(leaf)
+        uniq.append((np.int64(4) << (2 * block_order)) + ipix)
+        kept.append(firsts[k][ipix])
+    return np.concatenate(uniq), np.concatenate(kept)

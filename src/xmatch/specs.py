@@ -22,7 +22,7 @@ _TOP_KEYS = {"name", "title", "description", "loader", "default_source", "file_l
              "columns", "match", "partitioning", "provenance", "loader_options"}
 _COLUMN_KEYS = {"id", "ra", "dec", "epoch_jyear", "epoch_column", "pmra", "pmdec", "parallax",
                 "radial_velocity", "keep", "key", "optional", "positional_error",
-                "strip_whitespace"}
+                "strip_whitespace", "distance"}
 _MATCH_KEYS = {"default_radius_arcsec", "positional_error_arcsec"}
 _PARTITION_KEYS = {"threshold_rows", "highest_order", "lowest_order"}
 _PROVENANCE_KEYS = {"synthetic", "reference", "license", "note"}
@@ -51,6 +51,7 @@ class CatalogSpec:
     parallax: str | None = None
     radial_velocity: str | None = None
     positional_error: str | None = None
+    distance: str | None = None  # Mpc (luminosity distance), for sky-map 3-D densities
     keep: tuple[str, ...] | None = None
     key: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
@@ -91,7 +92,7 @@ class CatalogSpec:
         roles = {"id": self.id, "ra": self.ra, "dec": self.dec, "epoch": self.epoch_column,
                  "pmra": self.pmra, "pmdec": self.pmdec, "parallax": self.parallax,
                  "radial_velocity": self.radial_velocity,
-                 "positional_error": self.positional_error}
+                 "positional_error": self.positional_error, "distance": self.distance}
         return {role: col for role, col in roles.items() if col is not None}
 
     def source_columns(self, include_keep: bool = True) -> list[str]:

@@ -450,23 +450,6 @@ def in_ranges_kernel(pixels29, starts, stops, out):
 
 
 @jit
-def sorted_rows_in_ranges_kernel(h29, starts, stops):
-    """Positions of the sorted pixels ``h29`` that lie in the ranges, ascending."""
-    first = np.searchsorted(h29, starts)
-    last = np.searchsorted(h29, stops)
-    total = 0
-    for r in range(starts.shape[0]):
-        total += last[r] - first[r]
-    out = np.empty(total, dtype=np.int64)
-    at = 0
-    for r in range(starts.shape[0]):
-        for j in range(first[r], last[r]):
-            out[at] = j
-            at += 1
-    return out
-
-
-@jit
 def cell_offsets_kernel(h29, cell_order, out):
     """``out[c]`` = first position whose pixel at ``cell_order`` is >= c (h29 sorted)."""
     shift = 2 * (MAX_ORDER - cell_order)

@@ -8,15 +8,18 @@ for the pyarrow Table as received. Positions may be a ``SkyCoord`` or ra/dec in 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import grpc
 import numpy as np
 import pyarrow as pa
 
+from xmatch.regions import check_level, moc_from
 from xmatch.service.annotate_stream import (
     BATCH_ALERTS,
     RETRIES,
+    RETRY_SECONDS,
     WINDOW,
     AnnotatedBatch,
     AnnotateStream,
@@ -70,7 +73,7 @@ class Client:
         """Rows of ``catalog`` within ``radius`` of one position, closest first."""
         request = _cone_request(catalog, position, dec, radius, columns, limit, epoch)
         answer = self._stub.Cone(request, timeout=self.timeout)
-        return _rows([answer], arrow)
+        return _rows([ipc_to_table(answer.arrow_ipc)], arrow)
 
     def crossmatch(self, positions, dec=None, *, catalog: str, radius=None,
                    mode: str = "nearest", k: int = 1, columns=None, epoch=None,
@@ -88,9 +91,49 @@ class Client:
 
     def region(self, catalog: str, ranges29, *, columns=None, limit=None, arrow: bool = False):
         """Rows inside a MOC given as order-29 ranges (``mocpy``'s ``to_depth29_ranges``)."""
-        answers = self._stub.RegionSearch(_region_request(catalog, ranges29, columns, limit),
-                                          timeout=self.timeout)
-        return _rows(list(answers), arrow)
+        return _rows(self.region_batches(_region_request(catalog, ranges29, columns, limit)),
+                     arrow)
+
+    def moc_search(self, catalog: str, moc, *, columns=None, limit=None,
+                   arrow: bool = False):
+        """Rows of ``catalog`` inside ``moc``, in pixel order: a ``mocpy.MOC``, an IVOA MOC
+        2.0 ASCII string (``"3/1-5 4/120"``) or JSON text, FITS bytes, or the path of a MOC
+        file (see :func:`xmatch.regions.moc_from`)."""
+        return self.region(catalog, moc_from(moc).to_depth29_ranges, columns=columns,
+                           limit=limit, arrow=arrow)
+
+    def skymap_search(self, catalog: str, skymap, level: float = 0.9, *, columns=None,
+                      limit=None, rank_by: str | None = None, arrow: bool = False):
+        """Rows of ``catalog`` inside the credible region at ``level`` of an LVK sky map (a
+        path, or the file's bytes; multi-order or flat, gzipped or not), each with
+        ``probdensity`` (sr-1), ``searched_prob``, ``searched_area`` (deg2) and, for a
+        catalog with distances and a map with distance layers, ``probdensity_vol``
+        (Mpc-3), as ``ligo.skymap.postprocess.crossmatch`` computes them. In pixel order,
+        or ranked by ``rank_by`` (``"probdensity"`` or ``"probdensity_vol"``), highest
+        first; ``limit`` keeps the first rows."""
+        request = _skymap_request(catalog, skymap, level, columns, limit, rank_by)
+        return _rows(self.region_batches(request), arrow)
+
+    def region_batches(self, request: xmatch_pb2.RegionSearchRequest,
+                       retries: int = RETRIES) -> Iterator[pa.Table]:
+        """The batches of a RegionSearch as they arrive; if the stream breaks (UNAVAILABLE)
+        it is resumed after the last batch received, up to ``retries`` times in a row."""
+        request = _copy(request)
+        failures = 0
+        while True:
+            try:
+                for answer in self._stub.RegionSearch(request, timeout=self.timeout):
+                    failures = 0
+                    yield ipc_to_table(answer.arrow_ipc)
+                    if not answer.continuation_token:
+                        return
+                    request.continuation_token = answer.continuation_token
+                return
+            except grpc.RpcError as error:
+                failures += 1
+                if error.code() != grpc.StatusCode.UNAVAILABLE or failures > retries:
+                    raise
+                time.sleep(RETRY_SECONDS * 2 ** (failures - 1))
 
     def sso_cone(self, position, dec=None, *, radius, time, observatory: str | None = None,
                  catalog: str | None = None, scale: str = "utc", limit=None,
@@ -105,7 +148,7 @@ class Client:
         answer = self._stub.SsoCone(
             _sso_cone_request(position, dec, radius, time, observatory, catalog, scale, limit),
             timeout=self.timeout)
-        return _rows([answer], arrow)
+        return _rows([ipc_to_table(answer.arrow_ipc)], arrow)
 
     def annotate(self, alerts, *, catalogs=None, radius=None, all_matches: bool = False,
                  schemas: dict[int, str] | None = None, observatory: str | None = None,
@@ -166,7 +209,8 @@ class AsyncClient:
     async def cone(self, catalog: str, position, dec=None, *, radius, columns=None,
                    limit=None, epoch=None, arrow: bool = False):
         request = _cone_request(catalog, position, dec, radius, columns, limit, epoch)
-        return _rows([await self._stub.Cone(request, timeout=self.timeout)], arrow)
+        answer = await self._stub.Cone(request, timeout=self.timeout)
+        return _rows([ipc_to_table(answer.arrow_ipc)], arrow)
 
     async def crossmatch(self, positions, dec=None, *, catalog: str, radius=None,
                          mode: str = "nearest", k: int = 1, columns=None, epoch=None,
@@ -179,9 +223,21 @@ class AsyncClient:
 
     async def region(self, catalog: str, ranges29, *, columns=None, limit=None,
                      arrow: bool = False):
-        call = self._stub.RegionSearch(_region_request(catalog, ranges29, columns, limit),
-                                       timeout=self.timeout)
-        return _rows([answer async for answer in call], arrow)
+        return await self._region(_region_request(catalog, ranges29, columns, limit), arrow)
+
+    async def moc_search(self, catalog: str, moc, *, columns=None, limit=None,
+                         arrow: bool = False):
+        return await self.region(catalog, moc_from(moc).to_depth29_ranges, columns=columns,
+                                 limit=limit, arrow=arrow)
+
+    async def skymap_search(self, catalog: str, skymap, level: float = 0.9, *, columns=None,
+                            limit=None, rank_by: str | None = None, arrow: bool = False):
+        request = _skymap_request(catalog, skymap, level, columns, limit, rank_by)
+        return await self._region(request, arrow)
+
+    async def _region(self, request, arrow: bool):
+        call = self._stub.RegionSearch(request, timeout=self.timeout)
+        return _rows([ipc_to_table(answer.arrow_ipc) async for answer in call], arrow)
 
 
 # ------------------------------------------------------------------------- requests, answers
@@ -230,8 +286,28 @@ def _region_request(catalog, ranges29, columns, limit):
         columns=columns or [], limit=limit or 0)
 
 
-def _rows(answers, arrow: bool):
-    table = pa.concat_tables([ipc_to_table(a.arrow_ipc) for a in answers])
+def _skymap_request(catalog, skymap, level, columns, limit, rank_by):
+    from pathlib import Path
+
+    if not isinstance(skymap, bytes):
+        path = Path(skymap)
+        if not path.is_file():
+            raise ValueError(f"sky map {path} does not exist")
+        skymap = path.read_bytes()
+    return xmatch_pb2.RegionSearchRequest(
+        catalog=catalog, columns=columns or [], limit=limit or 0,
+        skymap=xmatch_pb2.SkyMapRegion(fits=skymap, credible_level=check_level(level),
+                                       rank_by=rank_by or ""))
+
+
+def _copy(request):
+    copy = type(request)()
+    copy.CopyFrom(request)
+    return copy
+
+
+def _rows(tables, arrow: bool):
+    table = pa.concat_tables(list(tables))
     return table if arrow else to_astropy(table)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from xmatch.errors import LimitExceededError
 from xmatch.index import (
     ARCSEC_TO_RAD,
     RANK_COLUMN,
@@ -34,10 +35,12 @@ from xmatch.index import (
     match_ranks,
 )
 from xmatch.kernels.routing import cone_groups_kernel
+from xmatch.regions import with_skymap_values
 from xmatch.service.plan import Plan
 from xmatch.service.server import (
     Boundary,
     Limits,
+    SkyMaps,
     StatusError,
     _abort,
     _token_offset,
@@ -51,6 +54,7 @@ from xmatch.sky import coords
 from xmatch.sso.nightly import PAYLOAD_COLUMNS, Night, night_of
 from xmatch.store.catalog import HealpixPixel, open_catalog
 from xmatch.store.data_dir import DataDirectory
+from xmatch.store.paths import HEALPIX29_COLUMN
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -174,6 +178,7 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
 
     def __init__(self, plan: Plan, limits: Limits | None = None):
         self.limits = limits or Limits()
+        self.skymaps = SkyMaps(self.limits.skymaps_kept)
         self.links = [ShardLink(s.name, s.address, self.limits.max_message_bytes)
                       for s in plan.shards]
         data = DataDirectory(plan.data)
@@ -351,15 +356,24 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
     async def RegionSearch(self, request, context):
         # Partition by partition, in pixel order (the order an embedded server streams), each
         # from one replica of its slice; the token says where to pick up:
-        # "region:<rows sent>:<partition>:<the shard's token within it>".
+        # "region:<rows sent>:<partition>:<the shard's token within it>". For a sky map the
+        # router adds each row's values from the map, having asked the shards for the
+        # columns it needs; a ranked search gathers the region's rows, then ranks them.
         try:
             catalog = self._catalog(request.catalog)
             _no_slice(request.slice)
-            ranges, batch_rows = self._check_region(request)
             catalog.check_columns(request.columns)
-            sent, first, inner = _region_token(request.continuation_token)
+            region = await self._region(request, catalog.description.distance_column)
+            shaper = _RowShaper(catalog, region, list(request.columns))
             limit = self._limit(request.limit)
             timeout = context.time_remaining()
+            if region.rank_by is not None:
+                async for answer in self._ranked_region(catalog, region, shaper, request,
+                                                        limit, timeout):
+                    yield answer
+                return
+            ranges, batch_rows = region.ranges, region.batch_rows
+            sent, first, inner = _region_token(request.continuation_token)
             touched = [int(p) for p in _partitions_overlapping(catalog, ranges) if p >= first]
             held = None   # the answer about to be sent: the last one must carry no token
             empty = None  # an empty answer (it carries the schema), sent if nothing else is
@@ -368,7 +382,7 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
                     break
                 before = sent - (_token_offset(inner) if p == first else 0)
                 async for answer in self._region_partition(
-                        catalog, p, ranges, request, batch_rows,
+                        catalog, p, ranges, request.catalog, shaper.asked, batch_rows,
                         None if limit is None else limit - before,
                         inner if p == first else "", timeout):
                     if answer.rows == 0:
@@ -378,21 +392,51 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
                         yield held
                     sent += answer.rows
                     more = answer.continuation_token
+                    answer = await shaper.answer(answer)
                     answer.continuation_token = (f"region:{sent}:{p}:{more}" if more
                                                  else f"region:{sent}:{p + 1}:")
                     held = answer
             if held is None and empty is None:  # no partition to ask: any slice answers
-                async for answer in self._region_partition(catalog, None, ranges, request,
-                                                           batch_rows, None, "", timeout):
+                async for answer in self._region_partition(
+                        catalog, None, ranges, request.catalog, shaper.asked, batch_rows, None,
+                        "", timeout):
                     empty = answer
-            final = held or empty
+            final = held or await shaper.answer(empty)
             final.continuation_token = ""
             yield final
         except Exception as error:  # noqa: BLE001
             await _abort(context, error)
 
-    async def _region_partition(self, catalog, p, ranges, request, batch_rows, limit, token,
-                                timeout):
+    async def _ranked_region(self, catalog, region, shaper, request, limit, timeout):
+        """A ranked sky-map search: every row of the region gathered (at most the server's
+        row limit), ranked, and streamed from the offset of the continuation token."""
+        start = _token_offset(request.continuation_token)
+        touched = [int(p) for p in _partitions_overlapping(catalog, region.ranges)] or [None]
+        pieces = []
+        for p in touched:
+            async for answer in self._region_partition(
+                    catalog, p, region.ranges, request.catalog, shaper.asked,
+                    self.limits.max_rows, self.limits.max_rows + 1, "", timeout):
+                pieces.append(ipc_to_table(answer.arrow_ipc))
+                gathered = sum(t.num_rows for t in pieces)
+                if gathered > self.limits.max_rows:
+                    raise LimitExceededError(
+                        f"a ranked search holds every row of its region in the router, and "
+                        f"this region has over {self.limits.max_rows:,}, its limit: use a "
+                        "lower credible level, or no ranking")
+        table = await asyncio.to_thread(shaper.ranked, pa.concat_tables(pieces))
+        end = table.num_rows if limit is None else min(table.num_rows, limit)
+        if start >= end:
+            yield xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table.slice(0, 0)), rows=0)
+            return
+        for offset in range(start, end, region.batch_rows):
+            stop = min(offset + region.batch_rows, end)
+            yield xmatch_pb2.RowsResponse(
+                arrow_ipc=table_to_ipc(table.slice(offset, stop - offset)), rows=stop - offset,
+                continuation_token=f"offset:{stop}" if stop < end else "")
+
+    async def _region_partition(self, catalog, p, ranges, name, columns, batch_rows, limit,
+                                token, timeout):
         """Stream the rows of one partition inside the region (``None``: no partition, for
         an empty answer with the schema), from one replica of its slice."""
         if p is None:
@@ -405,9 +449,8 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
         partition = [] if p is None else [f"{catalog.partitions[p].order}/"
                                           f"{catalog.partitions[p].pixel}"]
         sub = xmatch_pb2.RegionSearchRequest(
-            catalog=request.catalog, ranges29=clipped.ravel(), columns=request.columns,
-            limit=limit or 0, batch_rows=batch_rows, continuation_token=token,
-            slice=catalog.slices[s].id)
+            catalog=name, ranges29=clipped.ravel(), columns=columns, limit=limit or 0,
+            batch_rows=batch_rows, continuation_token=token, slice=catalog.slices[s].id)
 
         async def attempt(link):
             answers = []
@@ -419,6 +462,40 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
         # only released once the whole partition arrived (at most one partition in memory).
         for answer in await self._on_replicas(catalog, s, attempt, lambda: partition):
             yield answer
+
+
+class _RowShaper:
+    """What the router asks the shards for in a region search, and how it turns their rows
+    into the answer: for a sky map, the columns asked plus the order-29 pixel and distance
+    the map's values need, which are dropped again unless asked for."""
+
+    def __init__(self, catalog: RoutedCatalog, region, columns: list[str]):
+        self.region = region
+        self.columns = columns or list(catalog.column_names)
+        self.distance = catalog.description.distance_column or None
+        needed = [HEALPIX29_COLUMN, self.distance] if region.skymap is not None else []
+        self.asked = list(dict.fromkeys([*self.columns, *[c for c in needed if c]]))
+        if not columns and region.skymap is None:
+            self.asked = []  # every column, as the shards give them
+
+    async def answer(self, answer):
+        if self.region.skymap is None:
+            return answer
+        table = await asyncio.to_thread(self.with_values, ipc_to_table(answer.arrow_ipc))
+        return xmatch_pb2.RowsResponse(arrow_ipc=table_to_ipc(table), rows=table.num_rows,
+                                       continuation_token=answer.continuation_token)
+
+    def with_values(self, table: pa.Table) -> pa.Table:
+        distance = (np.asarray(table.column(self.distance).to_numpy(zero_copy_only=False),
+                               dtype=np.float64) if self.distance else None)
+        values = self.region.skymap.values_at(
+            table.column(HEALPIX29_COLUMN).to_numpy(zero_copy_only=False), distance)
+        return with_skymap_values(table.select(self.columns), values)
+
+    def ranked(self, table: pa.Table) -> pa.Table:
+        table = self.with_values(table)
+        score = table.column(self.region.rank_by).to_numpy(zero_copy_only=False)
+        return table.take(np.argsort(-score, kind="stable"))  # nulls (NaN) last
 
 
 def _no_slice(value: str) -> None:

@@ -12,9 +12,12 @@ message of the error (:func:`status_of`), and the server keeps serving after any
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -40,7 +43,8 @@ from xmatch.errors import (
     UnknownColumnError,
     XmatchError,
 )
-from xmatch.index import QUERY_COLUMN, SkyIndex, moc_ranges
+from xmatch.index import QUERY_COLUMN, RegionRows, SkyIndex, moc_ranges
+from xmatch.regions import SkyMap, check_level, check_rank
 from xmatch.sso.nightly import (
     Night,
     NightIndex,
@@ -74,6 +78,7 @@ class Limits:
     max_batch: int = 1_000_000           # positions in one cross-match batch
     max_message_bytes: int = 64 * 2**20  # gRPC send and receive limit
     region_batch_rows: int = 100_000     # default rows per RegionSearch batch
+    skymaps_kept: int = 4                # sky maps kept read, for the pages of a search
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,8 @@ def describe(catalog) -> tuple[xmatch_pb2.CatalogSummary, xmatch_pb2.CatalogDesc
         partitions=[xmatch_pb2.Partition(order=p.order, pixel=p.pixel, rows=counts[p])
                     for p in catalog.partitions],
         coverage_moc=moc.to_string(format="ascii").strip() if moc is not None else "",
-        provenance_json=json.dumps(catalog.provenance, default=str))
+        provenance_json=json.dumps(catalog.provenance, default=str),
+        distance_column=spec.distance if spec.distance in names else "")
     return summary, description
 
 
@@ -512,18 +518,72 @@ class Boundary:
             self._check_radius(batch.radius_arcsec, f"batch {batch.batch_id}: ")
         return n
 
-    def _check_region(self, request) -> tuple[np.ndarray, int]:
-        """The region's ranges as an (n, 2) array and the rows per streamed batch."""
-        ranges = np.asarray(request.ranges29, dtype=np.int64)
-        if ranges.size % 2:
-            raise ValueError("ranges29 must hold start/stop pairs (an even count), got "
-                             f"{ranges.size} values")
-        moc_ranges(ranges.reshape(-1, 2))  # sorted, disjoint, within the sphere
+    async def _region(self, request, distance_column: str | None) -> Region:
+        """The region of a RegionSearch request (its ranges, or a sky map's credible
+        region), checked."""
+        skymap = rank_by = None
+        if request.HasField("skymap"):
+            if len(request.ranges29):
+                raise ValueError("give ranges29 or skymap, not both")
+            wanted = request.skymap
+            level = check_level(wanted.credible_level if wanted.HasField("credible_level")
+                                else DEFAULT_CREDIBLE_LEVEL)
+            if not wanted.fits:
+                raise ValueError("skymap.fits is empty; send the bytes of the sky map file")
+            skymap = await asyncio.get_running_loop().run_in_executor(
+                None, self.skymaps.read, wanted.fits)
+            rank_by = check_rank(wanted.rank_by, skymap, distance_column or None)
+            ranges = skymap.region_ranges(level)
+        else:
+            ranges = np.asarray(request.ranges29, dtype=np.int64)
+            if ranges.size % 2:
+                raise ValueError("ranges29 must hold start/stop pairs (an even count), got "
+                                 f"{ranges.size} values")
+            ranges = ranges.reshape(-1, 2)
+            moc_ranges(ranges)  # sorted, disjoint, within the sphere
         batch_rows = int(request.batch_rows) or self.limits.region_batch_rows
         if batch_rows > self.limits.max_rows:
             raise LimitExceededError(f"batch_rows = {batch_rows:,} is over this server's "
                                      f"limit of {self.limits.max_rows:,}")
-        return ranges.reshape(-1, 2), batch_rows
+        return Region(ranges, batch_rows, skymap, rank_by)
+
+
+#: The credible level of a sky-map search that does not give one.
+DEFAULT_CREDIBLE_LEVEL = 0.9
+
+
+@dataclass(frozen=True)
+class Region:
+    """A RegionSearch request's region: order-29 ranges (n, 2), rows per streamed batch
+    and, for a sky map, the map and what to rank by."""
+
+    ranges: np.ndarray
+    batch_rows: int
+    skymap: SkyMap | None = None
+    rank_by: str | None = None
+
+
+class SkyMaps:
+    """Sky maps read from request bytes, kept by digest: each page of a search resends its
+    map, which is then read once."""
+
+    def __init__(self, kept: int):
+        self.kept = kept
+        self._maps: OrderedDict[bytes, SkyMap] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read(self, data: bytes) -> SkyMap:
+        key = hashlib.sha256(data).digest()
+        with self._lock:
+            if key in self._maps:
+                self._maps.move_to_end(key)
+                return self._maps[key]
+        skymap = SkyMap.read(data, name="skymap.fits")
+        with self._lock:
+            self._maps[key] = skymap
+            while len(self._maps) > self.kept:
+                self._maps.popitem(last=False)
+        return skymap
 
 
 def crossmatch_mode(options) -> str:
@@ -543,6 +603,7 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
                  workers: int | None = None):
         self.catalogs = dict(catalogs)
         self.limits = limits or Limits()
+        self.skymaps = SkyMaps(self.limits.skymaps_kept)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xmatch")
         self._empty_answers: dict[tuple, xmatch_pb2.RowsResponse] = {}
 
@@ -607,21 +668,23 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
     async def RegionSearch(self, request, context):
         try:
             index = self._catalog(request.catalog).slice_index(request.slice)
-            ranges, batch_rows = self._check_region(request)
+            region = await self._region(request, index.distance_column)
             start = _token_offset(request.continuation_token)
             limit = self._limit(request.limit)
-            columns = list(request.columns) or None
-            table = await self._run(index.rows_in_moc, ranges, columns)
-            end = table.num_rows if limit is None else min(table.num_rows, limit)
+            rows = await self._run(RegionRows, index, region.ranges,
+                                   list(request.columns) or None, skymap=region.skymap,
+                                   rank_by=region.rank_by)
+            end = rows.total if limit is None else min(rows.total, limit)
             if start >= end:  # nothing (left): one empty batch, so the schema arrives
                 yield xmatch_pb2.RowsResponse(
-                    arrow_ipc=await self._run(table_to_ipc, table.slice(0, 0)), rows=0)
+                    arrow_ipc=await self._run(lambda: table_to_ipc(rows.take(0, 0))), rows=0)
                 return
-            for offset in range(start, end, batch_rows):
-                piece = table.slice(offset, min(batch_rows, end - offset))
-                token = f"offset:{offset + piece.num_rows}" if offset + batch_rows < end else ""
-                yield xmatch_pb2.RowsResponse(arrow_ipc=await self._run(table_to_ipc, piece),
-                                              rows=piece.num_rows, continuation_token=token)
+            for offset in range(start, end, region.batch_rows):
+                stop = min(offset + region.batch_rows, end)
+                piece = await self._run(lambda a=offset, b=stop: table_to_ipc(rows.take(a, b)))
+                yield xmatch_pb2.RowsResponse(arrow_ipc=piece, rows=stop - offset,
+                                              continuation_token=f"offset:{stop}"
+                                              if stop < end else "")
         except Exception as error:  # noqa: BLE001
             await _abort(context, error)
 

@@ -54,7 +54,7 @@ from xmatch.store.partitioning import add_sparse_counts, plan_partitions, sparse
 SKYMAP_ORDER = 8
 MAX_SKIPPED_EXAMPLES = 20
 NUMERIC_ROLES = ("ra", "dec", "epoch", "pmra", "pmdec", "parallax", "radial_velocity",
-                 "positional_error")
+                 "positional_error", "distance")
 ROW_ID_COLUMN = "xmatch_row"
 ROW_GROUP_ROWS = 200_000
 ROW_ID_SOURCE_SHIFT = 40  # row ids of generated keys: source index << 40 | row number

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16xmatch/v1/xmatch.proto\x12\txmatch.v1\"\x15\n\x13ListCatalogsRequest\"C\n\x14ListCatalogsResponse\x12+\n\x08\x63\x61talogs\x18\x01 \x03(\x0b\x32\x19.xmatch.v1.CatalogSummary\"\xaf\x01\n\x0e\x43\x61talogSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x03\x12\x18\n\x0b\x65poch_jyear\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1d\n\x15\x64\x65\x66\x61ult_radius_arcsec\x18\x05 \x01(\x01\x12\x16\n\x0eproper_motions\x18\x06 \x01(\x08\x12\x11\n\tsynthetic\x18\x07 \x01(\x08\x42\x0e\n\x0c_epoch_jyear\"&\n\x16\x44\x65scribeCatalogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xfe\x01\n\x12\x43\x61talogDescription\x12*\n\x07summary\x18\x01 \x01(\x0b\x32\x19.xmatch.v1.CatalogSummary\x12\x14\n\x0c\x61rrow_schema\x18\x02 \x01(\x0c\x12\x11\n\tid_column\x18\x03 \x01(\t\x12\x11\n\tra_column\x18\x04 \x01(\t\x12\x12\n\ndec_column\x18\x05 \x01(\t\x12\x13\n\x0bkey_columns\x18\x06 \x03(\t\x12(\n\npartitions\x18\x07 \x03(\x0b\x32\x14.xmatch.v1.Partition\x12\x14\n\x0c\x63overage_moc\x18\x08 \x01(\t\x12\x17\n\x0fprovenance_json\x18\t \x01(\t\"7\n\tPartition\x12\r\n\x05order\x18\x01 \x01(\x05\x12\r\n\x05pixel\x18\x02 \x01(\x03\x12\x0c\n\x04rows\x18\x03 \x01(\x03\"\xaf\x01\n\x0b\x43oneRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x0e\n\x06ra_deg\x18\x02 \x01(\x01\x12\x0f\n\x07\x64\x65\x63_deg\x18\x03 \x01(\x01\x12\x15\n\rradius_arcsec\x18\x04 \x01(\x01\x12\x0f\n\x07\x63olumns\x18\x05 \x03(\t\x12\r\n\x05limit\x18\x06 \x01(\x04\x12\x18\n\x0b\x65poch_jyear\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05slice\x18\x08 \x01(\tB\x0e\n\x0c_epoch_jyear\"\xad\x01\n\x0eSsoConeRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x0e\n\x06ra_deg\x18\x02 \x01(\x01\x12\x0f\n\x07\x64\x65\x63_deg\x18\x03 \x01(\x01\x12\x15\n\rradius_arcsec\x18\x04 \x01(\x01\x12\x0b\n\x03mjd\x18\x05 \x01(\x01\x12\x12\n\ntime_scale\x18\x06 \x01(\t\x12\x13\n\x0bobservatory\x18\x07 \x01(\t\x12\r\n\x05limit\x18\x08 \x01(\x04\x12\r\n\x05slice\x18\t \x01(\t\"K\n\x0cRowsResponse\x12\x11\n\tarrow_ipc\x18\x01 \x01(\x0c\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x1a\n\x12\x63ontinuation_token\x18\x03 \x01(\t\"\x97\x01\n\x13RegionSearchRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x10\n\x08ranges29\x18\x02 \x03(\x03\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x04\x12\x12\n\nbatch_rows\x18\x05 \x01(\r\x12\x1a\n\x12\x63ontinuation_token\x18\x06 \x01(\t\x12\r\n\x05slice\x18\x07 \x01(\t\"\xc8\x01\n\x11\x43rossmatchOptions\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x15\n\rradius_arcsec\x18\x02 \x01(\x01\x12\"\n\x04mode\x18\x03 \x01(\x0e\x32\x14.xmatch.v1.MatchMode\x12\t\n\x01k\x18\x04 \x01(\r\x12\x0f\n\x07\x63olumns\x18\x05 \x03(\t\x12\x18\n\x0b\x65poch_jyear\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05slice\x18\x07 \x01(\t\x12\x12\n\ntime_scale\x18\x08 \x01(\tB\x0e\n\x0c_epoch_jyear\"{\n\rPositionBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x0e\n\x06ra_deg\x18\x02 \x03(\x01\x12\x0f\n\x07\x64\x65\x63_deg\x18\x03 \x03(\x01\x12\x15\n\rradius_arcsec\x18\x04 \x03(\x01\x12\x13\n\x0b\x65poch_jyear\x18\x05 \x03(\x01\x12\x0b\n\x03mjd\x18\x06 \x03(\x01\"w\n\x11\x43rossmatchRequest\x12/\n\x07options\x18\x01 \x01(\x0b\x32\x1c.xmatch.v1.CrossmatchOptionsH\x00\x12)\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x18.xmatch.v1.PositionBatchH\x00\x42\x06\n\x04item\"[\n\x12\x43rossmatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x11\n\tarrow_ipc\x18\x02 \x01(\x0c\x12\x0f\n\x07queries\x18\x03 \x01(\x03\x12\x0f\n\x07matches\x18\x04 \x01(\x03\"\xbe\x02\n\x0f\x41nnotateOptions\x12\x10\n\x08\x63\x61talogs\x18\x01 \x03(\t\x12\x43\n\rradius_arcsec\x18\x02 \x03(\x0b\x32,.xmatch.v1.AnnotateOptions.RadiusArcsecEntry\x12\x13\n\x0b\x61ll_matches\x18\x03 \x01(\x08\x12\x41\n\x0c\x61vro_schemas\x18\x04 \x03(\x0b\x32+.xmatch.v1.AnnotateOptions.AvroSchemasEntry\x12\x13\n\x0bobservatory\x18\x05 \x01(\t\x1a\x33\n\x11RadiusArcsecEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x32\n\x10\x41vroSchemasEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"i\n\nAlertBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x15\n\x0b\x63ompact_ipc\x18\x02 \x01(\x0cH\x00\x12(\n\x07packets\x18\x03 \x01(\x0b\x32\x15.xmatch.v1.PacketListH\x00\x42\x08\n\x06\x61lerts\"\x1d\n\nPacketList\x12\x0f\n\x07packets\x18\x01 \x03(\x0c\"p\n\x0f\x41nnotateRequest\x12-\n\x07options\x18\x01 \x01(\x0b\x32\x1a.xmatch.v1.AnnotateOptionsH\x00\x12&\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x15.xmatch.v1.AlertBatchH\x00\x42\x06\n\x04item\"W\n\x10\x41nnotateResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x11\n\tarrow_ipc\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61lerts\x18\x03 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x03*m\n\tMatchMode\x12\x1a\n\x16MATCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12MATCH_MODE_NEAREST\x10\x01\x12\x18\n\x14MATCH_MODE_K_NEAREST\x10\x02\x12\x12\n\x0eMATCH_MODE_ALL\x10\x03\x32\x89\x04\n\x06Xmatch\x12O\n\x0cListCatalogs\x12\x1e.xmatch.v1.ListCatalogsRequest\x1a\x1f.xmatch.v1.ListCatalogsResponse\x12S\n\x0f\x44\x65scribeCatalog\x12!.xmatch.v1.DescribeCatalogRequest\x1a\x1d.xmatch.v1.CatalogDescription\x12\x37\n\x04\x43one\x12\x16.xmatch.v1.ConeRequest\x1a\x17.xmatch.v1.RowsResponse\x12I\n\x0cRegionSearch\x12\x1e.xmatch.v1.RegionSearchRequest\x1a\x17.xmatch.v1.RowsResponse0\x01\x12M\n\nCrossmatch\x12\x1c.xmatch.v1.CrossmatchRequest\x1a\x1d.xmatch.v1.CrossmatchResponse(\x01\x30\x01\x12G\n\x08\x41nnotate\x12\x1a.xmatch.v1.AnnotateRequest\x1a\x1b.xmatch.v1.AnnotateResponse(\x01\x30\x01\x12=\n\x07SsoCone\x12\x19.xmatch.v1.SsoConeRequest\x1a\x17.xmatch.v1.RowsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16xmatch/v1/xmatch.proto\x12\txmatch.v1\"\x15\n\x13ListCatalogsRequest\"C\n\x14ListCatalogsResponse\x12+\n\x08\x63\x61talogs\x18\x01 \x03(\x0b\x32\x19.xmatch.v1.CatalogSummary\"\xaf\x01\n\x0e\x43\x61talogSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x03\x12\x18\n\x0b\x65poch_jyear\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1d\n\x15\x64\x65\x66\x61ult_radius_arcsec\x18\x05 \x01(\x01\x12\x16\n\x0eproper_motions\x18\x06 \x01(\x08\x12\x11\n\tsynthetic\x18\x07 \x01(\x08\x42\x0e\n\x0c_epoch_jyear\"&\n\x16\x44\x65scribeCatalogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x97\x02\n\x12\x43\x61talogDescription\x12*\n\x07summary\x18\x01 \x01(\x0b\x32\x19.xmatch.v1.CatalogSummary\x12\x14\n\x0c\x61rrow_schema\x18\x02 \x01(\x0c\x12\x11\n\tid_column\x18\x03 \x01(\t\x12\x11\n\tra_column\x18\x04 \x01(\t\x12\x12\n\ndec_column\x18\x05 \x01(\t\x12\x13\n\x0bkey_columns\x18\x06 \x03(\t\x12(\n\npartitions\x18\x07 \x03(\x0b\x32\x14.xmatch.v1.Partition\x12\x14\n\x0c\x63overage_moc\x18\x08 \x01(\t\x12\x17\n\x0fprovenance_json\x18\t \x01(\t\x12\x17\n\x0f\x64istance_column\x18\n \x01(\t\"7\n\tPartition\x12\r\n\x05order\x18\x01 \x01(\x05\x12\r\n\x05pixel\x18\x02 \x01(\x03\x12\x0c\n\x04rows\x18\x03 \x01(\x03\"\xaf\x01\n\x0b\x43oneRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x0e\n\x06ra_deg\x18\x02 \x01(\x01\x12\x0f\n\x07\x64\x65\x63_deg\x18\x03 \x01(\x01\x12\x15\n\rradius_arcsec\x18\x04 \x01(\x01\x12\x0f\n\x07\x63olumns\x18\x05 \x03(\t\x12\r\n\x05limit\x18\x06 \x01(\x04\x12\x18\n\x0b\x65poch_jyear\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05slice\x18\x08 \x01(\tB\x0e\n\x0c_epoch_jyear\"\xad\x01\n\x0eSsoConeRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x0e\n\x06ra_deg\x18\x02 \x01(\x01\x12\x0f\n\x07\x64\x65\x63_deg\x18\x03 \x01(\x01\x12\x15\n\rradius_arcsec\x18\x04 \x01(\x01\x12\x0b\n\x03mjd\x18\x05 \x01(\x01\x12\x12\n\ntime_scale\x18\x06 \x01(\t\x12\x13\n\x0bobservatory\x18\x07 \x01(\t\x12\r\n\x05limit\x18\x08 \x01(\x04\x12\r\n\x05slice\x18\t \x01(\t\"K\n\x0cRowsResponse\x12\x11\n\tarrow_ipc\x18\x01 \x01(\x0c\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x1a\n\x12\x63ontinuation_token\x18\x03 \x01(\t\"\xc0\x01\n\x13RegionSearchRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x10\n\x08ranges29\x18\x02 \x03(\x03\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x04\x12\x12\n\nbatch_rows\x18\x05 \x01(\r\x12\x1a\n\x12\x63ontinuation_token\x18\x06 \x01(\t\x12\r\n\x05slice\x18\x07 \x01(\t\x12\'\n\x06skymap\x18\x08 \x01(\x0b\x32\x17.xmatch.v1.SkyMapRegion\"]\n\x0cSkyMapRegion\x12\x0c\n\x04\x66its\x18\x01 \x01(\x0c\x12\x1b\n\x0e\x63redible_level\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07rank_by\x18\x03 \x01(\tB\x11\n\x0f_credible_level\"\xc8\x01\n\x11\x43rossmatchOptions\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x15\n\rradius_arcsec\x18\x02 \x01(\x01\x12\"\n\x04mode\x18\x03 \x01(\x0e\x32\x14.xmatch.v1.MatchMode\x12\t\n\x01k\x18\x04 \x01(\r\x12\x0f\n\x07\x63olumns\x18\x05 \x03(\t\x12\x18\n\x0b\x65poch_jyear\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05slice\x18\x07 \x01(\t\x12\x12\n\ntime_scale\x18\x08 \x01(\tB\x0e\n\x0c_epoch_jyear\"{\n\rPositionBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x0e\n\x06ra_deg\x18\x02 \x03(\x01\x12\x0f\n\x07\x64\x65\x63_deg\x18\x03 \x03(\x01\x12\x15\n\rradius_arcsec\x18\x04 \x03(\x01\x12\x13\n\x0b\x65poch_jyear\x18\x05 \x03(\x01\x12\x0b\n\x03mjd\x18\x06 \x03(\x01\"w\n\x11\x43rossmatchRequest\x12/\n\x07options\x18\x01 \x01(\x0b\x32\x1c.xmatch.v1.CrossmatchOptionsH\x00\x12)\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x18.xmatch.v1.PositionBatchH\x00\x42\x06\n\x04item\"[\n\x12\x43rossmatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x11\n\tarrow_ipc\x18\x02 \x01(\x0c\x12\x0f\n\x07queries\x18\x03 \x01(\x03\x12\x0f\n\x07matches\x18\x04 \x01(\x03\"\xbe\x02\n\x0f\x41nnotateOptions\x12\x10\n\x08\x63\x61talogs\x18\x01 \x03(\t\x12\x43\n\rradius_arcsec\x18\x02 \x03(\x0b\x32,.xmatch.v1.AnnotateOptions.RadiusArcsecEntry\x12\x13\n\x0b\x61ll_matches\x18\x03 \x01(\x08\x12\x41\n\x0c\x61vro_schemas\x18\x04 \x03(\x0b\x32+.xmatch.v1.AnnotateOptions.AvroSchemasEntry\x12\x13\n\x0bobservatory\x18\x05 \x01(\t\x1a\x33\n\x11RadiusArcsecEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x32\n\x10\x41vroSchemasEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"i\n\nAlertBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x15\n\x0b\x63ompact_ipc\x18\x02 \x01(\x0cH\x00\x12(\n\x07packets\x18\x03 \x01(\x0b\x32\x15.xmatch.v1.PacketListH\x00\x42\x08\n\x06\x61lerts\"\x1d\n\nPacketList\x12\x0f\n\x07packets\x18\x01 \x03(\x0c\"p\n\x0f\x41nnotateRequest\x12-\n\x07options\x18\x01 \x01(\x0b\x32\x1a.xmatch.v1.AnnotateOptionsH\x00\x12&\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x15.xmatch.v1.AlertBatchH\x00\x42\x06\n\x04item\"W\n\x10\x41nnotateResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x11\n\tarrow_ipc\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61lerts\x18\x03 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x03*m\n\tMatchMode\x12\x1a\n\x16MATCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12MATCH_MODE_NEAREST\x10\x01\x12\x18\n\x14MATCH_MODE_K_NEAREST\x10\x02\x12\x12\n\x0eMATCH_MODE_ALL\x10\x03\x32\x89\x04\n\x06Xmatch\x12O\n\x0cListCatalogs\x12\x1e.xmatch.v1.ListCatalogsRequest\x1a\x1f.xmatch.v1.ListCatalogsResponse\x12S\n\x0f\x44\x65scribeCatalog\x12!.xmatch.v1.DescribeCatalogRequest\x1a\x1d.xmatch.v1.CatalogDescription\x12\x37\n\x04\x43one\x12\x16.xmatch.v1.ConeRequest\x1a\x17.xmatch.v1.RowsResponse\x12I\n\x0cRegionSearch\x12\x1e.xmatch.v1.RegionSearchRequest\x1a\x17.xmatch.v1.RowsResponse0\x01\x12M\n\nCrossmatch\x12\x1c.xmatch.v1.CrossmatchRequest\x1a\x1d.xmatch.v1.CrossmatchResponse(\x01\x30\x01\x12G\n\x08\x41nnotate\x12\x1a.xmatch.v1.AnnotateRequest\x1a\x1b.xmatch.v1.AnnotateResponse(\x01\x30\x01\x12=\n\x07SsoCone\x12\x19.xmatch.v1.SsoConeRequest\x1a\x17.xmatch.v1.RowsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANNOTATEOPTIONS_RADIUSARCSECENTRY']._serialized_options = b'8\001'
   _globals['_ANNOTATEOPTIONS_AVROSCHEMASENTRY']._loaded_options = None
   _globals['_ANNOTATEOPTIONS_AVROSCHEMASENTRY']._serialized_options = b'8\001'
-  _globals['_MATCHMODE']._serialized_start=2450
-  _globals['_MATCHMODE']._serialized_end=2559
+  _globals['_MATCHMODE']._serialized_start=2611
+  _globals['_MATCHMODE']._serialized_end=2720
   _globals['_LISTCATALOGSREQUEST']._serialized_start=37
   _globals['_LISTCATALOGSREQUEST']._serialized_end=58
   _globals['_LISTCATALOGSRESPONSE']._serialized_start=60
@@ -46,39 +46,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DESCRIBECATALOGREQUEST']._serialized_start=307
   _globals['_DESCRIBECATALOGREQUEST']._serialized_end=345
   _globals['_CATALOGDESCRIPTION']._serialized_start=348
-  _globals['_CATALOGDESCRIPTION']._serialized_end=602
-  _globals['_PARTITION']._serialized_start=604
-  _globals['_PARTITION']._serialized_end=659
-  _globals['_CONEREQUEST']._serialized_start=662
-  _globals['_CONEREQUEST']._serialized_end=837
-  _globals['_SSOCONEREQUEST']._serialized_start=840
-  _globals['_SSOCONEREQUEST']._serialized_end=1013
-  _globals['_ROWSRESPONSE']._serialized_start=1015
-  _globals['_ROWSRESPONSE']._serialized_end=1090
-  _globals['_REGIONSEARCHREQUEST']._serialized_start=1093
-  _globals['_REGIONSEARCHREQUEST']._serialized_end=1244
-  _globals['_CROSSMATCHOPTIONS']._serialized_start=1247
-  _globals['_CROSSMATCHOPTIONS']._serialized_end=1447
-  _globals['_POSITIONBATCH']._serialized_start=1449
-  _globals['_POSITIONBATCH']._serialized_end=1572
-  _globals['_CROSSMATCHREQUEST']._serialized_start=1574
-  _globals['_CROSSMATCHREQUEST']._serialized_end=1693
-  _globals['_CROSSMATCHRESPONSE']._serialized_start=1695
-  _globals['_CROSSMATCHRESPONSE']._serialized_end=1786
-  _globals['_ANNOTATEOPTIONS']._serialized_start=1789
-  _globals['_ANNOTATEOPTIONS']._serialized_end=2107
-  _globals['_ANNOTATEOPTIONS_RADIUSARCSECENTRY']._serialized_start=2004
-  _globals['_ANNOTATEOPTIONS_RADIUSARCSECENTRY']._serialized_end=2055
-  _globals['_ANNOTATEOPTIONS_AVROSCHEMASENTRY']._serialized_start=2057
-  _globals['_ANNOTATEOPTIONS_AVROSCHEMASENTRY']._serialized_end=2107
-  _globals['_ALERTBATCH']._serialized_start=2109
-  _globals['_ALERTBATCH']._serialized_end=2214
-  _globals['_PACKETLIST']._serialized_start=2216
-  _globals['_PACKETLIST']._serialized_end=2245
-  _globals['_ANNOTATEREQUEST']._serialized_start=2247
-  _globals['_ANNOTATEREQUEST']._serialized_end=2359
-  _globals['_ANNOTATERESPONSE']._serialized_start=2361
-  _globals['_ANNOTATERESPONSE']._serialized_end=2448
-  _globals['_XMATCH']._serialized_start=2562
-  _globals['_XMATCH']._serialized_end=3083
+  _globals['_CATALOGDESCRIPTION']._serialized_end=627
+  _globals['_PARTITION']._serialized_start=629
+  _globals['_PARTITION']._serialized_end=684
+  _globals['_CONEREQUEST']._serialized_start=687
+  _globals['_CONEREQUEST']._serialized_end=862
+  _globals['_SSOCONEREQUEST']._serialized_start=865
+  _globals['_SSOCONEREQUEST']._serialized_end=1038
+  _globals['_ROWSRESPONSE']._serialized_start=1040
+  _globals['_ROWSRESPONSE']._serialized_end=1115
+  _globals['_REGIONSEARCHREQUEST']._serialized_start=1118
+  _globals['_REGIONSEARCHREQUEST']._serialized_end=1310
+  _globals['_SKYMAPREGION']._serialized_start=1312
+  _globals['_SKYMAPREGION']._serialized_end=1405
+  _globals['_CROSSMATCHOPTIONS']._serialized_start=1408
+  _globals['_CROSSMATCHOPTIONS']._serialized_end=1608
+  _globals['_POSITIONBATCH']._serialized_start=1610
+  _globals['_POSITIONBATCH']._serialized_end=1733
+  _globals['_CROSSMATCHREQUEST']._serialized_start=1735
+  _globals['_CROSSMATCHREQUEST']._serialized_end=1854
+  _globals['_CROSSMATCHRESPONSE']._serialized_start=1856
+  _globals['_CROSSMATCHRESPONSE']._serialized_end=1947
+  _globals['_ANNOTATEOPTIONS']._serialized_start=1950
+  _globals['_ANNOTATEOPTIONS']._serialized_end=2268
+  _globals['_ANNOTATEOPTIONS_RADIUSARCSECENTRY']._serialized_start=2165
+  _globals['_ANNOTATEOPTIONS_RADIUSARCSECENTRY']._serialized_end=2216
+  _globals['_ANNOTATEOPTIONS_AVROSCHEMASENTRY']._serialized_start=2218
+  _globals['_ANNOTATEOPTIONS_AVROSCHEMASENTRY']._serialized_end=2268
+  _globals['_ALERTBATCH']._serialized_start=2270
+  _globals['_ALERTBATCH']._serialized_end=2375
+  _globals['_PACKETLIST']._serialized_start=2377
+  _globals['_PACKETLIST']._serialized_end=2406
+  _globals['_ANNOTATEREQUEST']._serialized_start=2408
+  _globals['_ANNOTATEREQUEST']._serialized_end=2520
+  _globals['_ANNOTATERESPONSE']._serialized_start=2522
+  _globals['_ANNOTATERESPONSE']._serialized_end=2609
+  _globals['_XMATCH']._serialized_start=2723
+  _globals['_XMATCH']._serialized_end=3244
 # @@protoc_insertion_point(module_scope)

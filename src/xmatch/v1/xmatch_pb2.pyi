@@ -53,7 +53,7 @@ class DescribeCatalogRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CatalogDescription(_message.Message):
-    __slots__ = ("summary", "arrow_schema", "id_column", "ra_column", "dec_column", "key_columns", "partitions", "coverage_moc", "provenance_json")
+    __slots__ = ("summary", "arrow_schema", "id_column", "ra_column", "dec_column", "key_columns", "partitions", "coverage_moc", "provenance_json", "distance_column")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     ID_COLUMN_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class CatalogDescription(_message.Message):
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     COVERAGE_MOC_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     summary: CatalogSummary
     arrow_schema: bytes
     id_column: str
@@ -72,7 +73,8 @@ class CatalogDescription(_message.Message):
     partitions: _containers.RepeatedCompositeFieldContainer[Partition]
     coverage_moc: str
     provenance_json: str
-    def __init__(self, summary: _Optional[_Union[CatalogSummary, _Mapping]] = ..., arrow_schema: _Optional[bytes] = ..., id_column: _Optional[str] = ..., ra_column: _Optional[str] = ..., dec_column: _Optional[str] = ..., key_columns: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[_Union[Partition, _Mapping]]] = ..., coverage_moc: _Optional[str] = ..., provenance_json: _Optional[str] = ...) -> None: ...
+    distance_column: str
+    def __init__(self, summary: _Optional[_Union[CatalogSummary, _Mapping]] = ..., arrow_schema: _Optional[bytes] = ..., id_column: _Optional[str] = ..., ra_column: _Optional[str] = ..., dec_column: _Optional[str] = ..., key_columns: _Optional[_Iterable[str]] = ..., partitions: _Optional[_Iterable[_Union[Partition, _Mapping]]] = ..., coverage_moc: _Optional[str] = ..., provenance_json: _Optional[str] = ..., distance_column: _Optional[str] = ...) -> None: ...
 
 class Partition(_message.Message):
     __slots__ = ("order", "pixel", "rows")
@@ -137,7 +139,7 @@ class RowsResponse(_message.Message):
     def __init__(self, arrow_ipc: _Optional[bytes] = ..., rows: _Optional[int] = ..., continuation_token: _Optional[str] = ...) -> None: ...
 
 class RegionSearchRequest(_message.Message):
-    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token", "slice")
+    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token", "slice", "skymap")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     RANGES29_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +147,7 @@ class RegionSearchRequest(_message.Message):
     BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
     CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SLICE_FIELD_NUMBER: _ClassVar[int]
+    SKYMAP_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     ranges29: _containers.RepeatedScalarFieldContainer[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
@@ -152,7 +155,18 @@ class RegionSearchRequest(_message.Message):
     batch_rows: int
     continuation_token: str
     slice: str
-    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., slice: _Optional[str] = ...) -> None: ...
+    skymap: SkyMapRegion
+    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., slice: _Optional[str] = ..., skymap: _Optional[_Union[SkyMapRegion, _Mapping]] = ...) -> None: ...
+
+class SkyMapRegion(_message.Message):
+    __slots__ = ("fits", "credible_level", "rank_by")
+    FITS_FIELD_NUMBER: _ClassVar[int]
+    CREDIBLE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    RANK_BY_FIELD_NUMBER: _ClassVar[int]
+    fits: bytes
+    credible_level: float
+    rank_by: str
+    def __init__(self, fits: _Optional[bytes] = ..., credible_level: _Optional[float] = ..., rank_by: _Optional[str] = ...) -> None: ...
 
 class CrossmatchOptions(_message.Message):
     __slots__ = ("catalog", "radius_arcsec", "mode", "k", "columns", "epoch_jyear", "slice", "time_scale")
