@@ -157,8 +157,13 @@ def _serve(data: str, name: str, columns: list[str], conn) -> None:
     release_memory()
     served = ServedCatalog(catalog.name, {"": index}, *describe(catalog))
     with running_server({catalog.name: served}, "127.0.0.1:0") as address:
-        conn.send((address, index_s))
-        conn.recv()
+        conn.send((address, index_s, peak_rss_mib("VmRSS")))
+        while (command := conn.recv()) != "stop":
+            if command == "reset peak":  # Linux: start VmHWM again from the current RSS
+                Path("/proc/self/clear_refs").write_text("5")
+                conn.send(peak_rss_mib("VmRSS"))
+            else:
+                conn.send(peak_rss_mib())
     conn.send(peak_rss_mib())
 
 
@@ -178,7 +183,7 @@ def bench_grpc(catalog, maps, columns) -> tuple[dict, dict]:
             if not server.is_alive():
                 raise RuntimeError(f"the server process died (exit code {server.exitcode}) "
                                    "before serving: see its traceback above, or out of memory")
-        address, index_s = parent.recv()
+        address, index_s, serving_rss = parent.recv()
         out, first_call = {}, {}
         with Client(address, timeout=3600) as client:
             name = catalog.name
@@ -197,6 +202,13 @@ def bench_grpc(catalog, maps, columns) -> tuple[dict, dict]:
                     seconds, table = bench_crossmatch.best_of(call, REPEATS_REMOTE - 1)
                     out[m["map"], method] = (min(first, seconds), table.num_rows)
                     first_call[m["map"], method] = first
+            parent.send("peak")
+            searches_peak = parent.recv()  # the stream restarts the count: keep this one
+            parent.send("reset peak")
+            whole_sky = {"server_rss_before_mib": parent.recv()}
+            whole_sky.update(whole_sky_stream(client, name, columns))
+            parent.send("peak")
+            whole_sky["server_peak_rss_mib"] = parent.recv()
     finally:
         if server.is_alive():
             with contextlib.suppress(OSError, EOFError):
@@ -206,8 +218,33 @@ def bench_grpc(catalog, maps, columns) -> tuple[dict, dict]:
         if server.is_alive():
             server.terminate()
             server.join()
+    if server_rss is not None:
+        server_rss = max(server_rss, searches_peak)
     return out, {"server_index_build_s": index_s, "server_peak_rss_mib": server_rss,
-                 "server_address": address, "first_call_s": first_call}
+                 "server_serving_rss_mib": serving_rss, "server_address": address,
+                 "first_call_s": first_call, "whole_sky_stream": whole_sky}
+
+
+def whole_sky_stream(client, name: str, columns: list[str]) -> dict:
+    """Every row of the catalog streamed through RegionSearch (the whole sky as one range),
+    each batch dropped on arrival: rows delivered per second, and (with the server's peak
+    memory against its memory when it started serving) that a huge region streams in
+    bounded memory rather than being gathered first."""
+    from xmatch.v1 import xmatch_pb2
+
+    request = xmatch_pb2.RegionSearchRequest(catalog=name, columns=columns,
+                                             ranges29=[0, 12 * 4 ** 29])
+    Path("/proc/self/clear_refs").write_text("5")  # this process's peak: from now on
+    client_before = peak_rss_mib("VmRSS")
+    started = time.perf_counter()
+    rows = batches = 0
+    for batch in client.region_batches(request):
+        rows += batch.num_rows
+        batches += 1
+    seconds = time.perf_counter() - started
+    return {"rows": rows, "batches": batches, "seconds": seconds,
+            "rows_per_s": rows / seconds, "client_rss_before_mib": client_before,
+            "client_peak_rss_mib": peak_rss_mib()}
 
 
 # ---------------------------------------------------------------- peers
@@ -303,6 +340,13 @@ def report(maps, lines: list[dict], facts: dict) -> None:
                   f"({x['rows_minus_rows_in_moc']:+,})")
         if not differ:
             print("  every method returned the same number of rows")
+    sky = facts["whole_sky_stream"]
+    print(f"\nwhole sky over gRPC, batches dropped on arrival: {sky['rows']:,} rows in "
+          f"{sky['batches']:,} batches, {sky['seconds']:.1f} s, {sky['rows_per_s']:.3g} rows/s; "
+          f"server memory {sky['server_rss_before_mib']:,.0f} MiB before, peak "
+          f"{sky['server_peak_rss_mib']:,.0f} MiB during; client "
+          f"{sky['client_rss_before_mib']:,.0f} MiB before, peak {sky['client_peak_rss_mib']:,.0f}"
+          " MiB")
     print(f"\npeak RSS: benchmark process {facts['peak_rss_mib']:,.0f} MiB, server process "
           f"{_fmt(facts['server_peak_rss_mib'], ',.0f')} MiB; phases: "
           + ", ".join(f"{k} {v:.1f} s (then {facts['rss_after_phase_mib'][k]:,.0f} MiB)"
@@ -331,7 +375,7 @@ def main(argv=None):
 
     timings = {}
     facts = {"catalog": catalog.name, "catalog_ready_s": catalog_s, "phase_s": {},
-             "rss_after_phase_mib": {}}
+             "rss_after_phase_mib": {}, "peak_rss_mib": 0.0}
 
     def phase(name, function, *args):
         """Run one phase; its big structures die with its frame, then go back to the OS."""
@@ -340,6 +384,8 @@ def main(argv=None):
         release_memory()
         facts["phase_s"][name] = time.perf_counter() - started
         facts["rss_after_phase_mib"][name] = peak_rss_mib("VmRSS")
+        # The whole-sky stream restarts the peak count, so keep the running maximum.
+        facts["peak_rss_mib"] = max(facts["peak_rss_mib"], peak_rss_mib())
         return result
 
     facts["index_build_s"], found = phase("in_process", bench_in_process, catalog, maps,
@@ -350,7 +396,6 @@ def main(argv=None):
     facts.update(server)
     timings.update(phase("mocpy", bench_mocpy, catalog, maps))
     timings.update(phase("lsdb", bench_lsdb, catalog, maps, columns))
-    facts["peak_rss_mib"] = peak_rss_mib()
 
     lines = records(maps, catalog.num_rows, timings, facts)
     report(maps, lines, facts)

@@ -57,6 +57,30 @@ def random_sky_table(n: int, seed: int = 0, with_edges: bool = True) -> pa.Table
                      "name": pa.array([f"src{i}" for i in range(n)])})
 
 
+def skymap_sources(skymaps, per_map: int, seed: int) -> pa.Table:
+    """Sources around sky maps (``xmatch.regions.SkyMap``): positions drawn from each map's
+    probability, so its credible regions and their edges are well populated, plus uniform
+    ones and the awkward places of ``random_sky_table``; distances of 10 to 200 Mpc (inside
+    ligo.skymap's distance grid of every real map, past its first step, where ligo.skymap
+    wraps round to its last), a few missing."""
+    import healpy
+
+    rng = np.random.default_rng(seed)
+    ra, dec = [], []
+    for skymap in skymaps:
+        pixels = rng.choice(len(skymap.prob), per_map, p=skymap.prob / skymap.prob.sum())
+        r, d = healpy.pix2ang(2 ** skymap.order[pixels], skymap.ipix[pixels], nest=True,
+                              lonlat=True)
+        ra.append((r + rng.normal(0, 0.3, per_map)) % 360)
+        dec.append(np.clip(d + rng.normal(0, 0.3, per_map), -90, 90))
+    sky = random_sky_table(per_map, seed=seed)
+    ra = np.concatenate([*ra, sky["ra"].to_numpy()])
+    dec = np.concatenate([*dec, sky["dec"].to_numpy()])
+    n = len(ra)
+    return pa.table({"id": np.arange(n, dtype=np.int64), "ra": ra, "dec": dec,
+                     "dist": pa.array(rng.uniform(10, 200, n), mask=rng.random(n) < 0.03)})
+
+
 @pytest.fixture
 def data_dir(tmp_path):
     from xmatch import DataDirectory

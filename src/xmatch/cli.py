@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -80,6 +81,24 @@ def _data_arg(parser):
                              "~/.local/share/xmatch)")
 
 
+def _region_args(parser):
+    """The options ``xmatch skymap`` and ``xmatch moc`` share."""
+    parser.add_argument("--catalog", required=True, help="catalog to search")
+    parser.add_argument("--columns", default=None,
+                        help="comma-separated catalog columns to return (default: all)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="at most this many rows (the first in their order)")
+    parser.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
+                        help="output format (default: from the --out suffix, else table)")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="draw the region and the rows found into PNG (needs matplotlib: "
+                             "pip install 'xmatch[plots]')")
+    parser.add_argument("--server", metavar="HOST:PORT",
+                        help="ask a running xmatch server instead of reading the data directory")
+    _data_arg(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xmatch",
@@ -90,8 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="load the bundled catalogs (first run only) and answer sample cone searches",
-        description="Loads Gaia DR3 (G<10), Hipparcos 2 and GCVS into the data directory if "
-                    "they are not there yet, then answers a few cone searches.")
+        description="Loads Gaia DR3 (G<10), Hipparcos 2, GCVS and the GLADE galaxies around "
+                    "GW170817 into the data directory if they are not there yet, then answers "
+                    "a few cone searches, a cross-match, an alert annotation and a sky-map "
+                    "search.")
     _data_arg(demo)
 
     load = commands.add_parser(
@@ -182,6 +203,36 @@ def build_parser() -> argparse.ArgumentParser:
     crossmatch.add_argument("--server", metavar="HOST:PORT",
                             help="ask a running xmatch server instead of matching in process")
     _data_arg(crossmatch)
+
+    skymap = commands.add_parser(
+        "skymap", help="rows of a catalog inside the credible region of a GW sky map",
+        description="Rows of catalog --catalog inside the credible region at --level of an "
+                    "LVK sky map (multi-order or flat FITS, gzipped or not), each with the "
+                    "map's probdensity (sr-1), searched_prob, searched_area (deg2) and, for a "
+                    "catalog with distances, probdensity_vol (Mpc-3), as ligo.skymap's "
+                    "crossmatch gives them. In pixel order, or ranked with --rank-by. A "
+                    "summary (region area, probability covered, sources found) goes to "
+                    "standard error, or to standard output with --out.",
+        epilog="example: xmatch skymap GW170817_skymap.fits.gz --catalog glade_gw170817 "
+               "--rank-by probdensity_vol --limit 10 --plot gw170817.png")
+    skymap.add_argument("file", help="the sky map (FITS)")
+    skymap.add_argument("--level", type=float, default=0.9,
+                        help="credible level of the region, in (0, 1] (default 0.9)")
+    skymap.add_argument("--rank-by", default=None, metavar="COLUMN",
+                        help="rank the rows, highest first, by probdensity or probdensity_vol "
+                             "(the latter for a catalog with distances)")
+    _region_args(skymap)
+
+    moc = commands.add_parser(
+        "moc", help="rows of a catalog inside a MOC",
+        description="Rows of catalog --catalog inside a MOC (IVOA MOC 2.0), in pixel order. "
+                    "The MOC is an ASCII string ('3/1-5 4/120'), JSON text ('{\"3\": [1, "
+                    "2]}') or the path of a FITS, ASCII or JSON MOC file. A summary (area, "
+                    "maximum order, sources found) goes to standard error, or to standard "
+                    "output with --out.",
+        epilog="example: xmatch moc '5/1200-1210 6/4900' --catalog gaia_dr3 --out rows.csv")
+    moc.add_argument("moc", metavar="MOC", help="MOC string or file")
+    _region_args(moc)
 
     annotate = commands.add_parser(
         "annotate", help="annotate ZTF / Rubin alert packets with their counterparts",
@@ -338,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         # Whoever read our output stopped early (`xmatch ... | head`): not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a file that cannot be read or written (the message names it)
+        print(f"xmatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _data(args):
@@ -383,6 +437,7 @@ def cmd_demo(args) -> int:
               "within 1\":")
         write_table(matches, "table")
         demo_annotation(client)
+        demo_skymap(client)
     return 0
 
 
@@ -413,6 +468,22 @@ def demo_annotation(client) -> None:
              "gcvs_separation_arcsec"]
     print("\nalerts with a counterpart:")
     write_table(table.filter(found).select(shown), "table")
+
+
+def demo_skymap(client) -> None:
+    """Rank the GLADE galaxies inside the 90% credible region of GW170817's sky map by their
+    3-D probability density: NGC 4993, its host, comes first."""
+    from xmatch.specs import bundled_resource
+
+    skymap = bundled_resource("data/GW170817_skymap.fits.gz")
+    galaxies = client.skymap_search(
+        "glade_gw170817", skymap, 0.9, rank_by="probdensity_vol", limit=5, arrow=True,
+        columns=["xmatch_row", "RAJ2000", "DEJ2000", "Dist", "Bmag"])
+    print(f"\nsky-map search: GLADE galaxies in the 90% credible region of GW170817 "
+          f"({skymap.name}), most probable host first by 3-D probability density "
+          f"({galaxies.num_rows} inside; NGC 4993, the host, is at ra=197.4488, "
+          "dec=-23.3838):")
+    write_table(galaxies, "table")
 
 
 def _demo_columns(description):
@@ -582,6 +653,197 @@ def _format_of(path: str | None) -> str:
     return suffixes.get(Path(path).suffix.lower(), "table") if path else "table"
 
 
+#: Ranked rows listed in the summary of ``xmatch skymap --rank-by``.
+TOP_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class PositionColumns:
+    """A catalog's identifier and position columns: what the summary and the plot show."""
+
+    id: str | None
+    ra: str
+    dec: str
+
+
+def cmd_skymap(args) -> int:
+    import astropy.units as u
+
+    from xmatch.regions import SkyMap, check_level
+
+    level = check_level(args.level)
+    _check_plotting(args)
+    skymap = SkyMap.read(args.file)
+    columns = args.columns.split(",") if args.columns else None
+    if args.server:
+        from xmatch.service.client import Client
+
+        with Client(args.server) as client:
+            positions = _served_positions(client, args.catalog)
+            rows = client.skymap_search(args.catalog, args.file, level,
+                                        columns=_with_positions(columns, positions),
+                                        limit=args.limit, rank_by=args.rank_by, arrow=True)
+    else:
+        from xmatch.store.catalog import open_catalog
+
+        catalog = open_catalog(args.catalog, _data(args))
+        positions = _stored_positions(catalog)
+        asked = _with_positions(columns, positions)
+        index = _region_index(catalog, skymap.region_ranges(level), asked)
+        rows = index.rows_in_skymap(skymap, level, asked, rank_by=args.rank_by)
+        rows = rows.slice(0, args.limit)
+    pixels = skymap.region_pixels(level)
+    area_deg2 = (skymap.area[pixels].sum() * u.sr).to_value(u.deg ** 2)
+    name = Path(args.file).name
+    summary = [f"{name}: {100 * level:g}% credible region, {_area(area_deg2)} deg2, probability "
+               f"{skymap.prob[pixels].sum():.4f}; {_found(rows, args.catalog, args.limit)}"]
+    if args.rank_by and rows.num_rows:
+        summary.append(f"top {min(TOP_SHOWN, rows.num_rows)} by {args.rank_by}:")
+        summary += _top_rows(rows, positions, args.rank_by)
+    if args.plot:
+        _plot(args.plot, skymap.credible_region(level), rows, positions,
+              f"{name}: {100 * level:g}% credible region, {_area(area_deg2)} deg²\n"
+              f"{rows.num_rows:,} {args.catalog} rows")
+        summary.append(f"plot -> {args.plot}")
+    _write_region_rows(args, rows, columns, summary)
+    return 0
+
+
+def cmd_moc(args) -> int:
+    import astropy.units as u
+
+    from xmatch.regions import moc_from
+
+    region = moc_from(args.moc)
+    _check_plotting(args)
+    columns = args.columns.split(",") if args.columns else None
+    if args.server:
+        from xmatch.service.client import Client
+
+        with Client(args.server) as client:
+            positions = _served_positions(client, args.catalog)
+            rows = client.moc_search(args.catalog, region,
+                                     columns=_with_positions(columns, positions),
+                                     limit=args.limit, arrow=True)
+    else:
+        from xmatch.store.catalog import open_catalog
+
+        catalog = open_catalog(args.catalog, _data(args))
+        positions = _stored_positions(catalog)
+        asked = _with_positions(columns, positions)
+        ranges = np.asarray(region.to_depth29_ranges, dtype=np.int64)
+        rows = _region_index(catalog, ranges, asked).rows_in_moc(ranges, asked)
+        rows = rows.slice(0, args.limit)
+    area_deg2 = (region.sky_fraction * 4 * np.pi * u.sr).to_value(u.deg ** 2)
+    name = Path(args.moc).name if Path(args.moc).is_file() else _shortened(args.moc)
+    summary = [f"MOC {name}: {_area(area_deg2)} deg2, max order {region.max_order}; "
+               f"{_found(rows, args.catalog, args.limit)}"]
+    if args.plot:
+        _plot(args.plot, region, rows, positions,
+              f"MOC {name}: {_area(area_deg2)} deg², max order {region.max_order}\n"
+              f"{rows.num_rows:,} {args.catalog} rows")
+        summary.append(f"plot -> {args.plot}")
+    _write_region_rows(args, rows, columns, summary)
+    return 0
+
+
+def _positions(id_column: str | None, ra: str, dec: str, names) -> PositionColumns:
+    """The position columns and the identifier: the spec's, else the row number the
+    loader adds (if the catalog, say a registered HATS one, has it; else none)."""
+    from xmatch.store.writer import ROW_ID_COLUMN
+
+    identifier = id_column or ROW_ID_COLUMN
+    return PositionColumns(identifier if identifier in names else None, ra, dec)
+
+
+def _stored_positions(catalog) -> PositionColumns:
+    return _positions(catalog.spec.id, catalog.spec.ra, catalog.spec.dec, catalog.schema.names)
+
+
+def _served_positions(client, catalog: str) -> PositionColumns:
+    described = client.describe(catalog)
+    return _positions(described["id_column"], described["ra_column"], described["dec_column"],
+                      described["schema"].names)
+
+
+def _with_positions(columns: list[str] | None, positions: PositionColumns):
+    """The columns to ask for: the summary and the plot need the identifier and position
+    even when --columns leaves them out (they are dropped again from the output)."""
+    if columns is None:
+        return None
+    wanted = [*columns, positions.id, positions.ra, positions.dec]
+    return [c for c in dict.fromkeys(wanted) if c is not None]
+
+
+def _region_index(catalog, ranges29: np.ndarray, columns: list[str] | None):
+    """An index of only the partitions of ``catalog`` that overlap the region (sorted,
+    disjoint order-29 ranges): a region search reads a small part of a big catalog."""
+    from xmatch.index import SkyIndex, ranges_overlapping
+
+    partitions = list(catalog.partitions)
+    bounds = np.array([p.range29() for p in partitions], dtype=np.int64).reshape(-1, 2)
+    touched = ranges_overlapping(bounds[:, 0], bounds[:, 1], ranges29)
+    return SkyIndex.from_catalog(catalog, columns, partitions=[partitions[i] for i in touched])
+
+
+def _found(rows, catalog: str, limit: int | None) -> str:
+    found = f"{rows.num_rows:,} {catalog} row(s) inside"
+    return f"{found} (--limit {limit} reached)" if rows.num_rows == limit else found
+
+
+def _top_rows(rows, positions: PositionColumns, rank_by: str) -> list[str]:
+    """One line per best-ranked row: identifier, position, score and credible level."""
+    top = rows.slice(0, TOP_SHOWN).to_pylist()
+    return [("  " if positions.id is None else f"  {positions.id}={row[positions.id]}  ")
+            + f"ra={row[positions.ra]:.5f}  dec={row[positions.dec]:.5f}  "
+            f"{rank_by}={_number(row[rank_by])}  "
+            f"searched_prob={_number(row['searched_prob'])}" for row in top]
+
+
+def _area(deg2: float) -> str:
+    return f"{deg2:,.2f}" if deg2 >= 0.01 else f"{deg2:.3g}"  # a deep MOC can be tiny
+
+
+def _number(value) -> str:
+    return "null" if value is None else f"{value:.4g}"
+
+
+def _shortened(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _check_plotting(args) -> None:
+    if args.plot:
+        from xmatch.plots import require_matplotlib
+
+        require_matplotlib()
+
+
+def _plot(path: str, region, rows, positions: PositionColumns, title: str) -> None:
+    from xmatch.plots import plot_region
+
+    searched_prob = (rows.column("searched_prob").to_numpy(zero_copy_only=False)
+                     if "searched_prob" in rows.column_names else None)
+    plot_region(path, region, rows.column(positions.ra).to_numpy(zero_copy_only=False),
+                rows.column(positions.dec).to_numpy(zero_copy_only=False), title=title,
+                searched_prob=searched_prob)
+
+
+def _write_region_rows(args, rows, columns: list[str] | None, summary: list[str]) -> None:
+    """Write the rows (only the asked columns and the sky-map ones), then the summary: to
+    standard error when the rows went to the terminal, else to standard output."""
+    from xmatch.regions import SKYMAP_COLUMNS
+
+    if columns is not None:
+        rows = rows.select([c for c in rows.column_names
+                            if c in columns or c in SKYMAP_COLUMNS])
+    write_table(rows, args.format or _format_of(args.out), args.out)
+    if args.out:
+        summary.append(f"rows -> {args.out}")
+    for line in summary:
+        print(line, file=sys.stdout if args.out else sys.stderr)
+
+
 def cmd_annotate(args) -> int:
     from contextlib import ExitStack
 
@@ -733,6 +995,7 @@ def cmd_loaders(args) -> int:
 
 COMMANDS = {"demo": cmd_demo, "load": cmd_load, "list": cmd_list, "info": cmd_info,
             "verify": cmd_verify, "remove": cmd_remove, "cone": cmd_cone,
-            "crossmatch": cmd_crossmatch, "annotate": cmd_annotate, "serve": cmd_serve,
+            "crossmatch": cmd_crossmatch, "skymap": cmd_skymap, "moc": cmd_moc,
+            "annotate": cmd_annotate, "serve": cmd_serve,
             "cluster": cmd_cluster, "sso": cmd_sso, "specs": cmd_specs,
             "loaders": cmd_loaders}

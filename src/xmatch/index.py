@@ -191,7 +191,8 @@ class SkyIndex:
             if unknown:
                 raise UnknownColumnError(unknown_columns(unknown, catalog.name, available))
         read = None if columns is None else list(dict.fromkeys(
-            [*columns, *needed, *motion_columns]))
+            [*columns, *needed, *motion_columns, *([spec.distance] if present(spec.distance)
+                                                   else [])]))
         chosen = catalog.partitions if partitions is None else list(partitions)
         chosen = sorted(chosen, key=lambda p: p.range29()[0])
         pieces = [catalog.read_partition(p, read) for p in chosen]
@@ -205,10 +206,12 @@ class SkyIndex:
             radial_velocity=present(spec.radial_velocity) if has_pm else None,
             epoch=spec.epoch_column or spec.epoch_jyear, healpix29=HEALPIX29_COLUMN,
             name=catalog.name)
+        distance = present(spec.distance)
         index = replace(index, default_radius_arcsec=spec.default_radius_arcsec,
-                        distance_column=present(spec.distance))
-        if columns is not None:
-            index = replace(index, table=index.table.select(columns), _empty_results={})
+                        distance_column=distance)
+        if columns is not None:  # the distance stays: sky-map searches need it
+            kept = list(dict.fromkeys([*columns, *([distance] if distance else [])]))
+            index = replace(index, table=index.table.select(kept), _empty_results={})
         return index
 
     @classmethod
@@ -702,6 +705,20 @@ def moc_ranges(ranges29) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("MOC ranges must be sorted, disjoint, non-empty [start, stop) "
                          f"ranges within 0..{npix_at(MAX_ORDER)}")
     return starts, stops
+
+
+def ranges_overlapping(starts: np.ndarray, stops: np.ndarray, ranges29) -> np.ndarray:
+    """Indexes of the intervals ``[starts, stops)`` (partitions, say) that overlap sorted,
+    disjoint order-29 ranges (n, 2)."""
+    ranges = np.asarray(ranges29, dtype=np.int64).reshape(-1, 2)
+    if len(ranges) == 0 or len(starts) == 0:
+        return np.empty(0, dtype=np.int64)
+    # The first range ending after an interval starts overlaps it if it starts before the
+    # interval ends.
+    after = np.searchsorted(ranges[:, 1], starts, side="right")
+    hit = after < len(ranges)
+    hit[hit] = ranges[after[hit], 0] < stops[hit]
+    return np.flatnonzero(hit)
 
 
 def cone_cover(ra, dec, radius, depth: int | None = None) -> np.ndarray:

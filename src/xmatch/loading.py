@@ -18,7 +18,7 @@ from xmatch.store.catalog import Catalog, open_catalog, read_properties
 from xmatch.store.data_dir import DataDirectory
 from xmatch.store.writer import LoadOptions, build_catalog
 
-DEFAULT_CATALOGS = ("gaia_dr3", "hipparcos2", "gcvs")
+DEFAULT_CATALOGS = ("gaia_dr3", "hipparcos2", "gcvs", "glade_gw170817")
 
 
 def resolve_spec(name: str | None = None, spec: CatalogSpec | str | Path | None = None,

@@ -88,14 +88,49 @@ def _moc_from_text(text: str, where: str):
         bad = [k for k in orders if not str(k).isdigit()]
         if bad:
             raise ValueError(f"{where}: MOC JSON key {bad[0]!r} is not an order")
+        for order, cells in orders.items():
+            if not (isinstance(cells, list) and all(isinstance(c, int) for c in cells)):
+                raise ValueError(f"{where}: MOC JSON maps orders to lists of cells, e.g. "
+                                 f'{{"3": [1, 2]}}; order {order} has {cells!r}')
+            for cell in cells:
+                _check_cells(int(order), cell, cell, where)
     else:
         _check_orders([int(m) for m in _ORDER_PATTERN.findall(stripped)], where)
+        _check_ascii_cells(stripped, where)
     try:
         return MOC.from_string(stripped, format=kind)
     except (OSError, ValueError) as error:  # mocpy's parser reports through OSError
         detail = str(error).strip().splitlines()[0]
         raise ValueError(f"{where} is not a valid {kind.upper()} MOC ({detail}); an ASCII "
                          "MOC looks like '3/1-5 4/120'") from None
+
+
+def _check_ascii_cells(text: str, where: str) -> None:
+    """Refuse cells of an ASCII MOC outside their order, or ranges running backwards (mocpy
+    would accept some and fail later, or quietly drop them); syntax errors are left to
+    mocpy's parser."""
+    order = None
+    for token in re.split(r"[\s,]+", text):
+        if "/" in token:
+            head, _, token = token.partition("/")
+            if not head.isdigit():
+                return
+            order = int(head)
+        if not token:
+            continue
+        first, dash, last = token.partition("-")
+        if order is None or not first.isdigit() or (dash and not last.isdigit()):
+            return
+        _check_cells(order, int(first), int(last) if dash else int(first), where)
+
+
+def _check_cells(order: int, first: int, last: int, where: str) -> None:
+    cells = 12 * 4 ** order
+    if first < 0 or last >= cells:
+        raise ValueError(f"{where}: cell {last if last >= cells else first} is not a cell of "
+                         f"order {order}, whose cells run from 0 to {cells - 1}")
+    if first > last:
+        raise ValueError(f"{where}: cell range {first}-{last} at order {order} runs backwards")
 
 
 def _moc_from_fits(data: bytes, where: str):

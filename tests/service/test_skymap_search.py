@@ -14,7 +14,7 @@ import pytest
 from astropy.coordinates import SkyCoord
 from mocpy import MOC
 
-from conftest import random_sky_table, running_cluster, shared_file
+from conftest import running_cluster, shared_file, skymap_sources
 from xmatch import CatalogSpec, LoadOptions, SkyIndex, load_catalog, open_catalog
 from xmatch.regions import SkyMap
 from xmatch.service.client import Client
@@ -29,31 +29,6 @@ SOURCES_SPEC = CatalogSpec(name="skymap_sources", id="id", ra="ra", dec="dec", d
                            threshold_rows=1500, highest_order=9)
 LIMITS = Limits(max_rows=20_000, region_batch_rows=400)
 SKYMAP_COLUMNS = ["probdensity", "searched_prob", "searched_area", "probdensity_vol"]
-
-
-def sources_table(maps: list[SkyMap], per_map: int, seed: int) -> pa.Table:
-    """Positions drawn from each map's probability (so its credible regions are well
-    populated, edges included) plus uniform ones and the poles and RA 0, with distances
-    inside ligo.skymap's distance grid of every map (10 to 200 Mpc: past its first step,
-    where ligo.skymap wraps to its last; see test_regions) and a few missing."""
-    import healpy
-
-    rng = np.random.default_rng(seed)
-    ra, dec = [], []
-    for skymap in maps:
-        pixels = rng.choice(len(skymap.prob), per_map, p=skymap.prob / skymap.prob.sum())
-        r, d = healpy.pix2ang(2 ** skymap.order[pixels], skymap.ipix[pixels], nest=True,
-                              lonlat=True)
-        ra.append(r + rng.normal(0, 0.3, per_map))
-        dec.append(np.clip(d + rng.normal(0, 0.3, per_map), -90, 90))
-    sky = random_sky_table(per_map, seed=seed)
-    ra = np.concatenate([*ra, sky["ra"].to_numpy()]) % 360
-    dec = np.concatenate([*dec, sky["dec"].to_numpy()])
-    n = len(ra)
-    dist = rng.uniform(10, 200, n)
-    missing = rng.random(n) < 0.02
-    return pa.table({"id": np.arange(n, dtype=np.int64), "ra": ra, "dec": dec,
-                     "dist": pa.array(dist, mask=missing)})
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +51,7 @@ def region_data(maps, tmp_path_factory):
     load_catalog(spec=galaxies, sources=[str(shared_file(
         "catalogs/GW170817_galaxies.csv.gz"))], data=data, options=options)
     source = root / "sources.parquet"
-    pq.write_table(sources_table([m for _, m in maps.values()], 4000, seed=21), source)
+    pq.write_table(skymap_sources([m for _, m in maps.values()], 4000, seed=21), source)
     load_catalog(spec=SOURCES_SPEC, sources=[str(source)], data=data, options=options)
     return data
 

@@ -33,6 +33,7 @@ from xmatch.index import (
     catalog_motion,
     check_cone_arguments,
     match_ranks,
+    ranges_overlapping,
 )
 from xmatch.kernels.routing import cone_groups_kernel
 from xmatch.regions import with_skymap_values
@@ -149,6 +150,10 @@ class RoutedCatalog:
         unknown = [c for c in columns if c not in self.column_names]
         if unknown:
             raise UnknownColumnError(unknown_columns(unknown, self.name, self.column_names))
+
+    def partitions_in(self, ranges: np.ndarray) -> list[int]:
+        """Indexes of the partitions that overlap sorted, disjoint order-29 ranges."""
+        return ranges_overlapping(self.starts, self.stops, ranges).tolist()
 
     def route(self, ra_deg, dec_deg, radius_arcsec, epoch_jyear, by_partition: bool = False):
         """The slices (or partitions) each cone may touch, as ``(offsets, indexes)``
@@ -374,7 +379,7 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
                 return
             ranges, batch_rows = region.ranges, region.batch_rows
             sent, first, inner = _region_token(request.continuation_token)
-            touched = [int(p) for p in _partitions_overlapping(catalog, ranges) if p >= first]
+            touched = [p for p in catalog.partitions_in(ranges) if p >= first]
             held = None   # the answer about to be sent: the last one must carry no token
             empty = None  # an empty answer (it carries the schema), sent if nothing else is
             for p in touched:
@@ -411,7 +416,7 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
         """A ranked sky-map search: every row of the region gathered (at most the server's
         row limit), ranked, and streamed from the offset of the continuation token."""
         start = _token_offset(request.continuation_token)
-        touched = [int(p) for p in _partitions_overlapping(catalog, region.ranges)] or [None]
+        touched = catalog.partitions_in(region.ranges) or [None]
         pieces = []
         for p in touched:
             async for answer in self._region_partition(
@@ -511,16 +516,6 @@ async def _all(coroutines):
     finally:
         for task in tasks:
             task.cancel()
-
-
-def _partitions_overlapping(catalog: RoutedCatalog, ranges: np.ndarray) -> np.ndarray:
-    """Indexes of the partitions that overlap sorted, disjoint order-29 ranges."""
-    if len(ranges) == 0 or len(catalog.partitions) == 0:
-        return np.empty(0, dtype=np.int64)
-    after = np.searchsorted(ranges[:, 1], catalog.starts, side="right")
-    hit = after < len(ranges)
-    hit[hit] = ranges[after[hit], 0] < catalog.stops[hit]
-    return np.flatnonzero(hit)
 
 
 def _region_token(token: str) -> tuple[int, int, str]:
