@@ -260,7 +260,6 @@ class SkyMap:
         self.prob = self.probdensity * self.area
         self.searched_prob = np.cumsum(self.prob)
         self.searched_area = np.cumsum(self.area) * np.square(180 / np.pi)
-        self._starts = self._by_start = self._stops = None  # the pixel lookup, built once
 
     @classmethod
     def read(cls, source, name: str | None = None) -> SkyMap:
@@ -344,13 +343,12 @@ class SkyMap:
     def region_ranges(self, level: float) -> np.ndarray:
         """The credible region at ``level`` as sorted, disjoint order-29 ranges
         ``[start, stop)``, shape (n, 2): what ``rows_in_moc`` and RegionSearch take."""
-        inside = self.region_pixels(level)
-        if not len(inside):
+        inside = np.zeros(len(self.uniq), dtype=bool)
+        inside[self.region_pixels(level)] = True
+        by_start, starts, stops = self._cells_in_sky_order
+        starts, stops = starts[inside[by_start]], stops[inside[by_start]]
+        if not len(starts):
             return np.empty((0, 2), dtype=np.int64)
-        shift = 2 * (MAX_ORDER - self.order[inside])
-        starts = self.ipix[inside] << shift
-        by_start = np.argsort(starts)
-        starts, stops = starts[by_start], starts[by_start] + (np.int64(1) << shift[by_start])
         first = np.flatnonzero(np.r_[True, starts[1:] != stops[:-1]])  # after each gap
         last = np.r_[first[1:] - 1, len(starts) - 1]
         return np.stack([starts[first], stops[last]], axis=1).astype(np.int64)
@@ -373,16 +371,20 @@ class SkyMap:
 
     def pixel_of_cell(self, healpix29) -> np.ndarray:
         """Index of the pixel holding each order-29 NESTED cell (-1: none)."""
-        if self._starts is None:
-            start = self.ipix << (2 * (MAX_ORDER - self.order))
-            self._by_start = np.argsort(start, kind="stable")
-            self._starts = start[self._by_start]
-            self._stops = self._starts + (np.int64(1) << (2 * (MAX_ORDER - self.order)))[
-                self._by_start]
+        by_start, starts, stops = self._cells_in_sky_order
         cell = np.asarray(healpix29, dtype=np.int64)
-        slot = np.searchsorted(self._starts, cell, side="right") - 1
-        found = (slot >= 0) & (cell < self._stops[np.maximum(slot, 0)])
-        return np.where(found, self._by_start[np.maximum(slot, 0)], -1)
+        slot = np.searchsorted(starts, cell, side="right") - 1
+        found = (slot >= 0) & (cell < stops[np.maximum(slot, 0)])
+        return np.where(found, by_start[np.maximum(slot, 0)], -1)
+
+    @cached_property
+    def _cells_in_sky_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pixels in NESTED order: their indexes, and their first and end order-29
+        cells."""
+        shift = 2 * (MAX_ORDER - self.order)
+        first = self.ipix << shift
+        by_start = np.argsort(first, kind="stable")
+        return by_start, first[by_start], first[by_start] + (np.int64(1) << shift[by_start])
 
     def values_at(self, healpix29, distance_mpc=None) -> dict[str, np.ndarray]:
         """What ``ligo.skymap.postprocess.crossmatch`` gives each position (by its order-29
