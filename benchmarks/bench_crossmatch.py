@@ -133,10 +133,11 @@ def bench_hipparcos_gaia(work: Path) -> dict:
     out = {"queries": n, "catalog_rows": len(gaia), "index_build_s": index_s}
     for threads in (1, 2):
         seconds, result = on_threads(threads, lambda: gaia.crossmatch(ra, dec,
-                                                                      radius=RADIUS_ARCSEC))
+                                                                      radius_arcsec=RADIUS_ARCSEC))
         out[f"xmatch_query_{threads}core_s"] = seconds
         out[f"xmatch_queries_per_s_{threads}core"] = n / seconds
-        seconds, moved = on_threads(threads, lambda: crossmatch(hip, gaia, radius=RADIUS_ARCSEC))
+        seconds, moved = on_threads(
+            threads, lambda: crossmatch(hip, gaia, radius_arcsec=RADIUS_ARCSEC))
         out[f"xmatch_with_pm_{threads}core_s"] = seconds
     out["xmatch_matched"] = int(result["source_id"].is_valid().to_numpy(
         zero_copy_only=False).sum())
@@ -147,7 +148,7 @@ def bench_hipparcos_gaia(work: Path) -> dict:
         g = SkyIndex.from_catalog(gaia_catalog, ["source_id", "ra", "dec"])
         h = SkyIndex.from_catalog(hip_catalog, ["hip", "ra", "dec"])
         return g.crossmatch(h.table["ra"].to_numpy(), h.table["dec"].to_numpy(),
-                            radius=RADIUS_ARCSEC, queries=h.table)
+                            radius_arcsec=RADIUS_ARCSEC, queries=h.table)
 
     out["xmatch_end_to_end_s"], _ = best_of(end_to_end, 3)
     out["astropy"] = astropy_nearest(ra, dec, gaia.table["ra"].to_numpy(),
@@ -180,7 +181,7 @@ def bench_synthetic(work: Path, n_rows: int, n_queries: int) -> tuple[dict, obje
     out = {"queries": n_queries, "catalog_rows": len(index), "index_build_s": index_s}
     for threads in (1, 2):
         seconds, result = on_threads(threads, lambda: index.crossmatch(ra, dec,
-                                                                       radius=RADIUS_ARCSEC))
+                                                                       radius_arcsec=RADIUS_ARCSEC))
         out[f"xmatch_query_{threads}core_s"] = seconds
         out[f"xmatch_queries_per_s_{threads}core"] = n_queries / seconds
     out["xmatch_matched"] = int(result["objID"].is_valid().to_numpy(zero_copy_only=False).sum())
@@ -230,7 +231,7 @@ def bench_cone_radius(index, catalog, radius_arcsec: float, count: int) -> dict:
     id_column = index.table.column_names[0]
     ra, dec = synthetic_queries(catalog.ra.deg, catalog.dec.deg, count, seed=int(radius_arcsec))
     seconds, result = on_threads(1, lambda: index.crossmatch(
-        ra, dec, radius=radius_arcsec, mode="all", columns=[id_column]), repeat=2)
+        ra, dec, radius_arcsec=radius_arcsec, mode="all", columns=[id_column]), repeat=2)
     entry = {"cones": count, "batch_1core_s": seconds, "batch_cones_per_s": count / seconds,
              "rows_returned": result.num_rows}
     calls = min(count, 20_000)

@@ -2,8 +2,8 @@
 credible region of each of three real LVK sky maps (GW170817, a flat HEALPix map; GW190814
 and G361581, multi-order), in the same run:
 
-* xmatch in-process: ``SkyIndex.rows_in_skymap(skymap, level=0.9, columns)`` (the map read
-  once, the region computed in the call) and ``SkyIndex.rows_in_moc(ranges29, columns)``
+* xmatch in-process: ``SkyIndex.skymap_search(skymap, level=0.9, columns)`` (the map read
+  once, the region computed in the call) and ``SkyIndex.moc_search(ranges29, columns)``
   on the region's order-29 ranges; best of 3. The index (id, ra, dec) is built once and its
   build time reported apart, not in the rates.
 * xmatch over gRPC on loopback: an embedded server in its own process (port 0) serving the
@@ -84,7 +84,7 @@ def release_memory() -> None:
 
 def read_maps(directory: Path, names) -> list[dict]:
     """Each sky map read once, with its 90 % credible region as a MOC and order-29 ranges."""
-    from xmatch.regions import SkyMap
+    from xmatch.sky.skymap import SkyMap
 
     maps = []
     for name in names:
@@ -131,14 +131,14 @@ def bench_in_process(catalog, maps, columns) -> tuple[float, dict]:
                                               1)
     out = {}
     for m in maps:
-        index.rows_in_moc(m["ranges29"], columns)  # warm the kernels
-        index.rows_in_skymap(m["skymap"], level=LEVEL, columns=columns)
+        index.moc_search(m["ranges29"], columns)  # warm the kernels
+        index.skymap_search(m["skymap"], level=LEVEL, columns=columns)
         seconds, table = bench_crossmatch.best_of(
-            lambda m=m: index.rows_in_skymap(m["skymap"], level=LEVEL, columns=columns),
+            lambda m=m: index.skymap_search(m["skymap"], level=LEVEL, columns=columns),
             REPEATS_LOCAL)
         out[m["map"], "xmatch_rows_in_skymap"] = (seconds, table.num_rows)
         seconds, table = bench_crossmatch.best_of(
-            lambda m=m: index.rows_in_moc(m["ranges29"], columns), REPEATS_LOCAL)
+            lambda m=m: index.moc_search(m["ranges29"], columns), REPEATS_LOCAL)
         out[m["map"], "xmatch_rows_in_moc"] = (seconds, table.num_rows)
     return index_s, out
 

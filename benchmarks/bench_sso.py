@@ -30,7 +30,8 @@ REPEATS = 5
 def place_figures(orbits, skyfield_objects: int) -> dict:
     from xmatch.kernels.orbits import GM_SUN, apparent
     from xmatch.sso.ephemeris import orbit_states, positions
-    from xmatch.sso.observers import observatory, observer_posvel, sun_posvel, tdb_mjd
+    from xmatch.sso.observers import observatory, observer_posvel, sun_posvel
+    from xmatch.timescales import tdb_mjd
 
     instant = PLACES_INSTANT
     positions(orbits.slice(0, 10), instant, SITE)  # compile

@@ -96,15 +96,32 @@ def table_spec():
                        threshold_rows=300, highest_order=6)
 
 
-@pytest.fixture(scope="session")
-def default_catalogs(tmp_path_factory):
-    """The bundled Gaia DR3 subset and Hipparcos 2, loaded once per test session."""
-    from xmatch import LoadOptions, load_catalog
+RANDOM_SPEC = CatalogSpec(name="random", id="id", ra="ra", dec="dec", key=("mag",),
+                          threshold_rows=300, highest_order=6, default_radius_arcsec=2.0)
+BUNDLED = ("gaia_dr3", "hipparcos2", "gcvs", "glade_gw170817")
 
-    data = tmp_path_factory.mktemp("default_catalogs")
+
+@pytest.fixture(scope="session")
+def session_data(tmp_path_factory) -> DataDirectory:
+    """The one data directory of the session, loaded once and only read by tests: the
+    bundled catalogs (the real Gaia DR3 G < 10 subset, Hipparcos 2, GCVS, the GLADE galaxies
+    of GW170817) and a random catalog of many mixed-order partitions. Tests that load or
+    remove catalogs make directories of their own."""
+    root = tmp_path_factory.mktemp("session")
+    data = DataDirectory(root / "data")
     options = LoadOptions(workers=2, progress=False)
-    return {name: load_catalog(name, data=data, options=options)
-            for name in ("gaia_dr3", "hipparcos2")}
+    for name in BUNDLED:
+        load_catalog(name, data=data, options=options)
+    source = root / "random.parquet"
+    pq.write_table(random_sky_table(20_000, seed=11), source)
+    load_catalog(spec=RANDOM_SPEC, sources=[str(source)], data=data, options=options)
+    return data
+
+
+@pytest.fixture(scope="session")
+def default_catalogs(session_data):
+    """The bundled Gaia DR3 subset and Hipparcos 2, opened."""
+    return {name: open_catalog(name, session_data) for name in ("gaia_dr3", "hipparcos2")}
 
 
 # ------------------------------------------------------------------------- service servers
@@ -115,21 +132,11 @@ def default_catalogs(tmp_path_factory):
 
 LIMITS = Limits(max_radius_arcsec=5 * 3600.0, max_rows=2_000, max_batch=200_000,
                 region_batch_rows=500)
-RANDOM_SPEC = CatalogSpec(name="random", id="id", ra="ra", dec="dec", key=("mag",),
-                          threshold_rows=300, highest_order=6, default_radius_arcsec=2.0)
 
 
 @pytest.fixture(scope="session")
-def service_data(default_catalogs, tmp_path_factory) -> DataDirectory:
-    root = tmp_path_factory.mktemp("service")
-    data = DataDirectory(root / "data")
-    options = LoadOptions(workers=2, progress=False)
-    for name, catalog in default_catalogs.items():
-        load_catalog(name, [str(catalog.root)], data=data, options=options)
-    source = root / "random.parquet"
-    pq.write_table(random_sky_table(20_000, seed=11), source)
-    load_catalog(spec=RANDOM_SPEC, sources=[str(source)], data=data, options=options)
-    return data
+def service_data(session_data) -> DataDirectory:
+    return session_data
 
 
 @pytest.fixture(scope="session")
@@ -216,3 +223,10 @@ def served(request, reference):
     channel = grpc.insecure_channel(address)
     yield xmatch_pb2_grpc.XmatchStub(channel), channel, reference
     channel.close()
+
+
+@pytest.fixture(params=["embedded", "router"])
+def server_address(request) -> str:
+    """The address of the embedded server, then of the router."""
+    return (request.getfixturevalue("embedded") if request.param == "embedded"
+            else request.getfixturevalue("cluster").address)

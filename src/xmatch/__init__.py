@@ -1,32 +1,66 @@
-"""xmatch: spatial cross-match and catalog federation for time-domain astronomy."""
+"""xmatch: spatial cross-match and catalog federation for time-domain astronomy.
 
-__version__ = "0.1.0"
+The public API is flat here and loaded lazily (PEP 562): ``import xmatch`` costs nothing
+until a name is used, so ``xmatch --help`` and scripts that use one part stay quick.
+"""
 
-from xmatch.errors import (  # noqa: E402  (the version must exist before submodules import it)
-    CatalogNotFoundError,
-    DamagedCatalogError,
-    LoadError,
-    SpecError,
-    XmatchError,
-)
-from xmatch.index import SkyIndex, crossmatch, moc_contains, propagate  # noqa: E402
-from xmatch.loading import ensure_default_catalogs, load_catalog  # noqa: E402
-from xmatch.service.client import AsyncClient, Client  # noqa: E402
-from xmatch.specs import CatalogSpec, bundled_spec, bundled_spec_names, read_spec  # noqa: E402
-from xmatch.store import (  # noqa: E402
-    Catalog,
-    DataDirectory,
-    HealpixPixel,
-    default_data_dir,
-    open_catalog,
-)
-from xmatch.store.writer import LoadOptions  # noqa: E402
+from __future__ import annotations
 
-__all__ = [
-    "__version__", "AsyncClient", "Catalog", "CatalogNotFoundError", "CatalogSpec", "Client",
-    "DamagedCatalogError",
-    "DataDirectory", "HealpixPixel", "LoadError", "LoadOptions", "SkyIndex", "SpecError",
-    "XmatchError", "bundled_spec", "bundled_spec_names", "crossmatch", "default_data_dir",
-    "ensure_default_catalogs", "load_catalog", "moc_contains", "open_catalog", "propagate",
-    "read_spec",
-]
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("xmatch")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+#: Public name -> the module that defines it.
+_PUBLIC = {
+    "AsyncClient": "xmatch.service.aio_client",
+    "Catalog": "xmatch.store.catalog",
+    "CatalogNotFoundError": "xmatch.errors",
+    "CatalogSpec": "xmatch.specs",
+    "Client": "xmatch.service.client",
+    "Cone": "xmatch.sky.regions",
+    "DamagedCatalogError": "xmatch.errors",
+    "DataDirectory": "xmatch.store.data_dir",
+    "HealpixPixel": "xmatch.store.catalog",
+    "InputError": "xmatch.errors",
+    "LoadError": "xmatch.errors",
+    "LoadOptions": "xmatch.store.writer",
+    "Moc": "xmatch.sky.regions",
+    "Polygon": "xmatch.sky.regions",
+    "ServiceError": "xmatch.errors",
+    "SkyIndex": "xmatch.index.sky_index",
+    "SkyMap": "xmatch.sky.skymap",
+    "SkyMapRegion": "xmatch.sky.regions",
+    "SpecError": "xmatch.errors",
+    "UnavailableError": "xmatch.errors",
+    "XmatchError": "xmatch.errors",
+    "bundled_spec": "xmatch.specs",
+    "bundled_spec_names": "xmatch.specs",
+    "crossmatch": "xmatch.index.sky_index",
+    "default_data_dir": "xmatch.store.data_dir",
+    "ensure_default_catalogs": "xmatch.loading",
+    "load_catalog": "xmatch.loading",
+    "moc_contains": "xmatch.index.sky_index",
+    "open_catalog": "xmatch.store.catalog",
+    "propagate": "xmatch.index.motion",
+    "read_spec": "xmatch.specs",
+    "read_table": "xmatch.io.tables",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xmatch' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__():
+    return __all__

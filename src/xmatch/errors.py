@@ -1,14 +1,23 @@
 """Exceptions and the user-facing messages they carry.
 
-Every message a user can see is built here, so tests can reuse the same wording and a
-message is changed in one place only.
+Every error xmatch raises on purpose is an :class:`XmatchError`; its ``status`` names the
+gRPC status code a server answers it with. Anything else that escapes a request is a bug,
+answered INTERNAL and logged with its traceback (:mod:`xmatch.service.codec`). Messages
+that two or more modules give are built here, so tests reuse the same wording.
 """
 
 from __future__ import annotations
 
 
 class XmatchError(Exception):
-    """Base class of every error xmatch raises on purpose."""
+    """Base class of every error xmatch raises on purpose: a user error, one line."""
+
+    status = "INVALID_ARGUMENT"
+
+
+class InputError(XmatchError, ValueError):
+    """A value, option or request that is not allowed (a ``ValueError`` too, for callers
+    that treat every bad argument alike)."""
 
 
 class SpecError(XmatchError):
@@ -16,24 +25,56 @@ class SpecError(XmatchError):
 
 
 class CatalogNotFoundError(XmatchError):
-    """No catalog of that name in the data directory or among the bundled specs."""
+    """No catalog of that name in the data directory, among the bundled specs, or served."""
+
+    status = "NOT_FOUND"
+
+
+class UnknownColumnError(InputError):
+    """A request names columns the catalog does not have."""
+
+    status = "NOT_FOUND"
 
 
 class DamagedCatalogError(XmatchError):
     """A published catalog no longer matches its manifest."""
 
-
-class UnknownColumnError(XmatchError, ValueError):
-    """A request names columns the catalog does not have (a ValueError, for callers that
-    treat every bad argument alike)."""
+    status = "DATA_LOSS"
 
 
 class LimitExceededError(XmatchError):
     """A request asks for more than a configured limit allows."""
 
+    status = "RESOURCE_EXHAUSTED"
+
+
+class UnavailableError(XmatchError):
+    """Part of an answer cannot be had now: partitions without a reachable replica, or a
+    server that cannot be reached. The message names what is missing."""
+
+    status = "UNAVAILABLE"
+
+
+class ServiceError(XmatchError):
+    """An error answer of an xmatch server, as the client raises it.
+
+    Attributes
+    ----------
+    code : grpc.StatusCode
+        The status of the answer.
+    details : str
+        The server's message.
+    """
+
+    def __init__(self, code, details: str):
+        self.code = code
+        self.details = details
+        self.status = code.name
+        super().__init__(f"{code.name}: {details}")
+
 
 class LoadError(XmatchError):
-    """Input rejected by a loader, located as precisely as the input allows.
+    """Input rejected by a loader or a reader, located as precisely as the input allows.
 
     Parameters
     ----------
@@ -86,6 +127,10 @@ def bad_coordinate(kind: str, value) -> str:
     return f"{kind} = {value!r} is not a finite coordinate in range ({allowed})"
 
 
+def missing_value(kind: str) -> str:
+    return f"{kind} is missing (empty, null or NaN); every row needs one"
+
+
 def no_rows(source: str) -> str:
     return f"{source} contains no data rows"
 
@@ -130,3 +175,8 @@ def out_of_span(value, index, start_mjd: float, end_mjd: float) -> str:
 
 def unknown_body(name, known) -> str:
     return f"unknown body {name!r}; known bodies: {', '.join(known)}"
+
+
+def no_epoch_motion(catalog: str) -> str:
+    return (f"{catalog} has no proper motions: its positions are not moved to the epoch "
+            "asked for")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xmatch.errors import LoadError, SpecError
+from xmatch.errors import InputError, LoadError, SpecError
 from xmatch.loaders import get_loader
 from xmatch.specs import (
     CatalogSpec,
@@ -19,33 +19,74 @@ from xmatch.store.data_dir import DataDirectory
 from xmatch.store.writer import LoadOptions, build_catalog
 
 DEFAULT_CATALOGS = ("gaia_dr3", "hipparcos2", "gcvs", "glade_gw170817")
+ID_UCD = "meta.id;meta.main"
+#: The note of a spec derived from a table's columns.
+DERIVED_NOTE = "spec derived from the table's columns (no spec given)"
 
 
 def resolve_spec(name: str | None = None, spec: CatalogSpec | str | Path | None = None,
-                 sources: list[str] | None = None) -> CatalogSpec:
-    """The spec to load with: a spec object or file, a bundled name, or for a HATS
-    directory given as the only source, one derived from the catalog's properties."""
-    if isinstance(spec, CatalogSpec):
-        return spec.with_overrides(name=name) if name else spec
-    if spec is not None:
-        found = read_spec(spec)
-        return found.with_overrides(name=name) if name else found
+                 sources: list[str] | None = None, *, ra_column: str | None = None,
+                 dec_column: str | None = None, id_column: str | None = None) -> CatalogSpec:
+    """The spec to load with: a spec object or file, a bundled name, one derived from a HATS
+    directory's properties, or one derived from the columns of the first table given
+    (positions found by UCD or name, or as named)."""
+    derived_only = {"ra_column": ra_column, "dec_column": dec_column, "id_column": id_column}
+    given = [f"--{k.replace('_', '-')}" for k, v in derived_only.items() if v is not None]
+    if isinstance(spec, CatalogSpec) or spec is not None or (
+            name is not None and name in bundled_spec_names()):
+        if given:
+            raise InputError(f"{', '.join(given)} name the columns of a table loaded without "
+                             "a spec; this load has a spec, whose [columns] say them")
+        if isinstance(spec, CatalogSpec):
+            return spec.with_overrides(name=name) if name else spec
+        if spec is not None:
+            found = read_spec(spec)
+            return found.with_overrides(name=name) if name else found
+        return bundled_spec(name)
     if name is None:
         raise SpecError("give a catalog name or a spec")
-    if name in bundled_spec_names():
-        return bundled_spec(name)
     if sources and all(paths.is_hats_catalog(Path(s)) for s in sources):
+        if given:
+            raise InputError(f"{', '.join(given)} do not apply to a HATS catalog, whose "
+                             "properties name its columns")
         props = read_properties(Path(sources[0]))
         return CatalogSpec(name=name, ra=props.get("hats_col_ra", "ra"),
                            dec=props.get("hats_col_dec", "dec"), loader="hats")
-    raise SpecError(f"'{name}' is not a bundled catalog ({', '.join(bundled_spec_names())}); "
-                    "give a spec with --spec FILE.toml")
+    if not sources:
+        raise SpecError(f"'{name}' is not a bundled catalog ({', '.join(bundled_spec_names())}); "
+                        "give the table to load with --from FILE (its columns are found), or "
+                        "a spec with --spec FILE.toml")
+    return derived_spec(name, sources[0], ra_column, dec_column, id_column)
+
+
+def derived_spec(name: str, source: str, ra_column: str | None, dec_column: str | None,
+                 id_column: str | None) -> CatalogSpec:
+    """The spec of a plain table: its position columns (:func:`xmatch.io.tables
+    .position_columns`), its identifier (given, else the column whose UCD is
+    ``meta.id;meta.main``, else none: rows are numbered), every column kept."""
+    from xmatch.io.tables import position_columns, read_schema
+
+    schema = read_schema(source)
+    ra, dec = position_columns(schema.empty_table(), ra_column, dec_column, source)
+    if id_column is not None:
+        if id_column not in schema.names:
+            raise LoadError(f"no column '{id_column}' (given with --id-column); columns "
+                            f"present: {', '.join(schema.names)}", source=source)
+    else:
+        by_ucd = [f.name for f in schema
+                  if (f.metadata or {}).get(b"ucd", b"").decode().lower() == ID_UCD]
+        id_column = by_ucd[0] if len(by_ucd) == 1 else None
+    return CatalogSpec(name=name, ra=ra, dec=dec, id=id_column,
+                       title=f"{name} (loaded from {Path(source).name})",
+                       note=DERIVED_NOTE)
 
 
 def load_catalog(name: str | None = None, sources: list[str] | None = None, *,
                  spec: CatalogSpec | str | Path | None = None,
                  data: DataDirectory | str | Path | None = None,
-                 loader: str | None = None, options: LoadOptions | None = None) -> Catalog:
+                 loader: str | None = None, options: LoadOptions | None = None,
+                 ra_column: str | None = None, dec_column: str | None = None,
+                 id_column: str | None = None) -> Catalog:
     """Load (or re-load) a catalog into the data directory and return it, opened.
 
     Parameters
@@ -56,12 +97,16 @@ def load_catalog(name: str | None = None, sources: list[str] | None = None, *,
     sources : list of str, optional
         Input files or a HATS directory; default: the spec's ``default_source``.
     spec : CatalogSpec or path, optional
-        A spec of your own instead of a bundled one.
+        A spec of your own instead of a bundled one. Without a spec or a bundled name, the
+        spec is derived from the first source's columns (see :func:`derived_spec`).
     loader : str, optional
         Loader name; default: chosen from the spec and the sources.
+    ra_column, dec_column, id_column : str, optional
+        For a table loaded without a spec: its position and identifier columns.
     """
     data = data if isinstance(data, DataDirectory) else DataDirectory(data)
-    spec = resolve_spec(name, spec, sources)
+    spec = resolve_spec(name, spec, sources, ra_column=ra_column, dec_column=dec_column,
+                        id_column=id_column)
     if sources:
         hats_dirs = [paths.is_hats_catalog(Path(s)) for s in sources]
         if any(hats_dirs) and not all(hats_dirs):

@@ -110,6 +110,23 @@ class CatalogSpec:
                 return name
         return None
 
+    def present_in(self, names) -> CatalogSpec:
+        """The spec of a load whose rows have the columns ``names``: roles, kept and key
+        columns the sources did not have are dropped, so the catalog's metadata names only
+        columns it holds (the proper motions of a subset without them, say)."""
+        names = set(names)
+        roles = {role: None for role in ("id", "epoch_column", "pmra", "pmdec", "parallax",
+                                         "radial_velocity", "positional_error", "distance")
+                 if getattr(self, role) is not None and getattr(self, role) not in names}
+        if "pmra" in roles or "pmdec" in roles:
+            roles.update(pmra=None, pmdec=None, parallax=None, radial_velocity=None)
+        if "id" in roles:
+            del roles["id"]  # a missing identifier is an error of the load, never dropped
+        keep = None if self.keep is None else tuple(c for c in self.keep if c in names)
+        return dataclasses.replace(
+            self, **roles, keep=keep, key=tuple(c for c in self.key if c in names),
+            optional=tuple(c for c in self.optional if c in names))
+
     def with_overrides(self, **changes) -> CatalogSpec:
         return dataclasses.replace(self, **changes)
 

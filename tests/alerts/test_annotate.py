@@ -28,8 +28,9 @@ from xmatch.alerts import read_packets
 from xmatch.alerts.annotation import annotation_records
 from xmatch.alerts.pipeline import annotate_files
 from xmatch.service.client import Client
+from xmatch.service.codec import table_to_ipc
 from xmatch.service.embedded import running_server
-from xmatch.service.server import ServedCatalog, table_to_ipc
+from xmatch.service.server import ServedCatalog
 from xmatch.store import open_catalog
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
@@ -107,7 +108,7 @@ def compact_alerts(reference, seed: int = 5) -> pa.Table:
 def test_annotations_agree_with_astropy(address, reference):
     alerts = compact_alerts(reference)
     with Client(address) as client:
-        batches = list(client.annotate(alerts, catalogs=list(RADII), radius=RADII,
+        batches = list(client.annotate(alerts, catalogs=list(RADII), radius_arcsec=RADII,
                                        batch_size=128))
     table = pa.concat_tables([b.table for b in batches])
     assert table.column("alert_id").to_pylist() == alerts.column("alert_id").to_pylist()
@@ -142,7 +143,7 @@ def test_real_alerts_end_to_end(address, reference, tmp_path):
     with Client(address) as client:
         for name in ("annotated/", "annotated.parquet", "annotated.jsonl"):
             summary = annotate_files(client, inputs, f"{tmp_path}/{name}", catalogs=list(radius),
-                                     radius=radius, all_matches=True, batch_size=100,
+                                     radius_arcsec=radius, all_matches=True, batch_size=100,
                                      progress=False)
             assert (summary.alerts, summary.errors) == (333, 0)
             outputs[name] = summary.out
@@ -220,7 +221,7 @@ def compact_batch(table: pa.Table, batch_id: int = 0):
     ({"catalogs": ["gaia_dr3", "gaia_dr3"]}, None, grpc.StatusCode.INVALID_ARGUMENT,
      "name a catalog twice"),
     ({"catalogs": ["gaia_dr3"], "radius_arcsec": {"gaia_dr3": -1.0}}, None,
-     grpc.StatusCode.INVALID_ARGUMENT, "must be finite and >= 0"),
+     grpc.StatusCode.INVALID_ARGUMENT, "must be finite and > 0"),
     ({"catalogs": ["gaia_dr3"], "radius_arcsec": {"gaia_dr3": 1e9}}, None,
      grpc.StatusCode.RESOURCE_EXHAUSTED, "over this server's limit"),
     ({"catalogs": ["gaia_dr3"]}, pa.table({"ra": [1.0]}), grpc.StatusCode.INVALID_ARGUMENT,

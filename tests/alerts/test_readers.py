@@ -13,6 +13,7 @@ from astropy.time import Time
 from conftest import shared_file
 from xmatch.alerts import PacketError, Schemas, decode, read_packets
 from xmatch.alerts.avro import container
+from xmatch.errors import LoadError
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +158,10 @@ def test_sources_directories_tarballs_bytes_and_multi_record_files(tmp_path):
     assert packets[-1].origin.endswith("three.avro#2")
     ids = decode([p.data for p in packets], Schemas()).column("alert_id").to_pylist()
     assert ids[-3:] == ids[:3] == ids[len(files):len(files) + 3]
-    with pytest.raises(FileNotFoundError, match="nothing-here"):
+    with pytest.raises(LoadError, match="nothing-here: no such file or directory"):
         list(read_packets([tmp_path / "nothing-here"]))
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match="not an alert input"):
+    with pytest.raises(LoadError, match="notes.txt: not an alert input"):
         list(read_packets([tmp_path / "notes.txt"]))
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import random_sky_table
 from xmatch import load_catalog, open_catalog
-from xmatch.index import SkyIndex
+from xmatch.index import SkyIndex, rows_found
 
 TOLERANCE_DEG = 1e-9  # boundary and tie tolerance promised by the kernels
 
@@ -91,11 +91,11 @@ def test_all_within_and_nearest_equal_astropy(seed, n_rows, n_queries, layout, r
     qdec[: len(near)] = dec[near]
     index = index_of(ra, dec)
 
-    everything = index.crossmatch(qra, qdec, radius=radius_arcsec, mode="all")
+    everything = index.crossmatch(qra, qdec, radius_arcsec=radius_arcsec, mode="all")
     assert_same_pairs(ours_pairs(everything), astropy_pairs(qra, qdec, ra, dec, radius_arcsec),
                       qra, qdec, ra, dec, radius_arcsec)
 
-    nearest = index.crossmatch(qra, qdec, radius=radius_arcsec)
+    nearest = index.crossmatch(qra, qdec, radius_arcsec=radius_arcsec)
     assert nearest.num_rows == n_queries and nearest["query_index"].to_pylist() == list(
         range(n_queries))
     j, separation, _ = match_coordinates_sky(SkyCoord(qra, qdec, unit="deg"),
@@ -121,7 +121,7 @@ def test_k_nearest_equal_sorted_astropy_separations(seed, k, layout):
     ra, dec = sky(800, rng, layout)
     qra, qdec = sky(40, rng, layout)
     radius_arcsec = 5 * 3600.0
-    result = index_of(ra, dec).crossmatch(qra, qdec, radius=radius_arcsec, mode="k", k=k)
+    result = index_of(ra, dec).crossmatch(qra, qdec, radius_arcsec=radius_arcsec, mode="k", k=k)
     separations = SkyCoord(qra[:, None], qdec[:, None], unit="deg").separation(
         SkyCoord(ra[None, :], dec[None, :], unit="deg")).deg
     for i in range(len(qra)):
@@ -140,7 +140,7 @@ def test_per_query_radii_equal_astropy():
     ra, dec = sky(5000, rng, "uniform")
     qra, qdec = sky(2000, rng, "uniform")
     radii = rng.uniform(0.01, 4 * 3600, len(qra))
-    result = index_of(ra, dec).crossmatch(qra, qdec, radius=radii, mode="all")
+    result = index_of(ra, dec).crossmatch(qra, qdec, radius_arcsec=radii, mode="all")
     assert_same_pairs(ours_pairs(result), astropy_pairs(qra, qdec, ra, dec, radii), qra, qdec,
                       ra, dec, radii)
 
@@ -161,7 +161,7 @@ def test_queries_on_pixel_corners_and_edges_at_every_order(order):
     centre = SkyCoord(np.repeat(qra, 12), np.repeat(qdec, 12), unit="deg")
     around = centre.directional_offset_by(angle.ravel() * u.rad, distance.ravel() * u.deg)
     ra, dec = around.ra.deg, around.dec.deg
-    result = index_of(ra, dec).crossmatch(qra, qdec, radius=radius_arcsec, mode="all")
+    result = index_of(ra, dec).crossmatch(qra, qdec, radius_arcsec=radius_arcsec, mode="all")
     assert_same_pairs(ours_pairs(result), astropy_pairs(qra, qdec, ra, dec, radius_arcsec), qra,
                       qdec, ra, dec, radius_arcsec)
 
@@ -183,7 +183,7 @@ def test_catalog_of_many_partitions_equals_astropy(data_dir, table_spec):
     qra %= 360
     qdec[:1000] = dec[:1000]
     for radius_arcsec in (2.0, 600.0):
-        result = index.crossmatch(qra, qdec, radius=radius_arcsec, mode="all")
+        result = index.crossmatch(qra, qdec, radius_arcsec=radius_arcsec, mode="all")
         matched = result["match_rank"].is_valid().to_numpy(zero_copy_only=False)
         ours = (result["query_index"].to_numpy()[matched], result["id"].to_numpy()[matched])
         assert_same_pairs(ours, astropy_pairs(qra, qdec, ra, dec, radius_arcsec), qra, qdec,
@@ -195,7 +195,7 @@ def test_cone_limit_epochless_columns_and_position_angle():
     ra, dec = sky(20_000, rng, "uniform")
     index = index_of(ra, dec)
     centre = SkyCoord(10.0, -20.0, unit="deg")
-    cone = index.cone(centre, None, 3 * u.deg)
+    cone = index.cone_search(centre, radius_arcsec=3 * u.deg)
     separation = centre.separation(SkyCoord(ra, dec, unit="deg")).deg
     expected = np.sort(separation[separation <= 3])
     np.testing.assert_allclose(cone["separation_arcsec"].to_numpy() / 3600, expected, rtol=0,
@@ -204,22 +204,23 @@ def test_cone_limit_epochless_columns_and_position_angle():
     angle = centre.position_angle(SkyCoord(ra[rows], dec[rows], unit="deg")).deg
     difference = (cone["position_angle_deg"].to_numpy() - angle + 180) % 360 - 180
     assert np.abs(difference).max() < 1e-7
-    limited = index.cone(10.0, -20.0, 3 * 3600, limit=5, columns=["row"])
+    limited = index.cone_search(10.0, -20.0, 3 * 3600, limit=5, columns=["row"])
     assert limited.column_names == ["row", "separation_arcsec", "position_angle_deg"]
     assert limited["row"].to_pylist() == rows[:5].tolist()
     assert limited.schema.field("separation_arcsec").metadata == {b"unit": b"arcsec"}
+    assert rows_found(limited) == len(expected) and rows_found(cone) == len(expected)
 
 
 def test_empty_inputs_single_rows_and_left_join():
     empty = index_of(np.empty(0), np.empty(0))
-    result = empty.crossmatch([1.0, 2.0], [3.0, 4.0], radius=10)
+    result = empty.crossmatch([1.0, 2.0], [3.0, 4.0], radius_arcsec=10)
     assert result.num_rows == 2 and result["row"].null_count == 2
-    assert empty.cone(1.0, 2.0, 10).num_rows == 0
+    assert empty.cone_search(1.0, 2.0, 10).num_rows == 0
     single = index_of(np.array([359.9999]), np.array([89.9999]))
-    hit = single.crossmatch([0.0001, 180.0], [89.9999, 0.0], radius=1.0, mode="all")
+    hit = single.crossmatch([0.0001, 180.0], [89.9999, 0.0], radius_arcsec=1.0, mode="all")
     assert hit["row"].to_pylist() == [0, None] and hit["query_index"].to_pylist() == [0, 1]
-    assert single.crossmatch(np.empty(0), np.empty(0), radius=1.0).num_rows == 0
-    one = single.crossmatch(SkyCoord(0.0001, 89.9999, unit="deg"), radius=1 * u.arcsec)
+    assert single.crossmatch(np.empty(0), np.empty(0), radius_arcsec=1.0).num_rows == 0
+    one = single.crossmatch(SkyCoord(0.0001, 89.9999, unit="deg"), radius_arcsec=1 * u.arcsec)
     assert one["row"].to_pylist() == [0]
 
 
@@ -229,7 +230,7 @@ def test_two_million_queries_equal_astropy():
     ra, dec = sky(200_000, rng, "uniform")
     qra, qdec = sky(2_000_000, rng, "uniform")
     qra[:1_000_000] = (ra[rng.integers(0, len(ra), 1_000_000)] + 1e-4) % 360
-    result = index_of(ra, dec).crossmatch(qra, qdec, radius=600.0)
+    result = index_of(ra, dec).crossmatch(qra, qdec, radius_arcsec=600.0)
     j, separation, _ = match_coordinates_sky(SkyCoord(qra, qdec, unit="deg"),
                                              SkyCoord(ra, dec, unit="deg"))
     inside = separation.deg < 600 / 3600 - TOLERANCE_DEG
@@ -264,6 +265,6 @@ def test_small_cones_on_index_cell_borders():
     dec = np.concatenate([background_dec, around.dec.deg])
     index = index_of(ra, dec)
     assert index.cell_order == cell_order
-    result = index.crossmatch(qra, qdec, radius=radius_arcsec, mode="all")
+    result = index.crossmatch(qra, qdec, radius_arcsec=radius_arcsec, mode="all")
     assert_same_pairs(ours_pairs(result), astropy_pairs(qra, qdec, ra, dec, radius_arcsec), qra,
                       qdec, ra, dec, radius_arcsec)

@@ -162,9 +162,9 @@ def test_neighbourhood_fraction_has_margin():
 def test_cone_cover_contains_the_exact_cover_and_little_more(ra, dec, radius_arcsec, depth):
     """The cone as order-29 ranges: every pixel cdshealpix finds overlapping the cone is in
     it, and every pixel in it has its centre within the radius plus a pixel radius."""
-    from xmatch.index import cone_cover
+    from xmatch.sky.regions import Cone
 
-    ranges = cone_cover(ra, dec, radius_arcsec, depth)
+    ranges = Cone(ra, dec, radius_arcsec).cover29(depth)
     assert ranges.ndim == 2 and np.all(ranges[:, 0] < ranges[:, 1])
     assert np.all(ranges[1:, 0] > ranges[:-1, 1])  # sorted and merged
     if depth is None:

@@ -21,9 +21,9 @@ def test_hipparcos_stars_brighter_than_hp9_find_their_gaia_counterpart(default_c
                                                                        capsys):
     gaia = SkyIndex.from_catalog(default_catalogs["gaia_dr3"])
     hip = SkyIndex.from_catalog(default_catalogs["hipparcos2"])
-    propagated = bright(crossmatch(hip, gaia, radius=1.0))
+    propagated = bright(crossmatch(hip, gaia, radius_arcsec=1.0))
     unpropagated = bright(gaia.crossmatch(hip.table["ra"].to_numpy(), hip.table["dec"].to_numpy(),
-                                          radius=1.0, queries=hip.table))
+                                          radius_arcsec=1.0, queries=hip.table))
     with capsys.disabled():
         print(f"\nHipparcos 2 stars with Hp < 9: {propagated.num_rows}; matched to Gaia DR3 "
               f"within 1\": {matched_fraction(propagated):.4%} with proper motions applied, "
@@ -41,7 +41,7 @@ def test_pairs_equal_astropy_on_the_same_propagated_positions(default_catalogs):
                         table["pmra"].to_numpy(zero_copy_only=False),
                         table["pmdec"].to_numpy(zero_copy_only=False), 1991.25, 2016.0,
                         parallax=table["parallax"].to_numpy(zero_copy_only=False))
-    ours = crossmatch(hip, gaia, radius=1.0, mode="all", left_columns=["hip"],
+    ours = crossmatch(hip, gaia, radius_arcsec=1.0, mode="all", left_columns=["hip"],
                       right_columns=["source_id"])
     ours = ours.filter(ours["source_id"].is_valid())
     i, j, separation, _ = search_around_sky(
@@ -65,9 +65,9 @@ def test_gaia_against_hipparcos_moves_the_catalog_side(default_catalogs):
     gaia = SkyIndex.from_catalog(default_catalogs["gaia_dr3"], columns=["source_id", "ra",
                                                                         "dec"])
     hip = SkyIndex.from_catalog(default_catalogs["hipparcos2"])
-    forward = crossmatch(hip, gaia, radius=1.0, mode="all", left_columns=["hip"],
+    forward = crossmatch(hip, gaia, radius_arcsec=1.0, mode="all", left_columns=["hip"],
                          right_columns=["source_id"])
-    reverse = crossmatch(gaia, hip, radius=1.0, mode="all", left_columns=["source_id"],
+    reverse = crossmatch(gaia, hip, radius_arcsec=1.0, mode="all", left_columns=["source_id"],
                          right_columns=["hip"])
     pairs = {(h, s) for h, s in zip(forward["hip"].to_pylist(), forward["source_id"].to_pylist(),
                                     strict=True) if s is not None}

@@ -58,10 +58,10 @@ def test_rows_in_moc_equal_mocpy_on_an_index():
     index = SkyIndex.from_table(pa.table({"ra": ra, "dec": dec, "row": np.arange(len(ra))}))
     for moc in (MOC.from_str("3/1-5 4/120 9/1000-1500 29/1234567"), random_moc(rng, 500),
                 MOC.from_str("0/0-11")):
-        rows = index.rows_in_moc(moc.to_depth29_ranges, columns=["row"])["row"].to_numpy()
+        rows = index.moc_search(moc.to_depth29_ranges, columns=["row"])["row"].to_numpy()
         expected = np.flatnonzero(mocpy_contains(moc, ra, dec))
         np.testing.assert_array_equal(np.sort(rows), expected)
-    empty = index.rows_in_moc(np.empty((0, 2), dtype=np.int64))
+    empty = index.moc_search(np.empty((0, 2), dtype=np.int64))
     assert empty.num_rows == 0
 
 

@@ -10,7 +10,8 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.time import Time
 
-from xmatch.index import REINDEX_MIN_QUERIES, SkyIndex, propagate
+from xmatch.index import SkyIndex, propagate
+from xmatch.index.sky_index import REINDEX_MIN_QUERIES
 from xmatch.loaders.hipparcos2 import package_file, parse_hip2
 
 
@@ -95,13 +96,13 @@ def test_catalog_with_proper_motion_matched_at_query_epochs(hip2, n_queries):
         warnings.simplefilter("ignore")
         at_epochs = coords.apply_space_motion(
             dt=(epochs - 2016.0) * u.year)
-    result = index.crossmatch(at_epochs.ra.deg, at_epochs.dec.deg, radius=0.05,
+    result = index.crossmatch(at_epochs.ra.deg, at_epochs.dec.deg, radius_arcsec=0.05,
                               epoch=epochs)
     np.testing.assert_array_equal(result["hip"].to_numpy(), table["hip"].to_numpy()[rows])
     assert bool(index._epoch_copies) == (n_queries >= REINDEX_MIN_QUERIES)
     assert np.nanmax(result["separation_arcsec"].to_numpy()) < 1e-4  # 0.1 mas
     # Without the epochs, fast stars are missed.
-    unmoved = index.crossmatch(at_epochs.ra.deg, at_epochs.dec.deg, radius=0.05)
+    unmoved = index.crossmatch(at_epochs.ra.deg, at_epochs.dec.deg, radius_arcsec=0.05)
     assert unmoved["hip"].null_count > 0.3 * n_queries
 
 
@@ -109,8 +110,8 @@ def test_rows_without_epoch_are_not_moved():
     index = SkyIndex.from_table(pa.table({"ra": [10.0], "dec": [0.0], "pmra": [1e6],
                                           "pmdec": [0.0]}), pmra="pmra", pmdec="pmdec",
                                 epoch=2000.0)
-    assert index.crossmatch([10.0], [0.0], radius=1.0)["ra"].to_pylist() == [10.0]
-    moved = index.crossmatch([10.0], [0.0], radius=1.0, epoch=2001.0)
+    assert index.crossmatch([10.0], [0.0], radius_arcsec=1.0)["ra"].to_pylist() == [10.0]
+    moved = index.crossmatch([10.0], [0.0], radius_arcsec=1.0, epoch=2001.0)
     assert moved["ra"].null_count == 1  # a million mas/yr: it has left the cone
     with pytest.raises(ValueError, match="need the epoch"):
         SkyIndex.from_table(pa.table({"ra": [1.0], "dec": [0.0], "a": [1.0], "b": [1.0]}),

@@ -84,10 +84,10 @@ def csv_with(tmp_path, edit, name="bad.csv", n=1200):
 @pytest.mark.parametrize("edit,expected", [
     (lambda f: f.drop(columns=["dec"]), r"bad.csv, column 'dec': required column 'dec' is "
                                         r"missing; columns present: id, ra, mag, name"),
-    (lambda f: f.astype({"ra": object}).assign(ra=lambda g: g.ra.where(g.index != 1000, "12h")),
-     r"bad.csv, row 1001, column 'ra': value '12h' is not a number"),
+    (lambda f: f.astype({"ra": object}).assign(ra=lambda g: g.ra.where(g.index != 1000, "12x")),
+     r"bad.csv, row 1001, column 'ra': ra = '12x' is neither degrees nor sexagesimal"),
     (lambda f: f.assign(dec=lambda g: g.dec.where(g.index != 777, np.nan)),
-     r"bad.csv, row 778, column 'dec': dec = None is not a finite coordinate"),
+     r"bad.csv, row 778, column 'dec': dec is missing \(empty, null or NaN\)"),
     (lambda f: f.assign(ra=lambda g: g.ra.where(g.index != 5, 360.5)),
      r"bad.csv, row 6, column 'ra': ra = 360.5 is not a finite coordinate in range "
      r"\(0 <= ra <= 360 deg\)"),
@@ -120,7 +120,7 @@ def test_skip_invalid_drops_and_counts_rows_in_provenance(tmp_path, data_dir, ta
 
 def test_empty_file_and_header_only_file(tmp_path, data_dir, table_spec):
     (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(LoadError, match="empty.csv: .*contains no data rows"):
+    with pytest.raises(LoadError, match="empty.csv: the file is empty"):
         load_catalog(spec=table_spec, sources=[str(tmp_path / "empty.csv")], data=data_dir,
                      options=INLINE)
     (tmp_path / "header.csv").write_text("id,ra,dec,mag,name\n")

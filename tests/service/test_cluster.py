@@ -19,6 +19,7 @@ from astropy.coordinates import SkyCoord
 from mocpy import MOC
 
 from conftest import free_ports
+from xmatch.errors import ServiceError
 from xmatch.index import SkyIndex, propagate
 from xmatch.kernels.routing import cone_groups_kernel
 from xmatch.service.client import Client
@@ -101,17 +102,18 @@ def test_cones_straddling_partitions_equal_kernel_and_astropy(cluster, reference
     with Client(cluster.address) as client:
         for ra, dec in places:
             for radius in (30.0, 1200.0, 3 * 3600.0):
-                expected = index.cone(ra, dec, radius)
+                expected = index.cone_search(ra, dec, radius)
                 if expected.num_rows > 2_000:  # over the test limit of rows per answer
-                    with pytest.raises(grpc.RpcError, match="returns at most 2,000"):
-                        client.cone(name, ra, dec, radius=radius)
+                    with pytest.raises(ServiceError, match="returns at most 2,000"):
+                        client.cone_search(name, ra, dec, radius_arcsec=radius)
                 else:
-                    got = client.cone(name, ra, dec, radius=radius, arrow=True)
+                    got = client.cone_search(name, ra, dec, radius_arcsec=radius, arrow=True)
                     assert got.equals(expected), (ra, dec, radius)
                     np.testing.assert_array_equal(np.sort(got[id_column].to_numpy()),
                                                   astropy_ids(index, id_column, ra, dec, radius))
-                limited = client.cone(name, ra, dec, radius=radius, limit=3, arrow=True)
-                assert limited.equals(index.cone(ra, dec, radius, limit=3))
+                limited = client.cone_search(name, ra, dec, radius_arcsec=radius, limit=3,
+                                             arrow=True)
+                assert limited.equals(index.cone_search(ra, dec, radius, limit=3))
 
 
 @pytest.mark.parametrize("mode, k", [("nearest", 1), ("k", 3), ("all", 1)])
@@ -126,11 +128,11 @@ def test_crossmatch_stream_equals_kernel(cluster, reference, service_data, mode,
     ra %= 360
     radius = rng.choice([2.0, 120.0, 600.0], size=len(ra))
     with Client(cluster.address) as client:
-        got = client.crossmatch(ra, dec, catalog="random", radius=radius, mode=mode, k=k,
+        got = client.crossmatch("random", ra, dec, radius_arcsec=radius, mode=mode, k=k,
                                 batch_size=250, arrow=True)
-        assert got.equals(random.crossmatch(ra, dec, radius=radius, mode=mode, k=k))
+        assert got.equals(random.crossmatch(ra, dec, radius_arcsec=radius, mode=mode, k=k))
         # Positions with no row anywhere near: the left join still has one row each.
-        empty = client.crossmatch([12.0, 200.0], [-60.0, 70.0], catalog="random", radius=0.01,
+        empty = client.crossmatch("random", [12.0, 200.0], [-60.0, 70.0], radius_arcsec=0.01,
                                   mode=mode, k=k, arrow=True)
         assert empty["query_index"].to_pylist() == [0, 1]
         assert empty["match_rank"].null_count == 2
@@ -149,9 +151,9 @@ def test_proper_motions_route_to_where_stars_moved(cluster, reference):
     ra, dec = ra[keep][:30_000], dec[keep][:30_000]
     epochs = np.full(len(ra), 2016.0)
     with Client(cluster.address) as client:
-        got = client.crossmatch(ra, dec, catalog="hipparcos2", radius=1.0, epoch=epochs,
+        got = client.crossmatch("hipparcos2", ra, dec, radius_arcsec=1.0, epoch=epochs,
                                 columns=["hip"], batch_size=1_500, arrow=True)
-    expected = hip.crossmatch(ra, dec, radius=1.0, epoch=epochs, columns=["hip"])
+    expected = hip.crossmatch(ra, dec, radius_arcsec=1.0, epoch=epochs, columns=["hip"])
     assert got.equals(expected)
     assert got["match_rank"].null_count < 0.001 * len(ra)
 
@@ -159,12 +161,12 @@ def test_proper_motions_route_to_where_stars_moved(cluster, reference):
 def test_region_pages_across_partitions_and_resumes(cluster, reference):
     moc = MOC.from_string("1/5 2/40-44 4/900-960 6/30000-30500")
     ranges = moc.to_depth29_ranges.astype(np.int64).ravel()
-    expected = reference["random"].rows_in_moc(moc.to_depth29_ranges, ["id"])
+    expected = reference["random"].moc_search(moc.to_depth29_ranges, columns=["id"])
     channel = grpc.insecure_channel(cluster.address)
     stub = __import__("xmatch.v1.xmatch_pb2_grpc", fromlist=["x"]).XmatchStub(channel)
     request = xmatch_pb2.RegionSearchRequest(catalog="random", ranges29=ranges, columns=["id"],
                                              batch_rows=100)
-    from xmatch.service.server import ipc_to_table
+    from xmatch.service.codec import ipc_to_table
 
     batches = list(stub.RegionSearch(request))
     ids = np.concatenate([ipc_to_table(b.arrow_ipc)["id"].to_numpy() for b in batches])
@@ -188,23 +190,23 @@ def test_killing_a_shard_mid_stream_loses_nothing(cluster, reference):
     random = reference["random"]
     rng = np.random.default_rng(9)
     ra, dec = rng.uniform(0, 360, 20_000), np.degrees(np.arcsin(rng.uniform(-1, 1, 20_000)))
-    expected = random.crossmatch(ra, dec, radius=600.0, columns=["id"])
+    expected = random.crossmatch(ra, dec, radius_arcsec=600.0, columns=["id"])
     cones = [(float(a), float(d)) for a, d in zip(ra[:40], dec[:40], strict=True)]
-    expected_cones = [random.cone(a, d, 3600.0) for a, d in cones]
+    expected_cones = [random.cone_search(a, d, 3600.0) for a, d in cones]
     failures, answers = [], []
 
     def work():
         with Client(cluster.address) as client:
             for round_ in range(12):
                 try:
-                    got = client.crossmatch(ra, dec, catalog="random", radius=600.0,
+                    got = client.crossmatch("random", ra, dec, radius_arcsec=600.0,
                                             columns=["id"], batch_size=2_000, arrow=True)
                     answers.append(got.equals(expected))
                     for (a, d), want in zip(cones, expected_cones, strict=True):
-                        answers.append(client.cone("random", a, d, radius=3600.0,
+                        answers.append(client.cone_search("random", a, d, radius_arcsec=3600.0,
                                                    arrow=True).equals(want))
-                except grpc.RpcError as error:
-                    failures.append((round_, error.code(), error.details()))
+                except ServiceError as error:
+                    failures.append((round_, error.code, error.details))
 
     worker = threading.Thread(target=work)
     try:
@@ -235,31 +237,34 @@ def test_no_replica_left_is_unavailable_naming_partitions_then_recovers(cluster,
         cluster.kill("shard-1")
         with Client(cluster.address) as client:
             for _ in range(2):  # the first call finds them down, the second knows it
-                with pytest.raises(grpc.RpcError) as caught:
-                    client.cone("gaia_dr3", lost_ra, lost_dec, radius=5.0)
-                assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+                with pytest.raises(ServiceError) as caught:
+                    client.cone_search("gaia_dr3", lost_ra, lost_dec, radius_arcsec=5.0)
+                assert caught.value.code == grpc.StatusCode.UNAVAILABLE
                 order, pixel = lost.partitions[0]
-                assert f"gaia_dr3: no replica of partition(s) {order}/{pixel}" in \
-                    caught.value.details()
-                assert "shard-0" in caught.value.details()
-            assert len(client.cone("gaia_dr3", kept_ra, kept_dec, radius=1800.0)) > 0
-            with pytest.raises(grpc.RpcError) as caught:
-                client.crossmatch([kept_ra, lost_ra], [kept_dec, lost_dec], catalog="gaia_dr3",
-                                  radius=5.0)
-            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+                details = caught.value.details
+                assert f"gaia_dr3: no replica answers for partition(s) {order}/{pixel}" in \
+                    details
+                assert "shard-0 at " in details and "shard-1 at " in details, details
+                assert cluster.address not in details  # the shards, not the router
+                assert str(caught.value).startswith("UNAVAILABLE: gaia_dr3: no replica")
+            assert len(client.cone_search("gaia_dr3", kept_ra, kept_dec, radius_arcsec=1800.0)) > 0
+            with pytest.raises(ServiceError) as caught:
+                client.crossmatch("gaia_dr3", [kept_ra, lost_ra], [kept_dec, lost_dec],
+                                  radius_arcsec=5.0)
+            assert caught.value.code == grpc.StatusCode.UNAVAILABLE
         cluster.start("shard-0")
         cluster.start("shard-1")
         with Client(cluster.address) as client:
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    client.cone("gaia_dr3", lost_ra, lost_dec, radius=5.0)
+                    client.cone_search("gaia_dr3", lost_ra, lost_dec, radius_arcsec=5.0)
                     break
-                except grpc.RpcError:
+                except ServiceError:
                     assert time.monotonic() < deadline, "the router did not recover"
                     time.sleep(0.2)
-            result = client.crossmatch([kept_ra, lost_ra], [kept_dec, lost_dec],
-                                       catalog="gaia_dr3", radius=5.0)
+            result = client.crossmatch("gaia_dr3", [kept_ra, lost_ra], [kept_dec, lost_dec],
+                                       radius_arcsec=5.0)
             assert list(result["query_index"]) == [0, 1]
     finally:
         cluster.ensure_all_running()
@@ -320,18 +325,19 @@ def test_cluster_up_restarts_dead_shards_and_stops_cleanly(service_data, tmp_pat
     try:
         wait_serving(plan.router, 180, up)
         with Client(plan.router) as client:
-            assert client.cone("random", 150.0, 30.0, radius=600.0, arrow=True).equals(
-                SkyIndex.from_catalog(open_catalog("random", service_data)).cone(150.0, 30.0,
+            expected = SkyIndex.from_catalog(open_catalog("random", service_data))
+            assert client.cone_search("random", 150.0, 30.0, radius_arcsec=600.0,
+                                      arrow=True).equals(expected.cone_search(150.0, 30.0,
                                                                                  600.0))
             [shard] = processes_running(f"{plan_path} --name shard-1")
             os.kill(shard, signal.SIGKILL)
             deadline = time.monotonic() + 60
             while True:  # restarted by `cluster up`, then answering again
                 try:
-                    client.crossmatch([150.0, 330.0], [30.0, -30.0], catalog="random",
-                                      radius=3600.0)
+                    client.crossmatch("random", [150.0, 330.0], [30.0, -30.0],
+                                      radius_arcsec=3600.0)
                     break
-                except grpc.RpcError:
+                except ServiceError:
                     assert time.monotonic() < deadline, "the shard was not restarted"
                     time.sleep(0.5)
         up.send_signal(signal.SIGTERM)
@@ -362,16 +368,16 @@ def test_async_client_many_requests_at_once(cluster, reference):
         async with AsyncClient(cluster.address) as client:
             assert "random" in {c["name"] for c in await client.catalogs()}
             assert (await client.describe("random"))["id_column"] == "id"
-            cones = await asyncio.gather(*(client.cone("random", SkyCoord(a, d, unit="deg"),
-                                                       radius=1 * u.deg, arrow=True)
+            cones = await asyncio.gather(*(client.cone_search("random", SkyCoord(a, d, unit="deg"),
+                                                       radius_arcsec=1 * u.deg, arrow=True)
                                            for a, d in zip(ra[:64], dec[:64], strict=True)))
-            matched = await client.crossmatch(ra, dec, catalog="random", radius=300 * u.arcsec,
+            matched = await client.crossmatch("random", ra, dec, radius_arcsec=300 * u.arcsec,
                                               batch_size=500, arrow=True)
-            nothing = await client.crossmatch([], [], catalog="random", radius=1.0)
+            nothing = await client.crossmatch("random", [], [], radius_arcsec=1.0)
             return cones, matched, nothing
 
     cones, matched, nothing = asyncio.run(run())
     for (a, d), got in zip(zip(ra[:64], dec[:64], strict=True), cones, strict=True):
-        assert got.equals(random.cone(a, d, 3600.0))
-    assert matched.equals(random.crossmatch(ra, dec, radius=300.0))
+        assert got.equals(random.cone_search(a, d, 3600.0))
+    assert matched.equals(random.crossmatch(ra, dec, radius_arcsec=300.0))
     assert len(nothing) == 0 and "separation_arcsec" in nothing.colnames

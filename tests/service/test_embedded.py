@@ -3,7 +3,6 @@ talk to it, answers equal the in-process kernels, and SIGTERM drains it cleanly.
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,19 +14,16 @@ import pytest
 from astropy.coordinates import SkyCoord
 
 from xmatch import SkyIndex
+from xmatch.cli import main
 from xmatch.service.client import Client
 
 
 @pytest.fixture(scope="module")
-def server(default_catalogs, tmp_path_factory):
-    data = tmp_path_factory.mktemp("serve")
-    for name, catalog in default_catalogs.items():  # a data directory with both catalogs
-        shutil.copytree(catalog.root.resolve(), data / "src" / name)
-        subprocess.run([sys.executable, "-m", "xmatch", "load", name, "--from",
-                        str(data / "src" / name), "--data", str(data / "catalogs")],
-                       check=True, capture_output=True)
+def server(session_data):
+    """`xmatch serve` over the session's data directory, a real process (its signals are
+    what is tested)."""
     process = subprocess.Popen([sys.executable, "-m", "xmatch", "serve", "--port", "0",
-                                "--data", str(data / "catalogs")],
+                                "--data", str(session_data.root)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     address = None
     deadline = time.monotonic() + 120
@@ -38,7 +34,7 @@ def server(default_catalogs, tmp_path_factory):
         found = re.search(r"serving .* on (\S+:\d+)", line)
         address = found and found[1]
     assert address, process.stderr.read()
-    yield address, data / "catalogs", process
+    yield address, session_data.root, process
     if process.poll() is None:
         process.kill()
 
@@ -50,47 +46,60 @@ def test_client_answers_equal_in_process(server, default_catalogs):
         assert names["gaia_dr3"]["rows"] == 482_176
         assert client.describe("hipparcos2")["id_column"] == "hip"
         gaia = SkyIndex.from_catalog(default_catalogs["gaia_dr3"])
-        cone = client.cone("gaia_dr3", SkyCoord(56.75, 24.12, unit="deg"), radius=1 * u.deg,
-                           arrow=True)
-        assert cone.equals(gaia.cone(56.75, 24.12, 3600.0))
+        cone = client.cone_search("gaia_dr3", SkyCoord(56.75, 24.12, unit="deg"),
+                                  radius_arcsec=1 * u.deg, arrow=True)
+        assert cone.equals(gaia.cone_search(56.75, 24.12, 3600.0))
         rng = np.random.default_rng(0)
         ra, dec = rng.uniform(0, 360, 30_000), np.degrees(np.arcsin(rng.uniform(-1, 1, 30_000)))
         ra[:10_000] = gaia.table["ra"].to_numpy()[:10_000]
         dec[:10_000] = gaia.table["dec"].to_numpy()[:10_000]
-        remote = client.crossmatch(ra, dec, catalog="gaia_dr3", radius=2.0, batch_size=7_000,
+        remote = client.crossmatch("gaia_dr3", ra, dec, radius_arcsec=2.0, batch_size=7_000,
                                    columns=["source_id"], arrow=True)
-        local = gaia.crossmatch(ra, dec, radius=2.0, columns=["source_id"])
+        local = gaia.crossmatch(ra, dec, radius_arcsec=2.0, columns=["source_id"])
         assert remote.equals(local)
-        table = client.crossmatch(ra[:5], dec[:5], catalog="gaia_dr3", radius=2.0, mode="k",
+        table = client.crossmatch("gaia_dr3", ra[:5], dec[:5], radius_arcsec=2.0, mode="k",
                                   k=2)
-        assert "separation_arcsec" in table.colnames and len(table) >= 5  # astropy Table
+        expected = gaia.crossmatch(ra[:5], dec[:5], radius_arcsec=2.0, mode="k", k=2)
+        assert table.colnames == expected.column_names  # an astropy Table
+        assert list(table["source_id"]) == expected["source_id"].to_pylist()
+        assert list(table["match_rank"]) == expected["match_rank"].to_pylist()
 
 
-def test_cli_through_the_server(server, tmp_path):
+def test_cli_through_the_server(server, tmp_path, capsys):
     address, data, _ = server
-    cone = subprocess.run([sys.executable, "-m", "xmatch", "cone", "hipparcos2", "269.448503",
-                           "4.739420", "--radius", "5arcsec", "--epoch", "2016.0", "--server",
-                           address, "--format", "csv"], capture_output=True, text=True,
-                          check=True)
-    assert "87937" in cone.stdout  # Barnard's star
+    assert main(["cone", "hipparcos2", "269.448503", "4.739420", "--radius", "5arcsec",
+                 "--epoch", "2016.0", "--server", address, "--format", "csv"]) == 0
+    assert "87937" in capsys.readouterr().out  # Barnard's star
     queries = tmp_path / "queries.csv"
     queries.write_text("name,ra,dec\nalcyone,56.871152,24.105136\nnowhere,10.0,-5.0\n")
     for via in (["--server", address], ["--data", str(data)]):
         out = tmp_path / f"out{len(via[0])}.csv"
-        subprocess.run([sys.executable, "-m", "xmatch", "crossmatch", str(queries),
-                        "--catalog", "gaia_dr3", "--radius", "2arcsec", "--columns",
-                        "source_id", "--out", str(out), *via], check=True, capture_output=True)
+        assert main(["crossmatch", str(queries), "--catalog", "gaia_dr3", "--radius", "2arcsec",
+                     "--columns", "source_id", "--out", str(out), *via]) == 0
         lines = out.read_text().splitlines()
-        assert lines[0].startswith("name,ra,dec,match_rank,source_id,separation_arcsec")
-        assert lines[1].startswith("alcyone,") and "66714384142368256" in lines[1]
-        assert lines[2].startswith("nowhere,") and lines[2].endswith(",,,")  # left join
-    bad = subprocess.run([sys.executable, "-m", "xmatch", "cone", "nope", "1", "2", "--radius",
-                          "1arcsec", "--server", address], capture_output=True, text=True)
-    assert bad.returncode == 2 and "NOT_FOUND: no catalog 'nope' here" in bad.stderr
-    gone = subprocess.run([sys.executable, "-m", "xmatch", "cone", "gaia_dr3", "1", "2",
-                           "--radius", "1arcsec", "--server", "127.0.0.1:1"],
-                          capture_output=True, text=True)
-    assert gone.returncode == 2 and "cannot reach the server at 127.0.0.1:1" in gone.stderr
+        assert lines[0] == ("row,name,ra,dec,match_rank,source_id,separation_arcsec,"
+                            "position_angle_deg")
+        assert lines[1].startswith("1,alcyone,") and "66714384142368256" in lines[1]
+        assert lines[2] == "2,nowhere,10.0,-5.0,,,,"  # the left join keeps it
+    capsys.readouterr()
+    assert main(["cone", "nope", "1", "2", "--radius", "1arcsec", "--server", address]) == 2
+    assert "NOT_FOUND: no catalog 'nope' here" in capsys.readouterr().err
+    assert main(["cone", "gaia_dr3", "1", "2", "--radius", "1arcsec", "--server",
+                 "127.0.0.1:1"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "xmatch cone: error: UNAVAILABLE: cannot reach an xmatch server at 127.0.0.1:1")
+
+
+def test_a_second_serve_on_the_same_port_is_refused(server, session_data):
+    address, _, _ = server
+    second = subprocess.run([sys.executable, "-m", "xmatch", "serve", "--port",
+                             address.rsplit(":", 1)[1], "--data", str(session_data.root)],
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2
+    assert second.stderr.splitlines()[-1] == (
+        f"xmatch serve: error: cannot listen on {address}: the port is in use (another "
+        "xmatch server?) or the address is not one of this machine's; choose another with "
+        "--port (0: any free port)")
 
 
 def test_sigterm_drains_and_exits(server):

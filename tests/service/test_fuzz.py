@@ -123,7 +123,8 @@ def test_extremes_then_still_healthy(served):
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert_healthy(stub, channel)
     ListCatalogs = stub.ListCatalogs(xmatch_pb2.ListCatalogsRequest())
-    assert {c.name for c in ListCatalogs.catalogs} == {"gaia_dr3", "hipparcos2", "random"}
+    assert {c.name for c in ListCatalogs.catalogs} == {"gaia_dr3", "hipparcos2", "gcvs",
+                                                       "glade_gw170817", "random"}
 
 
 def test_healthy_after_fuzzing(served):

@@ -12,7 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from mocpy import MOC
 
-from xmatch.service.server import SERVICE_NAME, ipc_to_table
+from xmatch.service.codec import ipc_to_table
+from xmatch.service.server import SERVICE_NAME
 from xmatch.v1 import xmatch_pb2
 
 
@@ -44,7 +45,7 @@ def test_cone_equals_in_process_kernel_and_astropy(served, ra, dec, radius):
                                               radius_arcsec=radius))
     table = ipc_to_table(answer.arrow_ipc)
     assert answer.rows == table.num_rows > 0
-    local = catalogs["gaia_dr3"].cone(ra, dec, radius)
+    local = catalogs["gaia_dr3"].cone_search(ra, dec, radius)
     assert table.equals(local)
     gaia = catalogs["gaia_dr3"].table
     separation = SkyCoord(ra, dec, unit="deg").separation(
@@ -59,8 +60,13 @@ def test_cone_with_epoch_columns_and_limit(served):
         catalog="hipparcos2", ra_deg=269.448503, dec_deg=4.739420, radius_arcsec=5,
         epoch_jyear=2016.0, columns=["hip"], limit=1))
     table = ipc_to_table(answer.arrow_ipc)
-    assert table.column_names == ["hip", "separation_arcsec", "position_angle_deg"]
+    assert table.column_names == ["hip", "ra_at_epoch", "dec_at_epoch", "separation_arcsec",
+                                  "position_angle_deg"]
     assert table["hip"].to_pylist() == [87937]  # Barnard's star, moved 4' since J1991.25
+    # Its place at J2016.0, as Gaia DR3 measured it there (to its radial-velocity effects).
+    assert abs(table["ra_at_epoch"][0].as_py() - 269.448503) < 0.5 / 3600
+    assert abs(table["dec_at_epoch"][0].as_py() - 4.739420) < 0.5 / 3600
+    assert answer.rows == 1 and answer.rows_found == 1
 
 
 def test_crossmatch_stream_equals_in_process(served):
@@ -81,7 +87,7 @@ def test_crossmatch_stream_equals_in_process(served):
     answers = list(stub.Crossmatch(requests()))
     assert [a.batch_id for a in answers] == [batch_id for batch_id, _ in batches]
     for answer, (_, part) in zip(answers, batches, strict=True):
-        local = catalogs["gaia_dr3"].crossmatch(ra[part], dec[part], radius=1.0,
+        local = catalogs["gaia_dr3"].crossmatch(ra[part], dec[part], radius_arcsec=1.0,
                                                       columns=["source_id"])
         assert ipc_to_table(answer.arrow_ipc).equals(local)
         matched = local.num_rows - local["match_rank"].null_count
@@ -124,7 +130,7 @@ def test_bad_requests_get_precise_statuses_and_the_server_keeps_serving(served):
     cases = [
         (lambda: stub.Cone(cone(catalog="gaia_dr3", ra_deg=float("nan"), dec_deg=0,
                                 radius_arcsec=5)),
-         grpc.StatusCode.INVALID_ARGUMENT, "ra = nan is not allowed"),
+         grpc.StatusCode.INVALID_ARGUMENT, "ra is missing (empty, null or NaN)"),
         (lambda: stub.Cone(cone(catalog="gaia_dr3", ra_deg=10, dec_deg=91, radius_arcsec=5)),
          grpc.StatusCode.INVALID_ARGUMENT, "dec = 91.0 is not allowed"),
         (lambda: stub.Cone(cone(catalog="gaia_dr3", ra_deg=10, dec_deg=1, radius_arcsec=-1)),

@@ -16,10 +16,12 @@ from mocpy import MOC
 
 from conftest import running_cluster, shared_file, skymap_sources
 from xmatch import CatalogSpec, LoadOptions, SkyIndex, load_catalog, open_catalog
-from xmatch.regions import SkyMap
+from xmatch.errors import ServiceError
 from xmatch.service.client import Client
+from xmatch.service.codec import ipc_to_table
 from xmatch.service.embedded import running_server
-from xmatch.service.server import Limits, ServedCatalog, ipc_to_table
+from xmatch.service.server import Limits, ServedCatalog
+from xmatch.sky.skymap import SkyMap
 from xmatch.specs import bundled_spec
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
@@ -209,7 +211,8 @@ def test_bad_skymap_requests_get_precise_statuses(client, maps, tmp_path):
           ).write(unnormalised)
     invalid = grpc.StatusCode.INVALID_ARGUMENT
     cases = [
-        (dict(skymap=region(fits=good), ranges29=[0, 4]), invalid, "not both"),
+        (dict(skymap=region(fits=good), ranges29=[0, 4]), invalid,
+         "give one region: ranges29, skymap or polygon, not ranges29 and skymap"),
         (dict(skymap=region()), invalid, "skymap.fits is empty"),
         (dict(skymap=region(fits=b"not a sky map")), invalid,
          "skymap.fits is not a readable FITS file"),
@@ -239,9 +242,9 @@ def test_bad_skymap_requests_get_precise_statuses(client, maps, tmp_path):
     flat = SkyMap.read(good)
     no_distance = tmp_path / "no_distance.fits"
     Table({"UNIQ": flat.uniq, "PROBDENSITY": flat.probdensity}).write(no_distance)
-    with pytest.raises(grpc.RpcError) as caught:
+    with pytest.raises(ServiceError) as caught:
         client.skymap_search("skymap_sources", no_distance, rank_by="probdensity_vol")
-    assert caught.value.code() == invalid
-    assert "has no distance layers" in caught.value.details()
+    assert caught.value.code == invalid
+    assert "has no distance layers" in caught.value.details
     got = client.skymap_search("skymap_sources", no_distance, 0.5, arrow=True)
     assert "probdensity_vol" not in got.column_names and got.num_rows > 0

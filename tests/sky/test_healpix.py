@@ -3,6 +3,7 @@
 import astropy.units as u
 import cdshealpix.nested
 import numpy as np
+import pytest
 from astropy.coordinates import Latitude, Longitude
 from astropy_healpix import HEALPix
 from hypothesis import given, settings
@@ -60,18 +61,34 @@ def test_pixel_range29_contains_its_points():
         assert np.all((lo <= p29) & (p29 < hi))
 
 
-def test_cone_pixels_never_miss_a_point_inside_the_cone():
-    rng = np.random.default_rng(3)
-    for center_dec in (-90.0, -45.0, 0.0, 89.9):
-        ra0 = 359.99
-        pts_ra = (ra0 + rng.uniform(-2, 2, 5000)) % 360
-        pts_dec = np.clip(center_dec + rng.uniform(-2, 2, 5000), -90, 90)
-        sep = np.degrees(np.arccos(np.clip(
-            np.sin(np.radians(center_dec)) * np.sin(np.radians(pts_dec))
-            + np.cos(np.radians(center_dec)) * np.cos(np.radians(pts_dec))
-            * np.cos(np.radians(pts_ra - ra0)), -1, 1)))
-        inside = sep <= 1.0
-        for order in (2, 6, 9):
-            pixels = set(healpix.cone_pixels(order, ra0, center_dec, 1.0).tolist())
-            p = healpix.degrade(healpix.radec_to_healpix29(pts_ra[inside], pts_dec[inside]), order)
-            assert set(p.tolist()) <= pixels
+def test_pixel_geometry_equals_healpy():
+    """The maximal pixel radius, pixel centres and NESTED -> RING numbers of every order (the
+    flat sky maps' reading) against healpy, the test oracle."""
+    import healpy
+
+    from xmatch.kernels.healpix import nest_to_ring_kernel
+
+    for order in range(30):
+        assert healpix.max_pixel_radius_rad(order) == pytest.approx(
+            healpy.max_pixrad(1 << order), rel=1e-12)
+    rng = np.random.default_rng(4)
+    for order in (0, 1, 5, 10, 13):
+        pixels = np.unique(np.r_[np.arange(min(12 * 4 ** order, 50_000)),
+                                 rng.integers(0, 12 * 4 ** order, 20_000),
+                                 12 * 4 ** order - 1]).astype(np.int64)
+        ring = np.empty(len(pixels), np.int64)
+        nest_to_ring_kernel(order, pixels, ring)
+        np.testing.assert_array_equal(ring, healpy.nest2ring(1 << order, pixels))
+        ra, dec = healpix.pixel_centres_deg(order, pixels)
+        hra, hdec = healpy.pix2ang(1 << order, pixels, nest=True, lonlat=True)
+        np.testing.assert_allclose(dec, hdec, atol=1e-10)
+        np.testing.assert_allclose((ra - hra + 180) % 360 - 180, 0, atol=1e-9)
+
+
+def test_cells_to_ranges29_merges_and_sorts():
+    # Order 1 cell 13 lies inside order 0 cell 3, order 29 cell 5 inside order 1 cell 0;
+    # order 1 cell 2 touches order 1 cell 1, which is absent: a gap stays.
+    ranges = healpix.cells_to_ranges29([0, 1, 1, 29, 1], [3, 0, 13, 5, 2])
+    expected = np.array([[0, 1 << 56], [2 << 56, 3 << 56], [12 << 56, 16 << 56]])
+    np.testing.assert_array_equal(ranges, expected)
+    assert healpix.cells_to_ranges29([], []).shape == (0, 2)

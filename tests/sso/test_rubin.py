@@ -14,8 +14,8 @@ from xmatch.cli import main
 from xmatch.service.client import Client
 from xmatch.service.embedded import running_server, served_catalogs
 from xmatch.sso.nightly import NightIndex, build_night
-from xmatch.sso.observers import tdb_mjd
 from xmatch.sso.orbits import alert_sso_observations, orbits_from_alerts, read_orbits
+from xmatch.timescales import tdb_mjd
 
 RUBIN_ALERTS = "alerts/lsst/rubin_lsstcam_20250905_via_fink.tar.gz"
 #: Day-obs of the alerts (2025-09-06 07:55 TAI falls in the X05 night starting 09-05).
@@ -107,7 +107,7 @@ def test_rubin_packets_annotated_with_their_object(rubin_night):
     with running_server(served_catalogs(data, load_defaults=False)) as address, \
             Client(address) as client:
         table = pa.concat_tables(batch.table for batch in client.annotate(
-            [shared_file(RUBIN_ALERTS)], catalogs=["sso"], radius=2.0))
+            [shared_file(RUBIN_ALERTS)], catalogs=["sso"], radius_arcsec=2.0))
     assert table.num_rows >= 100 and table.column("sso_count").null_count == 0
     found = {row["alert_id"]: row for row in table.to_pylist() if row["sso_count"]}
     for alert_id, designation in expected.items():

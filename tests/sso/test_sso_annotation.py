@@ -19,10 +19,11 @@ from sso.conftest import (
     separation_arcsec,
 )
 from xmatch.alerts.annotation import annotation_info, annotation_records
+from xmatch.errors import ServiceError
 from xmatch.service.client import Client
+from xmatch.service.codec import ipc_to_table
 from xmatch.service.embedded import running_server, served_catalogs
-from xmatch.service.server import ipc_to_table
-from xmatch.sso.observers import tdb_mjd
+from xmatch.timescales import tdb_mjd
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
 RADIUS = 30.0
@@ -114,7 +115,7 @@ def test_alerts_are_annotated_with_the_objects_at_their_own_instants(address, ne
     for index, site, seed in ((nea_index, "I41", 1), (mpc_index, "X05", 2)):
         alerts, truth = alerts_near_objects(index, seed, instants=12)
         table = annotate(address, alerts, catalogs=["sso", "stars"],
-                         radius={"sso": RADIUS}, observatory=site, all_matches=True,
+                         radius_arcsec={"sso": RADIUS}, observatory=site, all_matches=True,
                          batch_size=37)
         assert [t.name for t in annotation_info(table)["catalogs"]] == ["sso", "stars"]
         assert table.column("sso_count").null_count == 0
@@ -131,7 +132,7 @@ def test_each_alert_takes_the_cache_of_its_site_and_night(address, nea_index, mp
     # no cache (null), as do alerts a day after the I41 night.
     later = nea.set_column(3, "mjd_tai", pa.compute.add(nea.column("mjd_tai"), 1.0))
     mixed = pa.concat_tables([nea, mpc, later])
-    table = annotate(address, mixed, catalogs=["sso"], radius=RADIUS, observatory="I41",
+    table = annotate(address, mixed, catalogs=["sso"], radius_arcsec=RADIUS, observatory="I41",
                      all_matches=True, batch_size=16)
     counts = table.column("sso_count")
     assert counts.null_count == mpc.num_rows + later.num_rows
@@ -140,7 +141,7 @@ def test_each_alert_takes_the_cache_of_its_site_and_night(address, nea_index, mp
     assert all(r["catalogs"] == [] for r in records[nea.num_rows:])
     assert all(r["catalogs"][0]["catalog"] == "sso" for r in records[:nea.num_rows])
     # The same alerts at X05 swap roles.
-    table = annotate(address, mixed, catalogs=["sso"], radius=RADIUS, observatory="X05",
+    table = annotate(address, mixed, catalogs=["sso"], radius_arcsec=RADIUS, observatory="X05",
                      all_matches=True)
     assert table.column("sso_count").null_count == nea.num_rows + later.num_rows
     check_against_truth(table.slice(nea.num_rows, mpc.num_rows), mpc_truth,
@@ -182,7 +183,7 @@ def test_crossmatch_stream_against_a_nightly_cache(address, nea_index):
                                                    mode=mode, k=k, time_scale="tai")
             (table,) = crossmatch_stream(stub, options, xmatch_pb2.PositionBatch(
                 batch_id=1, ra_deg=ra, dec_deg=dec, mjd=mjd))
-            local = nea_index.crossmatch(ra, dec, radius=1800.0, t_tdb=t_tdb, mode=name,
+            local = nea_index.crossmatch(ra, dec, radius_arcsec=1800.0, t_tdb=t_tdb, mode=name,
                                          k=max(k, 1))
             assert table.equals(local), name
             several = np.bincount(local["query_index"].to_numpy(), minlength=len(ra))
@@ -192,10 +193,10 @@ def test_crossmatch_stream_against_a_nightly_cache(address, nea_index):
 
 def test_bad_sso_annotation_and_crossmatch_requests(address, sso_data, nea_index):
     alerts, _ = alerts_near_objects(nea_index, 7, instants=1)
-    with Client(address) as client, pytest.raises(grpc.RpcError) as caught:
+    with Client(address) as client, pytest.raises(ServiceError) as caught:
         list(client.annotate(alerts, catalogs=["sso"], observatory="ZZZ"))
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "observatory code 'ZZZ' is not an MPC observatory" in caught.value.details()
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "observatory code 'ZZZ' is not an MPC observatory" in caught.value.details
     inside = float(alerts["mjd_tai"][0].as_py())
     batch = dict(batch_id=4, ra_deg=[10.0, 20.0], dec_deg=[0.0, 1.0])
     cases = [
@@ -207,7 +208,7 @@ def test_bad_sso_annotation_and_crossmatch_requests(address, sso_data, nea_index
          "batch 4: time 2019-07-0"),
         ({"catalog": NEA_CACHE, "time_scale": "tai"}, {**batch, "mjd": [inside, 0.0]},
          "batch 4: MJD 0.0 (at position 1) is not allowed"),
-        ({"catalog": NEA_CACHE, "time_scale": "gps"}, batch, "time_scale 'gps' is not allowed"),
+        ({"catalog": NEA_CACHE, "time_scale": "gps"}, batch, "time scale 'gps' is not allowed"),
         ({"catalog": NEA_CACHE, "epoch_jyear": 2019.5}, batch, "epoch_jyear does not apply"),
         ({"catalog": NEA_CACHE, "columns": ["x_au"]}, batch, "x_au"),
         ({"catalog": "stars"}, {**batch, "mjd": [inside, inside]},
@@ -225,8 +226,8 @@ def test_bad_sso_annotation_and_crossmatch_requests(address, sso_data, nea_index
             assert message in caught.value.details(), caught.value.details()
     # A server without nightly caches says how to build one.
     with running_server(served_catalogs(sso_data, load_defaults=False, names=["stars"])) \
-            as plain, Client(plain) as client, pytest.raises(grpc.RpcError) as caught:
+            as plain, Client(plain) as client, pytest.raises(ServiceError) as caught:
         list(client.annotate(alerts, catalogs=["sso"]))
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "no solar-system ephemeris cache is served here" in caught.value.details()
-    assert "xmatch sso build" in caught.value.details()
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    assert "no solar-system ephemeris cache is served here" in caught.value.details
+    assert "xmatch sso build" in caught.value.details

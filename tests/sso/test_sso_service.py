@@ -23,8 +23,9 @@ from sso.conftest import (
 from xmatch import open_catalog
 from xmatch.cli import main
 from xmatch.service.client import Client
-from xmatch.service.server import SERVICE_NAME, ipc_to_table
-from xmatch.sso.observers import tdb_mjd, utc_iso
+from xmatch.service.codec import ipc_to_table
+from xmatch.service.server import SERVICE_NAME
+from xmatch.timescales import tdb_mjd, utc_iso
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
 SCALES = ("utc", "tai", "tt", "tdb")
@@ -159,9 +160,9 @@ def test_limit_keeps_the_closest(server, nea_index):
     ra, dec = ra[crowded[0]], dec[crowded[0]]
     # The client: an ISO UTC time, a limit; the instant agrees to microseconds.
     with Client(address) as client:
-        got = client.sso_cone(ra, dec, radius=7200.0, time=utc_iso(t), observatory="I41",
+        got = client.sso_cone(ra, dec, radius_arcsec=7200.0, time=utc_iso(t), observatory="I41",
                               limit=2, arrow=True)
-        everything = client.sso_cone(ra, dec, radius=7200.0, time=t, scale="tdb",
+        everything = client.sso_cone(ra, dec, radius_arcsec=7200.0, time=t, scale="tdb",
                                      catalog=NEA_CACHE, arrow=True)
     local = index.cone(ra, dec, 7200.0, t)
     assert got.column("designation").to_pylist() == \
@@ -184,7 +185,7 @@ def test_empty_answers(server, nea_index):
     assert len(far) >= 5
     mjd = mjd_in("tdb", t)
     for k in far[:5]:
-        for radius in (0.0, 1800.0):
+        for radius in (1e-6, 1800.0):
             answer = stub.SsoCone(xmatch_pb2.SsoConeRequest(
                 observatory="I41", ra_deg=c_ra[k], dec_deg=c_dec[k], radius_arcsec=radius,
                 mjd=mjd, time_scale="tdb"))
@@ -213,16 +214,16 @@ def test_bad_requests_get_precise_statuses_and_the_server_keeps_serving(server, 
 
     invalid, not_found = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
     cases = [
-        (sso(ra_deg=float("nan")), invalid, "position (nan, 1.0) is not allowed"),
-        (sso(dec_deg=91.0), invalid, "position (10.0, 91.0) is not allowed"),
-        (sso(dec_deg=-90.5), invalid, "|dec_deg| <= 90"),
+        (sso(ra_deg=float("nan")), invalid, "ra is missing (empty, null or NaN)"),
+        (sso(dec_deg=91.0), invalid, "dec = 91.0 is not allowed"),
+        (sso(dec_deg=-90.5), invalid, "dec = -90.5 is not allowed"),
         (sso(radius_arcsec=-1.0), invalid, "radius_arcsec = -1.0 is not allowed"),
         (sso(radius_arcsec=float("nan")), invalid, "radius_arcsec = nan is not allowed"),
         (sso(radius_arcsec=3 * 3600.0), grpc.StatusCode.RESOURCE_EXHAUSTED,
          "over this server's limit of 7200 arcsec"),
         (sso(observatory="ZZZ"), invalid, "observatory code 'ZZZ' is not an MPC observatory"),
         (sso(observatory="C51"), invalid, "observatory C51 (WISE) has no fixed site"),
-        (sso(time_scale="gps"), invalid, "time_scale 'gps' is not allowed; use one of utc, tai, "
+        (sso(time_scale="gps"), invalid, "time scale 'gps' is not allowed; use one of utc, tai, "
          "tt, tdb"),
         (sso(mjd=float("nan")), invalid, "MJD nan is not allowed: it must lie between 14864 "
          "and 71184 (1899-07-29 to 2053-10-09"),

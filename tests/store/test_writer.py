@@ -140,7 +140,7 @@ def test_lsdb_written_catalog_is_registered_and_read_unchanged(tmp_path, data_di
     assert back["id"].equals(table["id"])
     assert back["ra"].equals(table["ra"]) and back["dec"].equals(table["dec"])
     assert "foreign" in data_dir.names()
-    hit = catalog.cone(float(table["ra"][50].as_py()), float(table["dec"][50].as_py()), 1.0)
+    hit = catalog.cone_search(float(table["ra"][50].as_py()), float(table["dec"][50].as_py()), 1.0)
     assert hit["id"][0].as_py() == 50
     # Damage to the foreign files is detected through the manifest taken at registration.
     victim = catalog.partition_path(catalog.partitions[0])
@@ -217,7 +217,7 @@ def test_load_killed_midway_leaves_previous_catalog_intact_and_servable(tmp_path
     assert list(staging.iterdir()), "the killed load left its staging directory"
     survivor = open_catalog("gaia_dr3", data_dir, verify="checksum")
     assert survivor.num_rows == 2000 and survivor.root.resolve() == previous.root.resolve()
-    assert len(survivor.cone(0.0, 0.0, 3600 * 30)) > 0
+    assert len(survivor.cone_search(0.0, 0.0, 3600 * 30)) > 0
     # The next load cleans up what the killed one left.
     load_random(tmp_path, data_dir, spec, n=100)
     assert not any(staging.iterdir())
@@ -243,7 +243,7 @@ def test_cone_search_matches_brute_force_at_poles_and_ra_wrap(tmp_path, data_dir
     everything = SkyCoord(table["ra"].to_numpy(), table["dec"].to_numpy(), unit="deg")
     for ra, dec, radius in [(0.0, 0.0, 7200.0), (359.9, 10, 3600.0), (10, 90, 18000.0),
                             (200, -89.5, 7200.0), (123.4, 5.6, 1.0)]:
-        found = catalog.cone(ra, dec, radius)
+        found = catalog.cone_search(ra, dec, radius)
         separation = SkyCoord(ra, dec, unit="deg").separation(everything).arcsec
         expected = set(np.flatnonzero(separation <= radius).tolist())
         assert set(found["id"].to_pylist()) == expected

@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from xmatch.errors import InputError
 from xmatch.index import POSITION_ANGLE_COLUMN, QUERY_COLUMN, RANK_COLUMN, SEPARATION_COLUMN
 
 #: Version of the annotation record; a change that is not backward compatible bumps the
@@ -150,7 +151,7 @@ def annotation_info(table: pa.Table) -> dict:
     """The ``xmatch.annotation`` metadata of an annotation table: version and targets."""
     metadata = table.schema.metadata or {}
     if METADATA_KEY not in metadata:
-        raise ValueError("the table carries no xmatch.annotation metadata")
+        raise InputError("the table carries no xmatch.annotation metadata")
     info = json.loads(metadata[METADATA_KEY])
     info["catalogs"] = [Target(**t) for t in info["catalogs"]]
     return info

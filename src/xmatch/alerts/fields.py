@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from xmatch.alerts.avro import PacketError, Schema, Schemas
+from xmatch.errors import InputError
 
 ALERT_SCHEMA = pa.schema([
     ("alert_id", pa.int64()),
@@ -189,7 +190,7 @@ def compact_alerts(table: pa.Table) -> pa.Table:
     in a batch where other alerts have one, become per-alert errors."""
     missing = [c for c in ("ra_deg", "dec_deg") if c not in table.column_names]
     if missing:
-        raise ValueError(f"compact alerts need columns ra_deg and dec_deg (missing: "
+        raise InputError(f"compact alerts need columns ra_deg and dec_deg (missing: "
                          f"{', '.join(missing)}); alert_id, object_id and mjd_tai are optional")
     n = table.num_rows
     columns = {}
@@ -198,7 +199,7 @@ def compact_alerts(table: pa.Table) -> pa.Table:
             try:
                 columns[name] = table.column(name).cast(kind)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                raise ValueError(f"column {name} must be {kind}: {error}") from None
+                raise InputError(f"column {name} must be {kind}: {error}") from None
         else:
             columns[name] = pa.nulls(n, kind)
     ra = columns["ra_deg"].to_numpy(zero_copy_only=False).astype(np.float64)

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from xmatch.alerts.annotation import AVRO_ANNOTATION, annotation_records
 from xmatch.alerts.avro import PacketError, Schema, Schemas, container, write_long
+from xmatch.errors import InputError
 
 FORMATS = ("parquet", "jsonl", "avro")
 MANIFEST = "manifest.json"
@@ -51,7 +52,7 @@ def format_of(path: str, requested: str | None = None) -> str:
     existing directory means one Avro file per alert)."""
     if requested:
         if requested not in FORMATS:
-            raise ValueError(f"output format {requested!r} is not one of {', '.join(FORMATS)}")
+            raise InputError(f"output format {requested!r} is not one of {', '.join(FORMATS)}")
         return requested
     name = str(path).lower()
     for suffix, kind in ((".parquet", "parquet"), (".jsonl", "jsonl"), (".json", "jsonl"),
@@ -60,7 +61,7 @@ def format_of(path: str, requested: str | None = None) -> str:
             return kind
     if _names_directory(path):
         return "avro"
-    raise ValueError(f"cannot tell the output format of {path}: name it .parquet, .jsonl or "
+    raise InputError(f"cannot tell the output format of {path}: name it .parquet, .jsonl or "
                      ".avro, end it with / for one Avro file per alert, or pass --format")
 
 
@@ -94,11 +95,11 @@ class AnnotationWriter:
         """Prepare the staging directory; the number of alerts already written by an
         interrupted run (0 for a fresh start)."""
         if not self.per_alert and self.out.is_dir():
-            raise ValueError(f"{self.out} is a directory; name an output file")
+            raise InputError(f"{self.out} is a directory; name an output file")
         if self.staging.exists():
             found = _read_json(self.staging / MANIFEST)
             if found != self.manifest:
-                raise ValueError(
+                raise InputError(
                     f"{self.staging} holds an interrupted run with other inputs or options; "
                     "repeat that run to finish it, or delete the directory to start over")
         else:
@@ -158,7 +159,7 @@ class AnnotationWriter:
                 else:
                     header = self.staging / "header.avro"
                     if not header.exists():  # no alert at all: a file without a schema
-                        raise ValueError("no alert could be written as Avro; nothing to write "
+                        raise InputError("no alert could be written as Avro; nothing to write "
                                          f"to {self.out}")
                     sink.write(header.read_bytes())
                     for segment in segments:
@@ -177,7 +178,7 @@ class AnnotationWriter:
         under :func:`extended_schema_text`), None for packets that cannot be framed (listed
         in the errors)."""
         if packets is None:
-            raise ValueError("Avro output needs raw alert packets; compact alerts can be "
+            raise InputError("Avro output needs raw alert packets; compact alerts can be "
                              "written as Parquet or JSON lines")
         out = []
         new_errors = []
@@ -208,7 +209,7 @@ class AnnotationWriter:
             if self._file_schema is None:
                 self._file_schema = self._adopt_schema(schema)
             elif schema.text != self._file_schema.text:
-                raise ValueError(
+                raise InputError(
                     f"the alerts mix Avro schemas ({self._file_schema.name} "
                     f"{self._file_schema.fingerprint} and {schema.name} {schema.fingerprint}); "
                     "one Avro file holds one schema: write to a directory (--out DIR/) for "
@@ -227,7 +228,7 @@ class AnnotationWriter:
         if not header.exists():
             _write_atomic(header, expected)
         elif header.read_bytes() != expected:
-            raise ValueError(f"the alerts do not share the schema of {self.out}'s "
+            raise InputError(f"the alerts do not share the schema of {self.out}'s "
                              "first alerts; write to a directory (--out DIR/) instead")
         return schema
 
@@ -260,7 +261,7 @@ def extended_schema_text(schema: Schema) -> str:
         return text
     definition = json.loads(schema.text)
     if any(f["name"] == ANNOTATION_FIELD for f in definition["fields"]):
-        raise ValueError(f"schema {schema.name} already has an {ANNOTATION_FIELD!r} field "
+        raise InputError(f"schema {schema.name} already has an {ANNOTATION_FIELD!r} field "
                          "(an annotated packet?); annotate the original packets")
     definition["fields"].append({"name": ANNOTATION_FIELD, "type": ["null", AVRO_ANNOTATION],
                                  "default": None})
@@ -311,7 +312,7 @@ def _join_parquet(segments: list[Path], sink) -> None:
             writer = pq.ParquetWriter(sink, table.schema)
         writer.write_table(table.cast(writer.schema))
     if writer is None:
-        raise ValueError("no alert to write")
+        raise InputError("no alert to write")
     writer.close()
 
 

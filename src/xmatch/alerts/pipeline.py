@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from xmatch.alerts.annotation import annotation_info
 from xmatch.alerts.outputs import AnnotationWriter, format_of
-from xmatch.alerts.sources import input_paths, read_packets
+from xmatch.alerts.sources import check_inputs, input_paths, read_packets
 
 
 @dataclass
@@ -44,16 +44,20 @@ class Summary:
     def rate(self) -> float:
         return self.alerts / self.seconds if self.seconds > 0 else 0.0
 
-    def add(self, table) -> None:
+    def add(self, table, packets=None) -> None:
+        """Count one answered batch (``packets``: its packets, whose origins name the alerts
+        in error; compact alerts are named by their row)."""
+        first = self.alerts
         self.alerts += table.num_rows
         errors = table.column("error")
         self.errors += table.num_rows - errors.null_count
         if errors.null_count < table.num_rows and len(self.error_examples) < 5:
-            bad = table.filter(pc.is_valid(errors))
-            for alert_id, message in zip(bad.column("alert_id").to_pylist(),
-                                         bad.column("error").to_pylist(), strict=True):
-                if len(self.error_examples) < 5:
-                    self.error_examples.append(f"alert {alert_id}: {message}")
+            for row in np.flatnonzero(pc.is_valid(errors).to_numpy(zero_copy_only=False)):
+                if len(self.error_examples) >= 5:
+                    break
+                where = (packets[row].origin if packets is not None
+                         else f"alert {first + row + 1}")
+                self.error_examples.append(f"{where}: {errors[int(row)].as_py()}")
         for target in annotation_info(table)["catalogs"]:
             matched = pc.sum(pc.greater(table.column(f"{target.name}_count"), 0)).as_py()
             self.matched[target.name] = self.matched.get(target.name, 0) + (matched or 0)
@@ -74,16 +78,17 @@ class Summary:
 
 
 def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalogs=None,
-                   radius: dict | None = None, all_matches: bool = False,
+                   radius_arcsec: dict | None = None, all_matches: bool = False,
                    schemas: dict | None = None, observatory: str | None = None,
                    batch_size: int | None = None, progress: bool = True) -> Summary:
     """Annotate every alert of ``inputs`` through ``client`` into ``out``; returns the
     :class:`Summary`. Resumes an interrupted run of the same inputs and options."""
     from tqdm import tqdm
 
+    check_inputs(inputs)
     fmt = format_of(str(out), fmt)
     manifest = {"inputs": input_paths(inputs), "catalogs": list(catalogs or []),
-                "radius_arcsec": dict(sorted((radius or {}).items())),
+                "radius_arcsec": dict(sorted((radius_arcsec or {}).items())),
                 "all_matches": all_matches, "observatory": observatory or "", "format": fmt}
     writer = AnnotationWriter(out, fmt, manifest)
     summary = Summary(resumed=writer.resume())
@@ -92,11 +97,11 @@ def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalog
     started = time.perf_counter()
     with tqdm(desc="annotating", unit=" alerts", disable=not progress,
               initial=summary.resumed) as bar:
-        for batch in client.annotate(packets, catalogs=catalogs, radius=radius,
+        for batch in client.annotate(packets, catalogs=catalogs, radius_arcsec=radius_arcsec,
                                      all_matches=all_matches, schemas=schemas,
                                      observatory=observatory, **options):
             writer.write(batch)
-            summary.add(batch.table)
+            summary.add(batch.table, batch.packets)
             bar.update(batch.table.num_rows)
     summary.seconds = time.perf_counter() - started
     summary.out = writer.finish()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from xmatch.alerts.avro import CONTAINER_MAGIC, PacketError, Schemas, container
+from xmatch.errors import LoadError
 
 AVRO_SUFFIXES = (".avro",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -28,26 +30,41 @@ class Packet:
     data: bytes
 
 
+def check_inputs(inputs: Iterable) -> None:
+    """Refuse, before anything is read, paths that do not exist or are not alert inputs
+    (:class:`~xmatch.errors.LoadError` naming the path)."""
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            continue
+        if not path.exists():
+            raise LoadError("no such file or directory", source=str(path))
+        if not path.is_file():
+            raise LoadError("not a regular file or directory", source=str(path))
+        if not _is_input(path):
+            raise LoadError("not an alert input: give ZTF or Rubin Avro packets as .avro "
+                            f"files, directories of them or tarballs ({', '.join(TAR_SUFFIXES)})",
+                            source=str(path))
+
+
 def read_packets(inputs: Iterable, schemas: Schemas | None = None) -> Iterator[Packet]:
     """Packets from each input: a path (``.avro`` file, directory searched recursively,
-    tarball) or ``bytes`` (one packet). A missing or unsupported path raises
-    FileNotFoundError / ValueError naming it before anything is read from it."""
+    tarball) or ``bytes`` (one packet). A path that is missing, not an alert input, or
+    unreadable (a truncated tarball) raises :class:`~xmatch.errors.LoadError` naming it
+    (and the tar member)."""
     schemas = schemas or Schemas()
     for number, item in enumerate(inputs):
         if isinstance(item, bytes | bytearray | memoryview):
             yield from _split(f"<bytes #{number}>", bytes(item), schemas)
             continue
         path = Path(item)
+        check_inputs([path])
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and _is_input(p))
             for file in files:
                 yield from _read_path(file, schemas)
-        elif path.is_file():
-            yield from _read_path(path, schemas)
-        elif not path.exists():
-            raise FileNotFoundError(f"{path}: no such file or directory")
         else:
-            raise ValueError(f"{path}: not a regular file or directory")
+            yield from _read_path(path, schemas)
 
 
 def input_paths(inputs: Iterable) -> list[str]:
@@ -63,19 +80,23 @@ def _is_input(path: Path) -> bool:
 def _read_path(path: Path, schemas: Schemas) -> Iterator[Packet]:
     name = path.name.lower()
     if name.endswith(TAR_SUFFIXES):
+        member = None
         try:
             with tarfile.open(path) as archive:
                 for member in archive:
                     if member.isfile() and member.name.lower().endswith(AVRO_SUFFIXES):
                         data = archive.extractfile(member).read()
                         yield from _split(f"{path}:{member.name}", data, schemas)
-        except (tarfile.TarError, EOFError, OSError) as error:
-            raise ValueError(f"{path}: not a readable tarball ({error})") from None
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+            after = f" at member {member.name}" if member is not None else ""
+            raise LoadError(f"not a readable tarball{after} (truncated or corrupt?): "
+                            f"{error or type(error).__name__}", source=str(path)) from None
         return
-    if not name.endswith(AVRO_SUFFIXES):
-        raise ValueError(f"{path}: not an alert input; give .avro files, directories of them "
-                         f"or tarballs ({', '.join(TAR_SUFFIXES)})")
-    yield from _split(str(path), path.read_bytes(), schemas)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise LoadError(f"cannot read: {error.strerror}", source=str(path)) from None
+    yield from _split(str(path), data, schemas)
 
 
 def _split(origin: str, data: bytes, schemas: Schemas) -> Iterator[Packet]:

@@ -6,19 +6,21 @@ The formulas follow the HEALPix paper (Górski et al. 2005, ApJ 622, 759). A bas
 ``iy`` to the north-west, so ``(0, 0)`` is the face's south corner and ``(N-1, N-1)`` its
 north corner. The nested number interleaves the bits of ``ix`` (even) and ``iy`` (odd).
 
-Pixel numbers of catalog rows come from the store's ``_healpix_29`` column (healpy). These
-kernels reproduce healpy's arithmetic step by step, so they agree with it except for points
-within a rounding error of a pixel edge; every search widens its radius by ``EDGE_MARGIN_RAD``
-so such a point is never missed either way.
+Pixel numbers of catalog rows come from the store's ``_healpix_29`` column (cdshealpix for
+xmatch's loads, as hats; healpy for catalogs loaded by earlier versions). These kernels
+reproduce healpy's arithmetic step by step, so they agree with both except for points within
+a rounding error of a pixel edge; every search widens its radius by ``EDGE_MARGIN_RAD`` so
+such a point is never missed either way.
 """
 
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
-from xmatch.kernels.jit import jit
+from xmatch.kernels.jit import jit, parallel_jit
 from xmatch.sky.healpix import MAX_ORDER, max_pixel_radius_rad
 
 HALF_PI = 0.5 * math.pi
@@ -30,7 +32,7 @@ FACE_RING = np.array([2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4], dtype=np.int64)
 FACE_LON = np.array([1, 3, 5, 7, 0, 2, 4, 6, 1, 3, 5, 7], dtype=np.int64)
 
 #: Upper bound of the angular distance from a pixel's centre to any point of it, per order
-#: (healpy's corner distance, widened by 10 % because pixel edges are curves, not arcs).
+#: (HEALPix's corner distance, widened by 10 % because pixel edges are curves, not arcs).
 MAX_PIXEL_RADIUS = np.array([1.1 * max_pixel_radius_rad(o) for o in range(MAX_ORDER + 1)])
 
 #: Mean pixel spacing per order: sqrt(4 pi / npix).
@@ -378,3 +380,34 @@ def cone_cover_kernel(ra_rad, dec_rad, radius_rad, depth):
             merged += 1
             out[merged] = out[i]
     return out[: merged + 1].copy()
+
+
+@parallel_jit
+def nest_to_ring_kernel(order, pixels, out):
+    """RING number of each NESTED pixel at ``order`` (HEALPix C++ ``xyf2ring``): the ring
+    ``jr`` of the pixel counted from the north pole, then its place ``jp`` along it."""
+    nside = np.int64(1) << order
+    nl4 = 4 * nside
+    npix = 12 * nside * nside
+    ncap = 2 * nside * (nside - 1)
+    for j in numba.prange(pixels.shape[0]):
+        ix, iy, face = _nest_to_xyf(order, pixels[j])
+        jr = FACE_RING[face] * nside - ix - iy - 1
+        if jr < nside:
+            nr = jr
+            before = 2 * nr * (nr - 1)
+            shift = 0
+        elif jr > 3 * nside:
+            nr = nl4 - jr
+            before = npix - 2 * (nr + 1) * nr
+            shift = 0
+        else:
+            nr = nside
+            before = ncap + (jr - nside) * nl4
+            shift = (jr - nside) & 1
+        jp = (FACE_LON[face] * nr + ix - iy + 1 + shift) // 2
+        if jp > nl4:
+            jp -= nl4
+        elif jp < 1:
+            jp += nl4
+        out[j] = before + jp - 1

@@ -6,6 +6,11 @@ the producer waits for answers, so a slow consumer slows the reading of alerts a
 stays bounded. Every answer acknowledges one batch, in order. If the server goes away
 (UNAVAILABLE, or CANCELLED as it stops and restarts), the stream is reopened and the
 unacknowledged batches are sent again, so each alert is answered exactly once.
+
+Alert inputs are read on the client, while the stream runs: an input that cannot be read (a
+missing file, a truncated tarball, a file that is not an alert input) ends the stream with
+the :class:`~xmatch.errors.LoadError` naming it, never as a gRPC error. Inputs are checked
+before the stream opens, so most such errors come before anything is sent.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pyarrow as pa
 
-from xmatch.alerts.sources import Packet, read_packets
-from xmatch.service.server import ipc_to_table, table_to_ipc
+from xmatch.alerts.sources import Packet, check_inputs, read_packets
+from xmatch.errors import InputError
+from xmatch.service.codec import client_error, ipc_to_table, table_to_ipc
 from xmatch.sky import coords
 from xmatch.v1 import xmatch_pb2
 
@@ -39,16 +46,17 @@ RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 @dataclass(frozen=True)
 class AnnotatedBatch:
     """The answer to one batch: the annotation table (one row per alert) and, for raw
-    packets, the packets themselves (for annotated Avro output)."""
+    packets, the packets themselves (for annotated Avro output, and to name where each
+    alert came from)."""
 
     table: pa.Table
     packets: list[Packet] | None
 
 
-def annotate_options(catalogs, radius, all_matches: bool, schemas,
+def annotate_options(catalogs, radius_arcsec, all_matches: bool, schemas,
                      observatory: str | None = None) -> xmatch_pb2.AnnotateOptions:
-    """The stream's options. ``radius``: one radius for every catalog, or by catalog name;
-    arcsec or angle Quantities. ``schemas``: JSON text of Confluent schemas by id.
+    """The stream's options. ``radius_arcsec``: one radius for every catalog, or by catalog
+    name; arcsec or angle Quantities. ``schemas``: JSON text of Confluent schemas by id.
     ``observatory``: MPC site of alerts without a known survey (for ``sso``)."""
     if isinstance(catalogs, str):
         catalogs = [catalogs]
@@ -56,27 +64,41 @@ def annotate_options(catalogs, radius, all_matches: bool, schemas,
                                          all_matches=all_matches,
                                          avro_schemas=dict(schemas or {}),
                                          observatory=observatory or "")
-    if radius is not None:
-        if not isinstance(radius, dict):
+    if radius_arcsec is not None:
+        if not isinstance(radius_arcsec, dict):
             if not catalogs:
-                raise ValueError("one radius for every catalog needs the catalogs named; "
-                                 "or give radius as {catalog: radius}")
-            radius = dict.fromkeys(catalogs, radius)
-        for name, value in radius.items():
-            options.radius_arcsec[name] = float(coords.radii_arcsec(value, 1)[0])
+                raise InputError("one radius for every catalog needs the catalogs named; "
+                                 "or give radius_arcsec as {catalog: radius}")
+            radius_arcsec = dict.fromkeys(catalogs, radius_arcsec)
+        for name, value in radius_arcsec.items():
+            options.radius_arcsec[name] = coords.radius_arcsec(value)
     return options
 
 
 def alert_batches(alerts, batch_size: int) -> Iterator[tuple[xmatch_pb2.AlertBatch, list]]:
     """``(AlertBatch without its id, packets or None)`` for compact alerts (a table with
     ra_deg, dec_deg and optionally alert_id, object_id, mjd_tai) or for packets (paths,
-    bytes or :class:`Packet`)."""
+    bytes or :class:`Packet`). Paths are checked now; packets are read as batches are
+    taken."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size = {batch_size!r} is not allowed; give an integer >= 1")
     table = _as_table(alerts)
     if table is not None:
-        for start in range(0, max(table.num_rows, 1), batch_size):
-            piece = table.slice(start, batch_size)
-            yield xmatch_pb2.AlertBatch(compact_ipc=table_to_ipc(piece)), None
-        return
+        return _compact_batches(table, batch_size)
+    if isinstance(alerts, str | bytes | Path):
+        alerts = [alerts]
+    if isinstance(alerts, list | tuple):  # paths to check now (an iterator is read lazily)
+        check_inputs(item for item in alerts if not isinstance(item, Packet | bytes))
+    return _packet_batches(alerts, batch_size)
+
+
+def _compact_batches(table: pa.Table, batch_size: int):
+    for start in range(0, max(table.num_rows, 1), batch_size):
+        piece = table.slice(start, batch_size)
+        yield xmatch_pb2.AlertBatch(compact_ipc=table_to_ipc(piece)), None
+
+
+def _packet_batches(alerts: list, batch_size: int):
     packets, size = [], 0
     for packet in _packets(alerts):
         packets.append(packet)
@@ -99,14 +121,13 @@ def _as_table(alerts) -> pa.Table | None:
     if isinstance(alerts, dict) and "ra_deg" in alerts:
         return pa.table(alerts)
     if hasattr(alerts, "colnames"):  # an astropy Table
-        return pa.table({name: alerts[name].data if hasattr(alerts[name], "data") else
-                         alerts[name] for name in alerts.colnames})
+        from xmatch.io.tables import arrow_of_astropy
+
+        return arrow_of_astropy(alerts)
     return None
 
 
 def _packets(alerts) -> Iterator[Packet]:
-    if isinstance(alerts, str | bytes):
-        alerts = [alerts]
     pending = []
     for item in alerts:
         if isinstance(item, Packet):
@@ -124,15 +145,17 @@ class AnnotateStream:
     """One logical stream of batches over as many gRPC calls as reconnections need."""
 
     def __init__(self, stub, options, batches: Iterable, window: int = WINDOW,
-                 retries: int = RETRIES):
+                 retries: int = RETRIES, address: str = ""):
         self._stub = stub
         self._options = xmatch_pb2.AnnotateRequest(options=options)
         self._source = enumerate(batches)
         self._window = window
         self._retries = retries
+        self._address = address
         self._unanswered: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._exhausted = False
+        self._failed: BaseException | None = None  # raised while reading the alerts
 
     def __iter__(self) -> Iterator[AnnotatedBatch]:
         failures = 0
@@ -149,13 +172,17 @@ class AnnotateStream:
                     credit.release()
                     failures = 0
                     yield AnnotatedBatch(ipc_to_table(answer.arrow_ipc), packets)
+                if self._failed is not None:
+                    raise self._failed
                 if self._unanswered or not self._exhausted:
                     raise RuntimeError("the server ended the stream with "
                                        f"{len(self._unanswered)} batch(es) unanswered")
                 return
             except grpc.RpcError as error:
+                if self._failed is not None:  # the call was ended by the reading of alerts
+                    raise self._failed from None
                 if error.code() not in RECONNECT_CODES or failures >= self._retries:
-                    raise
+                    raise client_error(error, self._address) from None
                 failures += 1
                 time.sleep(RETRY_SECONDS * 2 ** (failures - 1))
             finally:
@@ -173,7 +200,11 @@ class AnnotateStream:
             with self._lock:
                 if closed.is_set():
                     return
-                item = next(self._source, None)
+                try:
+                    item = next(self._source, None)
+                except Exception as error:  # noqa: BLE001 (raised again in the caller's thread)
+                    self._failed = error  # an input that cannot be read: a LoadError naming it
+                    return
                 if item is None:
                     self._exhausted = True
                     return

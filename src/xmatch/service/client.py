@@ -1,21 +1,28 @@
 """Python client of the xmatch service: ``xmatch.Client("host:port")``.
 
-:class:`AsyncClient` offers the same methods as coroutines, for asyncio programs.
-Answers come back as astropy Tables (``.to_pandas()`` works on them); pass ``arrow=True``
-for the pyarrow Table as received. Positions may be a ``SkyCoord`` or ra/dec in degrees
-(numbers, arrays or angle Quantities); radii arcsec or angle Quantities.
+The searches are those of :class:`xmatch.SkyIndex` and :class:`xmatch.Catalog`
+(:mod:`xmatch.index.protocol`) with the catalog's name first: ``search``, ``cone_search``,
+``polygon_search``, ``moc_search``, ``skymap_search``, ``crossmatch``; then ``sso_cone`` and
+``annotate``. :class:`~xmatch.service.aio_client.AsyncClient` offers exactly the same
+methods as coroutines. Answers come back as astropy Tables (``.to_pandas()`` works on them;
+``meta["rows_found"]`` says how many rows the search found before ``limit``); pass
+``arrow=True`` for the pyarrow Table as received. A failed call raises
+:class:`~xmatch.errors.ServiceError` with the gRPC ``code`` and the server's message (for
+UNAVAILABLE: the shards and partitions a router could not reach, or that no server answers
+at the address).
 """
 
 from __future__ import annotations
 
-import time
+import time as _time
 from collections.abc import Iterator
 
 import grpc
-import numpy as np
 import pyarrow as pa
 
-from xmatch.regions import check_level, moc_from
+from xmatch.errors import InputError
+from xmatch.index.protocol import MODES
+from xmatch.index.results import QUERY_COLUMN, with_rows_found
 from xmatch.service.annotate_stream import (
     BATCH_ALERTS,
     RETRIES,
@@ -26,26 +33,28 @@ from xmatch.service.annotate_stream import (
     alert_batches,
     annotate_options,
 )
-from xmatch.service.server import ipc_to_table
+from xmatch.service.codec import client_error, ipc_to_table
 from xmatch.sky import coords
-from xmatch.tables import to_astropy
+from xmatch.sky.regions import Cone, Moc, Polygon, SkyMapRegion
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
-MODES = {"nearest": xmatch_pb2.MATCH_MODE_NEAREST, "k": xmatch_pb2.MATCH_MODE_K_NEAREST,
-         "all": xmatch_pb2.MATCH_MODE_ALL}
+PROTO_MODES = {"nearest": xmatch_pb2.MATCH_MODE_NEAREST, "k": xmatch_pb2.MATCH_MODE_K_NEAREST,
+               "all": xmatch_pb2.MATCH_MODE_ALL}
 
 #: Positions per streamed cross-match batch.
 BATCH_SIZE = 50_000
+#: Seconds a call may take before the client gives up (None: no limit).
+DEFAULT_TIMEOUT = 60.0
 
 
 class Client:
     """A connection to an xmatch server (embedded, or a cluster's router)."""
 
-    def __init__(self, address: str, *, timeout: float | None = 60.0,
+    def __init__(self, address: str, *, timeout: float | None = DEFAULT_TIMEOUT,
                  max_message_bytes: int = 64 * 2**20):
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=_channel_options(
+        self._channel = grpc.insecure_channel(address, options=channel_options(
             max_message_bytes))
         self._stub = xmatch_pb2_grpc.XmatchStub(self._channel)
 
@@ -58,73 +67,86 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _call(self, method: str, request):
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise client_error(error, self.address) from None
+
+    def _stream(self, method: str, request) -> Iterator:
+        try:
+            yield from getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise client_error(error, self.address) from None
+
+    # ------------------------------------------------------------------ catalogs
+
     def catalogs(self) -> list[dict]:
         """One summary per served catalog (name, title, rows, epoch, default radius...)."""
-        answer = self._stub.ListCatalogs(xmatch_pb2.ListCatalogsRequest(), timeout=self.timeout)
-        return [_summary(c) for c in answer.catalogs]
+        return [summary_dict(c) for c in self._call(
+            "ListCatalogs", xmatch_pb2.ListCatalogsRequest()).catalogs]
 
-    def describe(self, name: str) -> dict:
+    def describe(self, catalog: str) -> dict:
         """Everything the server knows of one catalog, with its Arrow schema."""
-        return _description(self._stub.DescribeCatalog(
-            xmatch_pb2.DescribeCatalogRequest(name=name), timeout=self.timeout))
+        return description_dict(self._call("DescribeCatalog",
+                                           xmatch_pb2.DescribeCatalogRequest(name=catalog)))
 
-    def cone(self, catalog: str, position, dec=None, *, radius, columns=None, limit=None,
-             epoch=None, arrow: bool = False):
-        """Rows of ``catalog`` within ``radius`` of one position, closest first."""
-        request = _cone_request(catalog, position, dec, radius, columns, limit, epoch)
-        answer = self._stub.Cone(request, timeout=self.timeout)
-        return _rows([ipc_to_table(answer.arrow_ipc)], arrow)
+    # ------------------------------------------------------------------ searches
 
-    def crossmatch(self, positions, dec=None, *, catalog: str, radius=None,
-                   mode: str = "nearest", k: int = 1, columns=None, epoch=None,
-                   batch_size: int = BATCH_SIZE, arrow: bool = False):
-        """Match many positions against ``catalog`` over one stream of batches.
+    def search(self, catalog: str, region, *, columns=None, limit=None, epoch=None,
+               rank_by=None, arrow: bool = False):
+        """Rows of ``catalog`` inside ``region`` (see
+        :meth:`xmatch.index.protocol.Searches.search`)."""
+        if isinstance(region, Cone):
+            answer = self._call("Cone", cone_request(catalog, region, columns, limit, epoch,
+                                                     rank_by))
+            return rows_table([ipc_to_table(answer.arrow_ipc)], answer.rows_found, arrow)
+        request = region_request(catalog, region, columns, limit, epoch, rank_by)
+        return region_table(self._region_answers(request), arrow)
 
-        The result is a left join (see :meth:`xmatch.SkyIndex.crossmatch`), with
-        ``query_index`` counting over all positions given.
-        """
-        stream = _CrossmatchStream(positions, dec, catalog, radius, mode, k, columns, epoch,
-                                   batch_size)
-        for answer in self._stub.Crossmatch(stream.requests(), timeout=self.timeout):
-            stream.add(answer)
-        return stream.result(arrow)
+    def cone_search(self, catalog: str, ra, dec=None, radius_arcsec=None, *, columns=None,
+                    limit=None, epoch=None, arrow: bool = False):
+        """Rows of ``catalog`` within ``radius_arcsec`` of one position, closest first."""
+        return self.search(catalog, Cone.of(ra, dec, radius_arcsec), columns=columns,
+                           limit=limit, epoch=epoch, arrow=arrow)
 
-    def region(self, catalog: str, ranges29, *, columns=None, limit=None, arrow: bool = False):
-        """Rows inside a MOC given as order-29 ranges (``mocpy``'s ``to_depth29_ranges``)."""
-        return _rows(self.region_batches(_region_request(catalog, ranges29, columns, limit)),
-                     arrow)
+    def polygon_search(self, catalog: str, ra, dec=None, *, columns=None, limit=None,
+                       arrow: bool = False):
+        """Rows of ``catalog`` inside the polygon with these vertices."""
+        return self.search(catalog, Polygon.of(ra, dec), columns=columns, limit=limit,
+                           arrow=arrow)
 
-    def moc_search(self, catalog: str, moc, *, columns=None, limit=None,
-                   arrow: bool = False):
-        """Rows of ``catalog`` inside ``moc``, in pixel order: a ``mocpy.MOC``, an IVOA MOC
-        2.0 ASCII string (``"3/1-5 4/120"``) or JSON text, FITS bytes, or the path of a MOC
-        file (see :func:`xmatch.regions.moc_from`)."""
-        return self.region(catalog, moc_from(moc).to_depth29_ranges, columns=columns,
-                           limit=limit, arrow=arrow)
+    def moc_search(self, catalog: str, moc, *, columns=None, limit=None, arrow: bool = False):
+        """Rows of ``catalog`` inside a MOC (any form :meth:`xmatch.sky.regions.Moc.of`
+        reads), in pixel order."""
+        return self.search(catalog, Moc.of(moc), columns=columns, limit=limit, arrow=arrow)
 
     def skymap_search(self, catalog: str, skymap, level: float = 0.9, *, columns=None,
                       limit=None, rank_by: str | None = None, arrow: bool = False):
         """Rows of ``catalog`` inside the credible region at ``level`` of an LVK sky map (a
-        path, or the file's bytes; multi-order or flat, gzipped or not), each with
-        ``probdensity`` (sr-1), ``searched_prob``, ``searched_area`` (deg2) and, for a
-        catalog with distances and a map with distance layers, ``probdensity_vol``
-        (Mpc-3), as ``ligo.skymap.postprocess.crossmatch`` computes them. In pixel order,
-        or ranked by ``rank_by`` (``"probdensity"`` or ``"probdensity_vol"``), highest
-        first; ``limit`` keeps the first rows."""
-        request = _skymap_request(catalog, skymap, level, columns, limit, rank_by)
-        return _rows(self.region_batches(request), arrow)
+        path, the file's bytes or a ``SkyMap``: the server reads the file), with the map's
+        values at each row (see :meth:`xmatch.SkyIndex.skymap_search`)."""
+        request = skymap_request(catalog, skymap, level, columns, limit, rank_by)
+        return region_table(self._region_answers(request), arrow)
 
-    def region_batches(self, request: xmatch_pb2.RegionSearchRequest,
+    def search_batches(self, catalog: str, region, *, columns=None, limit=None, rank_by=None,
+                       batch_rows: int | None = None,
                        retries: int = RETRIES) -> Iterator[pa.Table]:
-        """The batches of a RegionSearch as they arrive; if the stream breaks (UNAVAILABLE)
-        it is resumed after the last batch received, up to ``retries`` times in a row."""
-        request = _copy(request)
+        """The rows of a (non-cone) region search batch by batch as they arrive, for
+        regions too large to hold at once; a broken stream (UNAVAILABLE) is resumed after
+        the last batch received, up to ``retries`` times in a row."""
+        request = region_request(catalog, region, columns, limit, None, rank_by)
+        request.batch_rows = batch_rows or 0
+        for answer in self._region_answers(request, retries):
+            yield ipc_to_table(answer.arrow_ipc)
+
+    def _region_answers(self, request, retries: int = RETRIES):
         failures = 0
         while True:
             try:
                 for answer in self._stub.RegionSearch(request, timeout=self.timeout):
                     failures = 0
-                    yield ipc_to_table(answer.arrow_ipc)
+                    yield answer
                     if not answer.continuation_token:
                         return
                     request.continuation_token = answer.continuation_token
@@ -132,10 +154,22 @@ class Client:
             except grpc.RpcError as error:
                 failures += 1
                 if error.code() != grpc.StatusCode.UNAVAILABLE or failures > retries:
-                    raise
-                time.sleep(RETRY_SECONDS * 2 ** (failures - 1))
+                    raise client_error(error, self.address) from None
+                _time.sleep(RETRY_SECONDS * 2 ** (failures - 1))
 
-    def sso_cone(self, position, dec=None, *, radius, time, observatory: str | None = None,
+    def crossmatch(self, catalog: str, ra, dec=None, *, radius_arcsec=None,
+                   mode: str = "nearest", k: int = 1, epoch=None, columns=None,
+                   batch_size: int = BATCH_SIZE, arrow: bool = False):
+        """Match many positions against ``catalog`` over one stream of batches: a left join
+        (see :meth:`xmatch.SkyIndex.crossmatch`), ``query_index`` counting over all the
+        positions given."""
+        stream = CrossmatchStream(catalog, ra, dec, radius_arcsec, mode, k, columns, epoch,
+                                  batch_size)
+        for answer in self._stream("Crossmatch", stream.requests()):
+            stream.add(answer)
+        return stream.result(arrow)
+
+    def sso_cone(self, ra, dec=None, *, radius_arcsec, time, observatory: str | None = None,
                  catalog: str | None = None, scale: str = "utc", limit=None,
                  arrow: bool = False):
         """Known solar-system objects inside a cone at an instant, seen from an MPC site,
@@ -145,12 +179,11 @@ class Client:
         answers from the nightly cache of ``observatory`` whose night holds it (or from
         ``catalog``).
         """
-        answer = self._stub.SsoCone(
-            _sso_cone_request(position, dec, radius, time, observatory, catalog, scale, limit),
-            timeout=self.timeout)
-        return _rows([ipc_to_table(answer.arrow_ipc)], arrow)
+        answer = self._call("SsoCone", sso_cone_request(ra, dec, radius_arcsec, time,
+                                                        observatory, catalog, scale, limit))
+        return rows_table([ipc_to_table(answer.arrow_ipc)], answer.rows_found, arrow)
 
-    def annotate(self, alerts, *, catalogs=None, radius=None, all_matches: bool = False,
+    def annotate(self, alerts, *, catalogs=None, radius_arcsec=None, all_matches: bool = False,
                  schemas: dict[int, str] | None = None, observatory: str | None = None,
                  batch_size: int = BATCH_ALERTS, window: int = WINDOW,
                  retries: int = RETRIES) -> Iterator[AnnotatedBatch]:
@@ -160,170 +193,158 @@ class Client:
         ``bytes``; :class:`~xmatch.alerts.Packet`) or compact alerts (a table with ``ra_deg``,
         ``dec_deg`` and optionally ``alert_id``, ``object_id``, ``mjd_tai``). Yields one
         :class:`AnnotatedBatch` per batch, in order: a pyarrow annotation table with one row
-        per alert (docs/alerts.md) and the batch's packets. ``radius``: one for every
+        per alert (docs/alerts.md) and the batch's packets. ``radius_arcsec``: one for every
         catalog, or ``{catalog: radius}``; arcsec or angle Quantities. The catalog ``sso``
         (default when the server has nightly caches) holds the known solar-system objects
         where they are at each alert's time, seen from its survey's site (ZTF: I41, LSST:
-        X05; others: ``observatory``, an MPC code). Alerts are read as
-        answers come back (at most ``window`` batches ahead); on UNAVAILABLE the stream is
-        reopened up to ``retries`` times in a row and unanswered batches are sent again.
+        X05; others: ``observatory``, an MPC code). Alerts are read as answers come back
+        (at most ``window`` batches ahead); on UNAVAILABLE the stream is reopened up to
+        ``retries`` times in a row and unanswered batches are sent again. Inputs that
+        cannot be read raise :class:`~xmatch.errors.LoadError` naming the file (and tar
+        member); a packet that cannot be decoded gets a row with its ``error``.
         """
-        options = annotate_options(catalogs, radius, all_matches, schemas, observatory)
-        return iter(AnnotateStream(self._stub, options, alert_batches(alerts, batch_size),
-                                   window, retries))
-
-
-class AsyncClient:
-    """The asyncio form of :class:`Client`: the same methods, as coroutines.
-
-    ``async with xmatch.AsyncClient("host:port") as client:`` then
-    ``await client.cone(...)``; many requests may run at once on one client.
-    """
-
-    def __init__(self, address: str, *, timeout: float | None = 60.0,
-                 max_message_bytes: int = 64 * 2**20):
-        self.address = address
-        self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(address, options=_channel_options(
-            max_message_bytes))
-        self._stub = xmatch_pb2_grpc.XmatchStub(self._channel)
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def catalogs(self) -> list[dict]:
-        answer = await self._stub.ListCatalogs(xmatch_pb2.ListCatalogsRequest(),
-                                               timeout=self.timeout)
-        return [_summary(c) for c in answer.catalogs]
-
-    async def describe(self, name: str) -> dict:
-        return _description(await self._stub.DescribeCatalog(
-            xmatch_pb2.DescribeCatalogRequest(name=name), timeout=self.timeout))
-
-    async def cone(self, catalog: str, position, dec=None, *, radius, columns=None,
-                   limit=None, epoch=None, arrow: bool = False):
-        request = _cone_request(catalog, position, dec, radius, columns, limit, epoch)
-        answer = await self._stub.Cone(request, timeout=self.timeout)
-        return _rows([ipc_to_table(answer.arrow_ipc)], arrow)
-
-    async def crossmatch(self, positions, dec=None, *, catalog: str, radius=None,
-                         mode: str = "nearest", k: int = 1, columns=None, epoch=None,
-                         batch_size: int = BATCH_SIZE, arrow: bool = False):
-        stream = _CrossmatchStream(positions, dec, catalog, radius, mode, k, columns, epoch,
-                                   batch_size)
-        async for answer in self._stub.Crossmatch(stream.requests(), timeout=self.timeout):
-            stream.add(answer)
-        return stream.result(arrow)
-
-    async def region(self, catalog: str, ranges29, *, columns=None, limit=None,
-                     arrow: bool = False):
-        return await self._region(_region_request(catalog, ranges29, columns, limit), arrow)
-
-    async def moc_search(self, catalog: str, moc, *, columns=None, limit=None,
-                         arrow: bool = False):
-        return await self.region(catalog, moc_from(moc).to_depth29_ranges, columns=columns,
-                                 limit=limit, arrow=arrow)
-
-    async def skymap_search(self, catalog: str, skymap, level: float = 0.9, *, columns=None,
-                            limit=None, rank_by: str | None = None, arrow: bool = False):
-        request = _skymap_request(catalog, skymap, level, columns, limit, rank_by)
-        return await self._region(request, arrow)
-
-    async def _region(self, request, arrow: bool):
-        call = self._stub.RegionSearch(request, timeout=self.timeout)
-        return _rows([ipc_to_table(answer.arrow_ipc) async for answer in call], arrow)
+        options = annotate_options(catalogs, radius_arcsec, all_matches, schemas, observatory)
+        batches = alert_batches(alerts, batch_size)
+        return iter(AnnotateStream(self._stub, options, batches, window, retries,
+                                   self.address))
 
 
 # ------------------------------------------------------------------------- requests, answers
 
 
-def _channel_options(max_message_bytes: int) -> list:
+def channel_options(max_message_bytes: int) -> list:
     return [("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes)]
 
 
-def _cone_request(catalog, position, dec, radius, columns, limit, epoch):
-    ra_deg, dec_deg, coord_epoch = coords.positions(position, dec)
-    if len(ra_deg) != 1:
-        raise ValueError("cone takes one position; use crossmatch for many")
-    epochs = coords.epochs(epoch, 1) if epoch is not None else coord_epoch
+def check_limit(limit) -> int:
+    from xmatch.index.sky_index import check_limit as checked
+
+    return checked(limit) or 0
+
+
+def cone_request(catalog: str, cone: Cone, columns, limit, epoch, rank_by=None):
+    if rank_by:
+        raise InputError("rank_by ranks the rows of a sky-map search; a cone's rows come "
+                         "closest first")
     request = xmatch_pb2.ConeRequest(
-        catalog=catalog, ra_deg=float(ra_deg[0]), dec_deg=float(dec_deg[0]),
-        radius_arcsec=float(coords.radii_arcsec(radius, 1)[0]), columns=columns or [],
-        limit=limit or 0)
-    if epochs is not None:
-        request.epoch_jyear = float(epochs[0])
+        catalog=catalog, ra_deg=cone.ra_deg, dec_deg=cone.dec_deg,
+        radius_arcsec=cone.radius_arcsec, columns=column_list(columns),
+        limit=check_limit(limit))
+    if epoch is not None:
+        request.epoch_jyear = float(coords.epochs(epoch, 1)[0])
     return request
 
 
-def _sso_cone_request(position, dec, radius, time, observatory, catalog, scale, limit):
-    from astropy.time import Time
+def column_list(columns) -> list[str]:
+    if columns is None:
+        return []
+    if isinstance(columns, str):
+        raise InputError(f"columns must be a list of names, not the string {columns!r}")
+    return list(columns)
 
-    ra_deg, dec_deg, _ = coords.positions(position, dec)
-    if len(ra_deg) != 1:
-        raise ValueError("sso_cone takes one position")
-    if isinstance(time, Time):
-        mjd, scale = float(time.utc.mjd), "utc"
-    elif isinstance(time, str):
-        mjd = float(Time(time, scale=scale).mjd)
+
+def region_request(catalog: str, region, columns, limit, epoch, rank_by):
+    """The RegionSearch request of a (non-cone) region."""
+    if epoch is not None:
+        raise InputError(f"epoch applies to cones and cross-matches; the rows of a "
+                         f"{region.describe()} are searched where the catalog has them")
+    if isinstance(region, SkyMapRegion):
+        return skymap_request(catalog, region.skymap, region.level, columns, limit, rank_by)
+    if rank_by:
+        raise InputError("rank_by ranks the rows of a sky-map search by the map's values")
+    request = xmatch_pb2.RegionSearchRequest(catalog=catalog, columns=column_list(columns),
+                                             limit=check_limit(limit))
+    if isinstance(region, Polygon):
+        request.polygon.ra_deg.extend(region.ra_deg)
+        request.polygon.dec_deg.extend(region.dec_deg)
+    elif isinstance(region, Moc):
+        request.ranges29.extend(region.ranges.ravel())
     else:
-        mjd = float(time)
-    return xmatch_pb2.SsoConeRequest(
-        catalog=catalog or "", ra_deg=float(ra_deg[0]), dec_deg=float(dec_deg[0]),
-        radius_arcsec=float(coords.radii_arcsec(radius, 1)[0]), mjd=mjd, time_scale=scale,
-        observatory=observatory or "", limit=limit or 0)
+        raise InputError(f"a region is a Cone, Polygon, Moc or SkyMapRegion, not "
+                         f"{type(region).__name__}")
+    return request
 
 
-def _region_request(catalog, ranges29, columns, limit):
+def skymap_request(catalog, skymap, level, columns, limit, rank_by):
+    from xmatch.sky.skymap import SkyMap, check_level, skymap_bytes
+
+    data = skymap.file_bytes if isinstance(skymap, SkyMap) else skymap_bytes(skymap)
+    if data is None:
+        raise InputError("this SkyMap was not read from a file; send the file (a path or "
+                         "its bytes)")
     return xmatch_pb2.RegionSearchRequest(
-        catalog=catalog, ranges29=np.asarray(ranges29, dtype=np.int64).ravel(),
-        columns=columns or [], limit=limit or 0)
-
-
-def _skymap_request(catalog, skymap, level, columns, limit, rank_by):
-    from pathlib import Path
-
-    if not isinstance(skymap, bytes):
-        path = Path(skymap)
-        if not path.is_file():
-            raise ValueError(f"sky map {path} does not exist")
-        skymap = path.read_bytes()
-    return xmatch_pb2.RegionSearchRequest(
-        catalog=catalog, columns=columns or [], limit=limit or 0,
-        skymap=xmatch_pb2.SkyMapRegion(fits=skymap, credible_level=check_level(level),
+        catalog=catalog, columns=column_list(columns), limit=check_limit(limit),
+        skymap=xmatch_pb2.SkyMapRegion(fits=data, credible_level=check_level(level),
                                        rank_by=rank_by or ""))
 
 
-def _copy(request):
-    copy = type(request)()
-    copy.CopyFrom(request)
-    return copy
+def sso_cone_request(ra, dec, radius_arcsec, time, observatory, catalog, scale, limit):
+    from astropy.time import Time
+
+    from xmatch.timescales import check_scale
+
+    cone = Cone.of(ra, dec, radius_arcsec)
+    scale = check_scale(scale)
+    if isinstance(time, Time):
+        mjd, scale = float(time.utc.mjd), "utc"
+    elif isinstance(time, str):
+        from xmatch.timescales import to_time
+
+        mjd = float(to_time(time, scale).mjd)
+    else:
+        try:
+            mjd = float(time)
+        except (TypeError, ValueError):
+            raise InputError(f"time {time!r} is not an astropy Time, an ISO string or an "
+                             "MJD") from None
+    return xmatch_pb2.SsoConeRequest(
+        catalog=catalog or "", ra_deg=cone.ra_deg, dec_deg=cone.dec_deg,
+        radius_arcsec=cone.radius_arcsec, mjd=mjd, time_scale=scale,
+        observatory=observatory or "", limit=check_limit(limit))
 
 
-def _rows(tables, arrow: bool):
-    table = pa.concat_tables(list(tables))
-    return table if arrow else to_astropy(table)
+def rows_table(tables, rows_found: int, arrow: bool):
+    """The answer of a search: its batches as one table, marked with the rows found."""
+    table = with_rows_found(pa.concat_tables(list(tables)), rows_found)
+    return table if arrow else _astropy(table)
 
 
-class _CrossmatchStream:
+def region_table(answers, arrow: bool):
+    tables, found = [], None
+    for answer in answers:
+        if found is None:
+            found = answer.rows_found
+        tables.append(ipc_to_table(answer.arrow_ipc))
+    return rows_table(tables, found or 0, arrow)
+
+
+def _astropy(table):
+    from xmatch.io.tables import to_astropy
+
+    return to_astropy(table)
+
+
+class CrossmatchStream:
     """The requests of one cross-match stream, and its answers put back together."""
 
-    def __init__(self, positions, dec, catalog, radius, mode, k, columns, epoch, batch_size):
-        self.ra, self.dec, coord_epoch = coords.positions(positions, dec)
+    def __init__(self, catalog, ra, dec, radius_arcsec, mode, k, columns, epoch, batch_size):
+        from xmatch.index.sky_index import check_mode
+
+        self.ra, self.dec, coord_epoch = coords.positions(ra, dec)
         n = len(self.ra)
         if mode not in MODES:
-            raise ValueError(f"mode = {mode!r} is not allowed; mode must be one of "
+            raise InputError(f"mode = {mode!r} is not allowed; mode must be one of "
                              f"{', '.join(MODES)}")
+        check_mode(mode, k)
         self.options = xmatch_pb2.CrossmatchOptions(
-            catalog=catalog, mode=MODES[mode], k=k if mode == "k" else 0, columns=columns or [])
-        self.radii = None if radius is None else coords.radii_arcsec(radius, n)
+            catalog=catalog, mode=PROTO_MODES[mode], k=k if mode == "k" else 0,
+            columns=column_list(columns))
+        self.radii = None if radius_arcsec is None else coords.radii_arcsec(radius_arcsec, n)
         self.epochs = coords.epochs(epoch, n) if epoch is not None else coord_epoch
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size = {batch_size!r} is not allowed; give an integer "
+                             ">= 1")
         self.batch_size = batch_size
         # With no position, one empty batch: its answer carries the schema.
         self.starts = list(range(0, n, batch_size)) or [0]
@@ -340,23 +361,27 @@ class _CrossmatchStream:
 
     def add(self, answer) -> None:
         table = ipc_to_table(answer.arrow_ipc)
-        query = pa.compute.add(table["query_index"], self.starts[answer.batch_id])
-        self.pieces.append(table.set_column(0, "query_index", query))
+        query = pa.compute.add(table[QUERY_COLUMN], self.starts[answer.batch_id])
+        self.pieces.append(table.set_column(0, QUERY_COLUMN, query))
 
     def result(self, arrow: bool):
         table = pa.concat_tables(self.pieces)
-        return table if arrow else to_astropy(table)
+        return table if arrow else _astropy(table)
 
 
-def _summary(summary) -> dict:
+def summary_dict(summary) -> dict:
     return {"name": summary.name, "title": summary.title, "rows": summary.rows,
             "epoch_jyear": summary.epoch_jyear if summary.HasField("epoch_jyear") else None,
             "default_radius_arcsec": summary.default_radius_arcsec,
             "proper_motions": summary.proper_motions, "synthetic": summary.synthetic}
 
 
-def _description(d) -> dict:
-    return {**_summary(d.summary), "schema": pa.ipc.read_schema(pa.py_buffer(d.arrow_schema)),
+def description_dict(d) -> dict:
+    return {**summary_dict(d.summary),
+            "schema": pa.ipc.read_schema(pa.py_buffer(d.arrow_schema)),
             "id_column": d.id_column, "ra_column": d.ra_column, "dec_column": d.dec_column,
             "key_columns": list(d.key_columns), "coverage_moc": d.coverage_moc,
+            "distance_column": d.distance_column or None,
             "partitions": [(p.order, p.pixel, p.rows) for p in d.partitions]}
+
+

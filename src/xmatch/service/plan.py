@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from xmatch.errors import XmatchError
+from xmatch.errors import InputError, XmatchError
 
 PLAN_VERSION = 1
 
@@ -122,17 +122,17 @@ def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
               catalogs: list[str] | None = None) -> Plan:
     """Place every partition of the ``catalogs`` of ``data`` (default: all) on ``replicas``
     of ``shards`` shard servers, balanced by rows."""
-    from xmatch.service.server import partition_rows
+    from xmatch.service.catalogs import partition_rows
     from xmatch.store.catalog import open_catalog
 
     if shards < 1:
-        raise ValueError(f"shards = {shards} is not allowed; a cluster needs at least one")
+        raise InputError(f"shards = {shards} is not allowed; a cluster needs at least one")
     if not 1 <= replicas <= shards:
-        raise ValueError(f"replicas = {replicas} is not allowed; it must be 1..{shards} (the "
+        raise InputError(f"replicas = {replicas} is not allowed; it must be 1..{shards} (the "
                          "number of shards)")
     ports = shard_ports or [router_port + 1 + i for i in range(shards)]
     if len(ports) != shards:
-        raise ValueError(f"{len(ports)} shard ports for {shards} shards")
+        raise InputError(f"{len(ports)} shard ports for {shards} shards")
     names = data.names()
     missing = sorted(set(catalogs or []) - set(names))
     if missing:

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from xmatch.errors import InputError
 from xmatch.kernels.orbits import (
     GM_SUN,
     PLACE_SIZE,
@@ -19,8 +20,9 @@ from xmatch.kernels.orbits import (
     elements_to_state,
     place_columns,
 )
-from xmatch.sso.observers import MJD_RANGE, observer_posvel, sun_posvel, tdb_mjd
 from xmatch.sso.observers import observatory as find_observatory
+from xmatch.sso.observers import observer_posvel, sun_posvel
+from xmatch.timescales import MJD_RANGE, tdb_mjd
 
 #: Columns of every SSO answer (direct positions, cache queries, annotation).
 PLACE_SCHEMA = pa.schema([
@@ -50,7 +52,7 @@ def orbit_states(orbits: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     outside = np.flatnonzero(~((epoch_tt >= MJD_RANGE[0]) & (epoch_tt <= MJD_RANGE[1])))
     if len(outside):
         row = int(outside[0])
-        raise ValueError(f"orbit {orbits.column('designation')[row].as_py()} (row {row}): "
+        raise InputError(f"orbit {orbits.column('designation')[row].as_py()} (row {row}): "
                          f"epoch MJD {epoch_tt[row]:g} TT is outside {MJD_RANGE[0]:g} to "
                          f"{MJD_RANGE[1]:g}, the span of DE421 the propagation needs")
     unique, inverse = np.unique(epoch_tt, return_inverse=True)

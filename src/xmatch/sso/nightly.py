@@ -23,35 +23,28 @@ import re
 import time
 from dataclasses import dataclass
 
-import healpy
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from xmatch.errors import UnknownColumnError, unknown_columns
-from xmatch.index import (
+from xmatch.errors import InputError, UnknownColumnError, unknown_columns
+from xmatch.index.results import (
     POSITION_ANGLE_COLUMN,
     QUERY_COLUMN,
-    RANK_COLUMN,
     SEPARATION_COLUMN,
-    match_ranks,
+    left_join_of_matches,
 )
 from xmatch.kernels.ephemeris import sample_tracks, sso_cone_one, sso_cones, track_pixels
 from xmatch.kernels.orbits import APPARENT_SIZE, GM_SUN
 from xmatch.loaders import inline_chunks
+from xmatch.sky.healpix import pixel_centres_deg
 from xmatch.specs import CatalogSpec
 from xmatch.sso.ephemeris import PLACE_SCHEMA, orbit_states, place_table
-from xmatch.sso.observers import (
-    Observatory,
-    observatory,
-    observer_posvel,
-    sun_posvel,
-    tdb_mjd,
-    utc_iso,
-)
+from xmatch.sso.observers import Observatory, observatory, observer_posvel, sun_posvel
 from xmatch.sso.propagate import propagate_states
 from xmatch.store.data_dir import DataDirectory
 from xmatch.store.writer import LoadOptions, build_catalog
+from xmatch.timescales import tdb_mjd, utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +90,14 @@ class Night:
                 "start_utc": self.start_utc, "end_utc": self.end_utc}
 
     def check(self, t_tdb, name: str = "") -> None:
-        """Raise ``ValueError`` if any TDB instant lies outside the night."""
+        """Raise ``InputError`` if any TDB instant lies outside the night."""
         t = np.atleast_1d(np.asarray(t_tdb, np.float64))
         outside = np.flatnonzero(~((t >= self.start_tdb) & (t <= self.end_tdb)))
         if len(outside):
             i = int(outside[0])
             when = utc_iso(t[i])
             where = f" (position {i})" if t.size > 1 else ""
-            raise ValueError(
+            raise InputError(
                 f"time {when} UTC{where} is outside the night {self.date} at {self.observatory}"
                 f"{' of ' + name if name else ''}, which runs from {self.start_utc} to "
                 f"{self.end_utc} UTC; build the cache of that night")
@@ -113,11 +106,11 @@ class Night:
 def night_window(date: str, site: Observatory) -> Night:
     """The night of ``date`` (YYYY-MM-DD, the local date at its start) at ``site``."""
     if not DATE_PATTERN.match(str(date)):
-        raise ValueError(f"night {date!r} is not a date YYYY-MM-DD")
+        raise InputError(f"night {date!r} is not a date YYYY-MM-DD")
     try:
         day = datetime.date.fromisoformat(date)
     except ValueError as exc:
-        raise ValueError(f"night {date!r} is not a valid date: {exc}") from None
+        raise InputError(f"night {date!r} is not a valid date: {exc}") from None
     east = (site.longitude_deg + 180.0) % 360.0 - 180.0
     start = datetime.datetime(day.year, day.month, day.day, 12) - datetime.timedelta(
         hours=east / 15.0)
@@ -216,9 +209,9 @@ def night_rows(orbits: pa.Table, night: Night, *, step_days: float | None = None
     row_object = owner[group_start]
     row_pixel = coarse[group_start]
     list_offsets = np.append(group_start, len(pixels)).astype(np.int32)
-    theta, phi = healpy.pix2ang(2 ** ROW_ORDER, row_pixel, nest=True)
+    ra_centre, dec_centre = pixel_centres_deg(ROW_ORDER, row_pixel)
     columns = {
-        "ra_deg": np.degrees(phi), "dec_deg": 90.0 - np.degrees(theta),
+        "ra_deg": ra_centre, "dec_deg": dec_centre,
         "track_pixels": pa.ListArray.from_arrays(pa.array(list_offsets), pa.array(pixels)),
     }
     for name in OBJECT_COLUMNS:
@@ -265,7 +258,7 @@ def build_night(orbits: pa.Table, night: str, observatory_code: str, *,
     site = observatory(observatory_code)
     window = night_window(night, site)
     if orbits.num_rows == 0:
-        raise ValueError(f"no orbits in {source}: nothing to build")
+        raise InputError(f"no orbits in {source}: nothing to build")
     orbits, repeated = first_orbit_of_each(orbits)
     if repeated:
         log.warning("%d orbit(s) repeat a designation given earlier; the first is kept",
@@ -324,24 +317,24 @@ def no_cache_covers(site: str, t_tdb: float, caches: list[str]) -> str:
 def find_cache(data, t_tdb: float, observatory_code: str | None = None,
                name: str | None = None):
     """The nightly cache ``name``, or the one of ``observatory_code`` whose night holds the
-    TDB instant, from a data directory (``ValueError`` naming what exists otherwise)."""
+    TDB instant, from a data directory (``InputError`` naming what exists otherwise)."""
     from xmatch.store.catalog import open_catalog
 
     data = data if isinstance(data, DataDirectory) else DataDirectory(data)
     if name:
         catalog = open_catalog(name, data)
         if not is_night_cache(catalog):
-            raise ValueError(f"{name} is not a solar-system ephemeris cache")
+            raise InputError(f"{name} is not a solar-system ephemeris cache")
         night_of(catalog).check(t_tdb, name)
         return catalog
     if not observatory_code:
-        raise ValueError("give the observatory code or the cache's name")
+        raise InputError("give the observatory code or the cache's name")
     site = observatory(observatory_code).code
     catalogs = {candidate: open_catalog(candidate, data) for candidate in data.names()}
     nights = {n: night_of(c) for n, c in catalogs.items() if is_night_cache(c)}
     found, caches = cache_covering(nights, t_tdb, site)
     if found is None:
-        raise ValueError(no_cache_covers(site, t_tdb, caches))
+        raise InputError(no_cache_covers(site, t_tdb, caches))
     return catalogs[found]
 
 
@@ -433,49 +426,29 @@ class NightIndex:
             raise UnknownColumnError(unknown_columns(unknown, self.name, PAYLOAD_COLUMNS))
         return list(columns)
 
-    def crossmatch(self, ra_deg, dec_deg, *, radius, t_tdb, mode: str = "all", k: int = 1,
-                   columns: list[str] | None = None) -> pa.Table:
+    def crossmatch(self, ra_deg, dec_deg, *, radius_arcsec, t_tdb, mode: str = "all",
+                   k: int = 1, columns: list[str] | None = None) -> pa.Table:
         """The objects near each position at its own TDB instant, as a left join like
-        :meth:`xmatch.SkyIndex.crossmatch`: ``query_index``, ``match_rank``, the payload
-        columns, ``separation_arcsec`` and ``position_angle_deg`` (of the object's predicted
-        place seen from the position); a position without a match appears once with nulls.
-        ``mode``: ``"all"``, ``"nearest"`` or ``"k"`` (the ``k`` closest)."""
+        :meth:`xmatch.SkyIndex.crossmatch` (:mod:`xmatch.index.results`): ``query_index``,
+        ``match_rank``, the payload columns, ``separation_arcsec`` and
+        ``position_angle_deg`` (of the object's predicted place seen from the position); a
+        position without a match appears once with nulls. ``mode``: ``"all"``,
+        ``"nearest"`` or ``"k"`` (the ``k`` closest)."""
+        from xmatch.index.sky_index import check_mode
+
         payload = self.payload_columns(columns)
+        keep = check_mode(mode, k)
         ra = np.asarray(ra_deg, np.float64)
         dec = np.asarray(dec_deg, np.float64)
-        n = len(ra)
-        _, table = self.cones(ra, dec, radius, t_tdb)
+        _, table = self.cones(ra, dec, radius_arcsec, t_tdb)
         query = table.column(QUERY_COLUMN).to_numpy()
-        rank = match_ranks(query)
-        keep = rank <= {"all": len(query), "nearest": 1, "k": k}[mode]
-        table, query, rank = table.filter(pa.array(keep)), query[keep], rank[keep]
         found_ra = np.radians(table.column("ra_deg").to_numpy())
         found_dec = np.radians(table.column("dec_deg").to_numpy())
         angle = position_angle_deg(np.radians(ra[query]), np.radians(dec[query]), found_ra,
                                    found_dec)
-        unmatched = np.setdiff1d(np.arange(n), query)
-        everyone = np.r_[query, unmatched]
-        order = np.argsort(everyone, kind="stable")
-        matched = len(query)
-
-        def left(values: pa.Array) -> pa.Array:
-            padded = pa.concat_arrays([values, pa.nulls(len(unmatched), values.type)])
-            return padded.take(pa.array(order, pa.int64()))
-
-        columns = {QUERY_COLUMN: pa.array(everyone[order], pa.int64()),
-                   RANK_COLUMN: left(pa.array(rank, pa.int32()))}
-        for name in payload:
-            columns[name] = left(table.column(name).combine_chunks()
-                                 if matched else pa.array([], table.schema.field(name).type))
-        columns[SEPARATION_COLUMN] = left(pa.array(
-            table.column(SEPARATION_COLUMN).to_numpy(), pa.float64()))
-        columns[POSITION_ANGLE_COLUMN] = left(pa.array(angle, pa.float64()))
-        result = pa.table(columns)
-        schema = result.schema
-        for name, unit in ((SEPARATION_COLUMN, "arcsec"), (POSITION_ANGLE_COLUMN, "deg")):
-            i = schema.get_field_index(name)
-            schema = schema.set(i, schema.field(i).with_metadata({"unit": unit}))
-        return result.cast(schema)
+        matches = table.select([*payload, SEPARATION_COLUMN]).append_column(
+            POSITION_ANGLE_COLUMN, pa.array(angle, pa.float64()))
+        return left_join_of_matches(matches, query, len(ra), keep or None)
 
 
 def position_angle_deg(ra, dec, to_ra, to_dec) -> np.ndarray:

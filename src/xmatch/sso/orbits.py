@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from xmatch.errors import LoadError
+from xmatch.errors import InputError, LoadError
 
 #: Gaussian gravitational constant squared (k^2): the Sun's GM in AU^3/day^2, as the MPC
 #: and skyfield use it (equal to ``xmatch.kernels.orbits.GM_SUN``).
@@ -285,7 +285,7 @@ def unpack_designation(packed: str) -> str:
             fragment = text[5:].upper() if len(text) <= 7 else ""
             return f"{int(text[:4])}{text[4]}" + (f"-{fragment}" if fragment else "")
         return f"{text[0]}/{_unpack_provisional(text[1:])}"
-    raise ValueError(f"{packed!r} is not a packed MPC designation (number such as 00001 or "
+    raise InputError(f"{packed!r} is not a packed MPC designation (number such as 00001 or "
                      "A0001, provisional such as K13L24L, survey such as PLS2040, comet such "
                      "as 0001P or CJ95O010)")
 
@@ -333,14 +333,14 @@ def unpack_epoch(packed: str) -> float:
     """
     match = re.fullmatch(r"([IJK])(\d\d)([1-9A-C])([1-9A-V])", packed.strip())
     if not match:
-        raise ValueError(f"{packed!r} is not a packed date such as 'K25BL' (2025-11-21)")
+        raise InputError(f"{packed!r} is not a packed date such as 'K25BL' (2025-11-21)")
     year = _CENTURY[match[1]] + int(match[2])
     month, day = _B62_VALUE[match[3]], _B62_VALUE[match[4]]
     mjd = float(_mjd_from_calendar(year, month, day))
     # A 31st of a 30-day month would silently become the 1st of the next.
     if float(_mjd_from_calendar(year, month, 1)) + day - 1 >= float(
             _mjd_from_calendar(year + month // 12, month % 12 + 1, 1)):
-        raise ValueError(f"{packed!r} is not a date: month {month} of {year} has no day {day}")
+        raise InputError(f"{packed!r} is not a date: month {month} of {year} has no day {day}")
     return mjd
 
 
@@ -371,7 +371,7 @@ def _read_bytes(path_or_file) -> tuple[bytes, str]:
             data = data.encode()
         name = Path(str(getattr(path_or_file, "name", "<stream>"))).name
     else:
-        raise TypeError(f"read_orbits takes a path or an open file, not "
+        raise InputError(f"read_orbits takes a path or an open file, not "
                         f"{type(path_or_file).__name__}")
     if data[:2] == b"\x1f\x8b":
         try:
@@ -703,7 +703,7 @@ def read_orbits(path_or_file, *, kind: str | None = None) -> pa.Table:
         names the file, the line number, the field, its columns and the text found.
     """
     if kind not in (None, "asteroid", "comet"):
-        raise ValueError(f"kind = {kind!r} is not allowed; kind must be None (recognise the "
+        raise InputError(f"kind = {kind!r} is not allowed; kind must be None (recognise the "
                          "layout), 'asteroid' (MPCORB layout) or 'comet' (CometEls layout)")
     data, source = _read_bytes(path_or_file)
     lines, ascii_only = _lines(data, source)
@@ -1008,7 +1008,7 @@ def synthetic_orbits(n: int, seed: int = 0, epoch_mjd_tt: float = 61000.0) -> pa
         ``synthetic``, ``name`` null.
     """
     if n < 0:
-        raise ValueError(f"n = {n!r} is not allowed; n must be >= 0")
+        raise InputError(f"n = {n!r} is not allowed; n must be >= 0")
     rng = np.random.default_rng(seed)
     names = list(SYNTHETIC_POPULATIONS)
     population = rng.choice(len(names), size=n, p=list(SYNTHETIC_POPULATIONS.values()))

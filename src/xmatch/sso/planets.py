@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from jplephem.spk import SPK
 
-from xmatch.errors import out_of_span, unknown_body
+from xmatch.errors import InputError, out_of_span, unknown_body
 from xmatch.kernels.orbits import GM_SUN
 
 #: Kilometres per astronomical unit (IAU 2012 Resolution B2).
@@ -122,7 +122,7 @@ class Planets:
         if bad.any():
             index = int(np.flatnonzero(bad.ravel())[0])
             value = float(t.ravel()[index])
-            raise ValueError(out_of_span(value, index if t.ndim else None, self.start_mjd,
+            raise InputError(out_of_span(value, index if t.ndim else None, self.start_mjd,
                                          self.end_mjd))
         return t
 
@@ -130,7 +130,7 @@ class Planets:
         try:
             chain = _CHAINS[body]
         except (KeyError, TypeError):
-            raise ValueError(unknown_body(body, BODIES)) from None
+            raise InputError(unknown_body(body, BODIES)) from None
         flat = t.ravel()
         position = np.zeros((3, flat.shape[0]))
         speed = np.zeros((3, flat.shape[0])) if velocity else None

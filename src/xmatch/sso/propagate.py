@@ -42,7 +42,7 @@ import math
 import numba
 import numpy as np
 
-from xmatch.errors import bad_epochs, bad_states, not_finite, out_of_range
+from xmatch.errors import InputError, bad_epochs, bad_states, not_finite, out_of_range
 from xmatch.kernels.nbody import _wh_kernel
 from xmatch.sso.planets import Planets, planets
 
@@ -108,23 +108,23 @@ def propagate_states(states, epoch_tdb_mjd, target_tdb_mjd: float, *,
     eph = planets() if ephemeris is None else ephemeris
     states = np.asarray(states, dtype=np.float64)
     if states.ndim != 2 or states.shape[1] != 6:
-        raise ValueError(bad_states(states.shape))
+        raise InputError(bad_states(states.shape))
     n = states.shape[0]
     epoch = np.asarray(epoch_tdb_mjd, dtype=np.float64)
     if epoch.ndim == 0:
         epoch = np.full(n, float(epoch))
     elif epoch.shape != (n,):
-        raise ValueError(bad_epochs(epoch.shape, n))
+        raise InputError(bad_epochs(epoch.shape, n))
     if not (isinstance(step_days, int | float | np.floating | np.integer)
             and math.isfinite(step_days) and step_days > 0):
-        raise ValueError(out_of_range("step_days", step_days, None, "a finite number > 0"))
+        raise InputError(out_of_range("step_days", step_days, None, "a finite number > 0"))
     if not (isinstance(close_approach_au, int | float | np.floating | np.integer)
             and math.isfinite(close_approach_au) and close_approach_au >= 0):
-        raise ValueError(out_of_range("close_approach_au", close_approach_au, None,
+        raise InputError(out_of_range("close_approach_au", close_approach_au, None,
                                       "a finite number >= 0"))
     finite = np.isfinite(states).all(axis=1)
     if not finite.all():
-        raise ValueError(not_finite("states", int(np.flatnonzero(~finite)[0])))
+        raise InputError(not_finite("states", int(np.flatnonzero(~finite)[0])))
     eph.check_times(epoch)
     target = float(eph.check_times(float(target_tdb_mjd)))
     if n == 0:

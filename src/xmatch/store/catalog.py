@@ -6,19 +6,25 @@ import csv
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xmatch.errors import (
     CatalogNotFoundError,
     DamagedCatalogError,
+    InputError,
     UnknownColumnError,
     XmatchError,
     unknown_columns,
 )
-from xmatch.sky import healpix
+from xmatch.index.motion import MotionBounds
+from xmatch.index.protocol import Searches
+from xmatch.sky import coords, healpix
+from xmatch.sky.regions import ARCSEC_TO_RAD
 from xmatch.specs import CatalogSpec
 from xmatch.store import paths
 from xmatch.store.data_dir import DataDirectory
@@ -68,8 +74,9 @@ def _read_partitions(root: Path) -> list[HealpixPixel]:
     return sorted(found)
 
 
-class Catalog:
-    """A HATS catalog on disk: partitions, schema, our metadata, and cone searches."""
+class Catalog(Searches):
+    """A HATS catalog on disk: partitions, schema, our metadata, and searches that read only
+    the partitions they need."""
 
     def __init__(self, root: Path, registered: dict | None = None):
         self.root = Path(root)
@@ -87,6 +94,7 @@ class Catalog:
                 ra=self.properties.get("hats_col_ra", "ra"),
                 dec=self.properties.get("hats_col_dec", "dec"))
         self.name = self.sidecar.get("name", self.spec.name)
+        self._bounds = None  # motion bounds worked out from the rows (older catalogs)
 
     def __repr__(self):
         return f"<Catalog {self.name!r}: {self.num_rows} rows in {len(self.partitions)} partitions>"
@@ -99,7 +107,7 @@ class Catalog:
             return int(self.properties["hats_nrows"])
         return sum(pq.read_metadata(self.partition_path(p)).num_rows for p in self.partitions)
 
-    @property
+    @cached_property
     def schema(self) -> pa.Schema:
         common = paths.dataset_dir(self.root) / paths.COMMON_METADATA_FILE
         schema = pq.read_schema(common if common.is_file() else
@@ -149,12 +157,17 @@ class Catalog:
             "columns": {f.name: str(f.type) for f in self.schema},
             "epoch_jyear": self.spec.epoch_jyear,
             "epoch_column": self.spec.epoch_column,
-            "proper_motion_columns": [self.spec.pmra, self.spec.pmdec] if self.spec.pmra else None,
+            "proper_motions": (", ".join(f"{role}={column}" for role, column
+                                         in self.motion_columns().items() if column)
+                               if self.has_proper_motions else
+                               "none: positions are not moved to other epochs"),
             "default_radius_arcsec": self.spec.default_radius_arcsec,
             "key_columns": list(self.spec.key),
             "registered": self.registered,
-            "provenance": self.provenance,
             "disk_bytes": disk,
+            "spec": {**self.spec.role_columns, "keep": list(self.spec.keep or []) or "all",
+                     "key": list(self.spec.key), "loader": self.spec.loader},
+            "provenance": self.provenance,
         }
 
     # ------------------------------------------------------------ data
@@ -172,31 +185,136 @@ class Catalog:
         tables = [self.read_partition(p, columns) for p in self.partitions]
         return pa.concat_tables(tables) if tables else self.schema.empty_table()
 
-    def cone(self, ra_deg: float, dec_deg: float, radius_arcsec: float,
-             columns: list[str] | None = None, limit: int | None = None,
-             epoch=None) -> pa.Table:
-        """Rows within ``radius_arcsec`` of (ra, dec), closest first, with separations and
-        position angles; rows with proper motions are moved to ``epoch`` (Julian year or
-        astropy Time) first.
+    # ------------------------------------------------------------ search
 
-        Two phases: partitions that may hold such rows are picked with HEALPix (widened by
-        the fastest proper motion when an epoch is given), then only those partitions are
-        read and searched with the kernels (:meth:`xmatch.index.SkyIndex.cone`).
-        """
-        from xmatch.index import SkyIndex, check_cone_arguments, widest_drift_arcsec
+    def check_columns(self, columns) -> None:
+        """Refuse columns the catalog does not have (:class:`UnknownColumnError`)."""
+        if columns is None:
+            return
+        if isinstance(columns, str):
+            raise InputError(f"columns must be a list of names, not the string {columns!r}")
+        names = self.schema.names
+        unknown = [c for c in columns if c not in names]
+        if unknown:
+            raise UnknownColumnError(unknown_columns(unknown, self.name, names))
 
-        check_cone_arguments(ra_deg, dec_deg, radius_arcsec, limit, epoch)
-        if columns is not None:
-            unknown = [c for c in columns if c not in self.schema.names]
-            if unknown:
-                raise UnknownColumnError(unknown_columns(unknown, self.name, self.schema.names))
-        reach_deg = (radius_arcsec + widest_drift_arcsec(self, epoch)) / 3600
-        wanted = []
-        for order in sorted({p.order for p in self.partitions}):
-            hits = set(healpix.cone_pixels(order, ra_deg, dec_deg, min(reach_deg, 180.0)).tolist())
-            wanted += [p for p in self.partitions if p.order == order and p.pixel in hits]
-        index = SkyIndex.from_catalog(self, columns, partitions=wanted)
-        return index.cone(ra_deg, dec_deg, radius_arcsec, limit=limit, epoch=epoch)
+    @cached_property
+    def _partition_ranges(self) -> tuple[list[HealpixPixel], np.ndarray, np.ndarray]:
+        """The partitions in order-29 range order, and their ranges."""
+        ordered = sorted(self.partitions, key=lambda p: p.range29()[0])
+        ranges = np.array([p.range29() for p in ordered], dtype=np.int64).reshape(-1, 2)
+        return ordered, np.ascontiguousarray(ranges[:, 0]), np.ascontiguousarray(ranges[:, 1])
+
+    def partitions_of(self, region) -> list[HealpixPixel]:
+        """The partitions ``region`` (:mod:`xmatch.sky.regions`) may touch."""
+        ordered, starts, stops = self._partition_ranges
+        return [ordered[i] for i in region.partitions(starts, stops)]
+
+    def search(self, region, *, columns=None, limit=None, epoch=None, rank_by=None):
+        """Rows inside ``region``, reading only the partitions it may touch (widened, for a
+        cone at another epoch, by how far the catalog's proper motions reach); see
+        :meth:`xmatch.index.protocol.Searches.search`."""
+        from xmatch.index import SkyIndex
+        from xmatch.sky.regions import Cone
+
+        self.check_columns(columns)
+        cover = region
+        if isinstance(region, Cone) and epoch is not None:
+            bounds = self.motion_bounds()
+            if bounds is not None:
+                cover = region.widened(bounds.drift_arcsec(coords.epochs(epoch, 1)[0]))
+        index = SkyIndex.from_catalog(self, columns, partitions=self.partitions_of(cover))
+        return index.search(region, columns=columns, limit=limit, epoch=epoch, rank_by=rank_by)
+
+    def crossmatch(self, ra, dec=None, *, radius_arcsec=None, mode="nearest", k=1,
+                   epoch=None, columns=None, queries=None):
+        """Match positions against the catalog, reading only the partitions their cones may
+        touch; see :meth:`xmatch.index.SkyIndex.crossmatch`."""
+        from xmatch.index import SkyIndex
+        from xmatch.kernels.routing import cone_groups_kernel
+
+        self.check_columns(columns)
+        ra_deg, dec_deg, coord_epoch = coords.positions(ra, dec)
+        n = len(ra_deg)
+        radius = coords.radii_arcsec(self.spec.default_radius_arcsec if radius_arcsec is None
+                                     else radius_arcsec, n)
+        epochs = coords.epochs(epoch, n) if epoch is not None else coord_epoch
+        reach = radius * ARCSEC_TO_RAD
+        bounds = self.motion_bounds() if epochs is not None else None
+        if bounds is not None:
+            reach = reach + bounds.drift_rad(epochs)
+        ordered, starts, stops = self._partition_ranges
+        _, touched = cone_groups_kernel(np.radians(ra_deg), np.radians(dec_deg),
+                                        np.ascontiguousarray(reach, np.float64), starts, stops,
+                                        np.arange(len(ordered), dtype=np.int64), len(ordered))
+        index = SkyIndex.from_catalog(self, columns,
+                                      partitions=[ordered[i] for i in np.unique(touched)])
+        return index.crossmatch(ra_deg, dec_deg, radius_arcsec=radius, mode=mode, k=k,
+                                epoch=epochs, columns=columns, queries=queries)
+
+    # ------------------------------------------------------------ proper motions
+
+    def motion_columns(self) -> dict[str, str | None]:
+        """The columns that move rows (``pmra``, ``pmdec``, ``parallax``,
+        ``radial_velocity``), those the catalog has; all None without proper motions."""
+        names = self.schema.names
+        spec = self.spec
+
+        def present(column):
+            return column if column and column in names else None
+
+        if not (present(spec.pmra) and present(spec.pmdec)):
+            return dict.fromkeys(("pmra", "pmdec", "parallax", "radial_velocity"))
+        return {"pmra": spec.pmra, "pmdec": spec.pmdec, "parallax": present(spec.parallax),
+                "radial_velocity": present(spec.radial_velocity)}
+
+    @property
+    def has_proper_motions(self) -> bool:
+        return self.motion_columns()["pmra"] is not None
+
+    def motion_bounds(self, partitions=None) -> MotionBounds | None:
+        """How fast the rows of ``partitions`` (default: all) can move (None without proper
+        motions), from the per-partition bounds the load stored in the metadata; worked out
+        from the rows, partition by partition, for catalogs loaded without them."""
+        if not self.has_proper_motions:
+            return None
+        stored = self.sidecar.get("motion_bounds")
+        if stored is None:
+            stored = self._computed_bounds()
+        chosen = self.partitions if partitions is None else partitions
+        return MotionBounds.union(MotionBounds.from_dict(stored[f"{p.order}/{p.pixel}"])
+                                  for p in chosen)
+
+    def _computed_bounds(self) -> dict:
+        if self._bounds is None:
+            self._bounds = {f"{p.order}/{p.pixel}": partition_motion_bounds(
+                self.read_partition(p, self._motion_read_columns()), self.spec).to_dict()
+                for p in self.partitions}
+        return self._bounds
+
+    def _motion_read_columns(self) -> list[str]:
+        columns = [c for c in self.motion_columns().values() if c]
+        return list(dict.fromkeys([*columns, *([self.spec.epoch_column]
+                                               if self.spec.epoch_column else [])]))
+
+    @property
+    def distance_column(self) -> str | None:
+        """The distance (Mpc) column, when the catalog has one."""
+        return self.spec.distance if self.spec.distance in self.schema.names else None
+
+
+def partition_motion_bounds(table: pa.Table, spec) -> MotionBounds:
+    """The motion bounds of one partition's rows (which have the spec's proper-motion
+    columns)."""
+    def column(name):
+        if not name or name not in table.column_names:
+            return None
+        return table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+    epoch0 = (column(spec.epoch_column) if spec.epoch_column
+              else np.full(table.num_rows, float(spec.epoch_jyear)))
+    return MotionBounds.of(column(spec.pmra), column(spec.pmdec), column(spec.parallax),
+                           column(spec.radial_velocity), epoch0)
 
 
 def open_catalog(name_or_path: str | Path, data: DataDirectory | str | Path | None = None,
@@ -207,7 +325,7 @@ def open_catalog(name_or_path: str | Path, data: DataDirectory | str | Path | No
     default, cheap) or ``"checksum"`` (also re-hash every file).
     """
     if verify not in ("none", "size", "checksum"):
-        raise ValueError("verify must be 'none', 'size' or 'checksum'")
+        raise InputError("verify must be 'none', 'size' or 'checksum'")
     candidate = Path(name_or_path)
     registered = None
     if paths.is_hats_catalog(candidate) and (len(candidate.parts) > 1 or data is None):

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from xmatch.errors import InputError
 from xmatch.sky.healpix import npix_at
 
 
@@ -43,12 +44,12 @@ def plan_partitions(
         within each order).
     """
     if len(histogram) != npix_at(histogram_order):
-        raise ValueError(f"histogram has {len(histogram)} bins, "
+        raise InputError(f"histogram has {len(histogram)} bins, "
                          f"expected {npix_at(histogram_order)}")
     if threshold_rows < 1:
-        raise ValueError("threshold_rows must be at least 1")
+        raise InputError("threshold_rows must be at least 1")
     if not 0 <= lowest_order <= histogram_order:
-        raise ValueError(f"lowest_order must be within 0..{histogram_order}")
+        raise InputError(f"lowest_order must be within 0..{histogram_order}")
     found_orders, found_pixels, found_counts = [], [], []
     undecided = None  # pixels at the current order whose parent was too full
     for order in range(lowest_order, histogram_order + 1):

@@ -26,6 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 
 HEALPIX29_COLUMN = "_healpix_29"
+#: The row number a load adds to catalogs without an identifier column.
+ROW_ID_COLUMN = "xmatch_row"
 HEALPIX29_ORDER = 29
 PARTITION_ORDER = "Norder"
 PARTITION_DIR = "Dir"

@@ -37,14 +37,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from xmatch import __version__
-from xmatch.errors import (
-    LoadError,
-    XmatchError,
-    bad_coordinate,
-    missing_column,
-    no_rows,
-    not_numeric,
-)
+from xmatch.errors import LoadError, XmatchError, missing_column, no_rows, not_numeric
+from xmatch.io.tables import position_problem
 from xmatch.sky import healpix
 from xmatch.store import paths
 from xmatch.store.data_dir import DataDirectory
@@ -55,7 +49,6 @@ SKYMAP_ORDER = 8
 MAX_SKIPPED_EXAMPLES = 20
 NUMERIC_ROLES = ("ra", "dec", "epoch", "pmra", "pmdec", "parallax", "radial_velocity",
                  "positional_error", "distance")
-ROW_ID_COLUMN = "xmatch_row"
 ROW_GROUP_ROWS = 200_000
 ROW_ID_SOURCE_SHIFT = 40  # row ids of generated keys: source index << 40 | row number
 
@@ -99,6 +92,7 @@ class ReduceResult:
     relpath: str
     metadata: object
     sha256: str
+    motion_bounds: dict | None = None  # how fast the partition's rows move (proper motions)
 
 
 # ---------------------------------------------------------------- map
@@ -138,6 +132,25 @@ def _to_float64(values, source: str, first_row: int, column: str) -> pa.Array:
     raise LoadError(f"has type {kind}, a number was expected", source=source, column=column)
 
 
+def _angles_to_float64(values, kind: str, source: str, column: str) -> pa.Array:
+    """A position column as float64 degrees: numbers as they are (in their unit when the
+    column has an angle unit), text read as degrees or sexagesimal (astropy ``Angle``);
+    missing or unreadable values as nulls, which the caller reports or skips."""
+    from xmatch.sky.coords import parse_angles
+
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    kind_of = values.type
+    if pa.types.is_floating(kind_of) or pa.types.is_integer(kind_of) or \
+            pa.types.is_decimal(kind_of):
+        return pc.cast(values, pa.float64())
+    if not (pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of)
+            or pa.types.is_null(kind_of)):
+        raise LoadError(f"has type {kind_of}, an angle was expected", source=source,
+                        column=column)
+    degrees, bad, _ = parse_angles(values, kind)
+    return pa.array(degrees, pa.float64(), mask=bad)
+
+
 def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: int,
                 skip_invalid: bool) -> tuple[pa.Table, int, list]:
     """Select, convert and validate the columns of one chunk.
@@ -155,9 +168,14 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
         + ([c for c in spec.keep if c in available] if spec.keep is not None else available)))
     ordered = [c for c in ordered if c != paths.HEALPIX29_COLUMN]
     columns = {name: raw.column(name) for name in ordered}
+    written = {}  # the position values as the source has them, for messages
+    for kind in ("ra", "dec"):
+        name = roles[kind]
+        written[kind] = columns[name]
+        columns[name] = _angles_to_float64(columns[name], kind, source, name)
     for role in NUMERIC_ROLES:
         name = roles.get(role)
-        if name in columns:
+        if name in columns and role not in ("ra", "dec"):
             values = _to_float64(columns[name], source, first_row, name)
             if role not in ("ra", "dec"):
                 # FITS has no null for floats: NaN is how an absent proper motion,
@@ -184,10 +202,9 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
         for i in index[: MAX_SKIPPED_EXAMPLES if skip_invalid else 1]:
             if bad_id[i]:
                 column, message = spec.id, "identifier is missing (null)"
-            elif bad_ra[i]:
-                column, message = spec.ra, bad_coordinate("ra", columns[spec.ra][i].as_py())
             else:
-                column, message = spec.dec, bad_coordinate("dec", columns[spec.dec][i].as_py())
+                kind = "ra" if bad_ra[i] else "dec"
+                column, message = roles[kind], position_problem(kind, written[kind][i].as_py())
             if not skip_invalid:
                 raise LoadError(message, source=source, row=first_row + int(i), column=column)
             examples.append({"source": source, "row": first_row + int(i), "column": column,
@@ -200,7 +217,7 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
     if spec.id is None:
         rows = np.flatnonzero(~bad) + first_row
         ids = (np.int64(source_index) << ROW_ID_SOURCE_SHIFT) | rows.astype(np.int64)
-        columns = {ROW_ID_COLUMN: pa.array(ids), **columns}
+        columns = {paths.ROW_ID_COLUMN: pa.array(ids), **columns}
     columns[paths.HEALPIX29_COLUMN] = pa.array(healpix.radec_to_healpix29(ra, dec))
     fields = [pa.field(name, values.type) for name, values in columns.items()]
     for i, f in enumerate(fields):
@@ -278,12 +295,19 @@ def _read_spill_range(path: str, lo: int, hi: int, schema: pa.Schema) -> pa.Tabl
 
 
 def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schema,
-                     catalog_root: str, compression: str, row_group_rows: int) -> ReduceResult:
-    """Reduce task: gather one partition's rows from every spill and write its file."""
+                     catalog_root: str, compression: str, row_group_rows: int,
+                     spec=None) -> ReduceResult:
+    """Reduce task: gather one partition's rows from every spill and write its file (and,
+    for a catalog with proper motions, work out how fast its rows move)."""
     lo, hi = healpix.pixel_range29(order, pixel)
     pieces = [p for p in (_read_spill_range(s, lo, hi, schema) for s in spills) if p is not None]
     merged = pa.concat_tables(pieces)
     del pieces
+    bounds = None
+    if spec is not None and spec.pmra in schema.names and spec.pmdec in schema.names:
+        from xmatch.store.catalog import partition_motion_bounds
+
+        bounds = partition_motion_bounds(merged, spec).to_dict()
     hp29 = merged.column(paths.HEALPIX29_COLUMN)
     # Each piece is sorted, so the stable sort only merges runs.
     order_rows = np.argsort(hp29.to_numpy(), kind="stable") if hp29.num_chunks > 1 else None
@@ -312,7 +336,7 @@ def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schem
     del encoded
     collector[0].set_file_path(relpath.removeprefix(paths.DATASET_DIR + "/"))
     _release_memory()
-    return ReduceResult(order, pixel, rows, relpath, collector[0], digest)
+    return ReduceResult(order, pixel, rows, relpath, collector[0], digest, bounds)
 
 
 # ---------------------------------------------------------------- driver
@@ -423,7 +447,7 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
         spills = sorted(r.spill for r in results)
         reduce_tasks = [
             (reduce_partition, int(o), int(p), spills, schema, str(catalog_root),
-             options.compression, ROW_GROUP_ROWS)
+             options.compression, ROW_GROUP_ROWS, spec)
             for o, p in zip(orders, pixels, strict=True)
         ]
         written: list[ReduceResult] = []
@@ -455,8 +479,10 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
                         "total": round(time.time() - started, 3)},
             "xmatch_version": __version__,
         }
-        _write_sidecar(catalog_root, spec, provenance, threshold, highest_order,
-                       histogram)
+        motion = {f"{r.order}/{r.pixel}": r.motion_bounds for r in written
+                  if r.motion_bounds is not None}
+        _write_sidecar(catalog_root, spec.present_in(schema.names), provenance, threshold,
+                       highest_order, histogram, motion or None)
         write_manifest(catalog_root, known={r.relpath: r.sha256 for r in written})
         return data.publish(spec.name, catalog_root, staging)
     finally:
@@ -537,7 +563,9 @@ def _write_count_map(path: Path, counts: np.ndarray) -> None:
 
 
 def _write_sidecar(root: Path, spec, provenance: dict, threshold: int, histogram_order: int,
-                   histogram: np.ndarray) -> None:
+                   histogram: np.ndarray, motion_bounds: dict | None) -> None:
+    """``xmatch.json``: the spec as loaded (roles the sources lacked dropped, so the
+    metadata tells the truth), the provenance, and per-partition proper-motion bounds."""
     sidecar = {
         "xmatch_catalog_format": 1,
         "name": spec.name,
@@ -548,4 +576,6 @@ def _write_sidecar(root: Path, spec, provenance: dict, threshold: int, histogram
         "point_coverage": {"order": histogram_order,
                            "fraction": float(np.count_nonzero(histogram) / len(histogram))},
     }
+    if motion_bounds is not None:
+        sidecar["motion_bounds"] = motion_bounds
     (root / paths.SIDECAR_FILE).write_text(json.dumps(sidecar, indent=2, default=str) + "\n")

@@ -129,17 +129,19 @@ class SsoConeRequest(_message.Message):
     def __init__(self, catalog: _Optional[str] = ..., ra_deg: _Optional[float] = ..., dec_deg: _Optional[float] = ..., radius_arcsec: _Optional[float] = ..., mjd: _Optional[float] = ..., time_scale: _Optional[str] = ..., observatory: _Optional[str] = ..., limit: _Optional[int] = ..., slice: _Optional[str] = ...) -> None: ...
 
 class RowsResponse(_message.Message):
-    __slots__ = ("arrow_ipc", "rows", "continuation_token")
+    __slots__ = ("arrow_ipc", "rows", "continuation_token", "rows_found")
     ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FOUND_FIELD_NUMBER: _ClassVar[int]
     arrow_ipc: bytes
     rows: int
     continuation_token: str
-    def __init__(self, arrow_ipc: _Optional[bytes] = ..., rows: _Optional[int] = ..., continuation_token: _Optional[str] = ...) -> None: ...
+    rows_found: int
+    def __init__(self, arrow_ipc: _Optional[bytes] = ..., rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., rows_found: _Optional[int] = ...) -> None: ...
 
 class RegionSearchRequest(_message.Message):
-    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token", "slice", "skymap")
+    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token", "slice", "skymap", "polygon", "clip29")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     RANGES29_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +150,8 @@ class RegionSearchRequest(_message.Message):
     CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SLICE_FIELD_NUMBER: _ClassVar[int]
     SKYMAP_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_FIELD_NUMBER: _ClassVar[int]
+    CLIP29_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     ranges29: _containers.RepeatedScalarFieldContainer[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
@@ -156,7 +160,17 @@ class RegionSearchRequest(_message.Message):
     continuation_token: str
     slice: str
     skymap: SkyMapRegion
-    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., slice: _Optional[str] = ..., skymap: _Optional[_Union[SkyMapRegion, _Mapping]] = ...) -> None: ...
+    polygon: PolygonRegion
+    clip29: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., slice: _Optional[str] = ..., skymap: _Optional[_Union[SkyMapRegion, _Mapping]] = ..., polygon: _Optional[_Union[PolygonRegion, _Mapping]] = ..., clip29: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PolygonRegion(_message.Message):
+    __slots__ = ("ra_deg", "dec_deg")
+    RA_DEG_FIELD_NUMBER: _ClassVar[int]
+    DEC_DEG_FIELD_NUMBER: _ClassVar[int]
+    ra_deg: _containers.RepeatedScalarFieldContainer[float]
+    dec_deg: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, ra_deg: _Optional[_Iterable[float]] = ..., dec_deg: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SkyMapRegion(_message.Message):
     __slots__ = ("fits", "credible_level", "rank_by")

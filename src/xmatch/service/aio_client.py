@@ -1,0 +1,230 @@
+"""The asyncio form of :class:`xmatch.Client`: exactly the same methods, as coroutines
+(``annotate`` and ``search_batches`` as asynchronous iterators).
+
+``async with xmatch.AsyncClient("host:port") as client:`` then
+``await client.cone_search("gaia_dr3", 56.75, 24.12, 60)``; many requests may run at once on
+one client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator
+
+import grpc
+import pyarrow as pa
+
+from xmatch.index.protocol import MODES  # noqa: F401  (documented with the client's)
+from xmatch.service.annotate_stream import (
+    BATCH_ALERTS,
+    RECONNECT_CODES,
+    RETRIES,
+    RETRY_SECONDS,
+    WINDOW,
+    AnnotatedBatch,
+    alert_batches,
+    annotate_options,
+)
+from xmatch.service.client import (
+    BATCH_SIZE,
+    DEFAULT_TIMEOUT,
+    CrossmatchStream,
+    channel_options,
+    cone_request,
+    description_dict,
+    region_request,
+    region_table,
+    rows_table,
+    skymap_request,
+    sso_cone_request,
+    summary_dict,
+)
+from xmatch.service.codec import client_error, ipc_to_table
+from xmatch.sky.regions import Cone, Moc, Polygon
+from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
+
+
+class AsyncClient:
+    """The asyncio form of :class:`~xmatch.Client`: the same methods, as coroutines."""
+
+    def __init__(self, address: str, *, timeout: float | None = DEFAULT_TIMEOUT,
+                 max_message_bytes: int = 64 * 2**20):
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(address, options=channel_options(
+            max_message_bytes))
+        self._stub = xmatch_pb2_grpc.XmatchStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _call(self, method: str, request):
+        try:
+            return await getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise client_error(error, self.address) from None
+
+    async def catalogs(self) -> list[dict]:
+        answer = await self._call("ListCatalogs", xmatch_pb2.ListCatalogsRequest())
+        return [summary_dict(c) for c in answer.catalogs]
+
+    async def describe(self, catalog: str) -> dict:
+        return description_dict(await self._call(
+            "DescribeCatalog", xmatch_pb2.DescribeCatalogRequest(name=catalog)))
+
+    async def search(self, catalog: str, region, *, columns=None, limit=None, epoch=None,
+                     rank_by=None, arrow: bool = False):
+        if isinstance(region, Cone):
+            answer = await self._call("Cone", cone_request(catalog, region, columns, limit,
+                                                           epoch, rank_by))
+            return rows_table([ipc_to_table(answer.arrow_ipc)], answer.rows_found, arrow)
+        request = region_request(catalog, region, columns, limit, epoch, rank_by)
+        return region_table([a async for a in self._region_answers(request)], arrow)
+
+    async def cone_search(self, catalog: str, ra, dec=None, radius_arcsec=None, *,
+                          columns=None, limit=None, epoch=None, arrow: bool = False):
+        return await self.search(catalog, Cone.of(ra, dec, radius_arcsec), columns=columns,
+                                 limit=limit, epoch=epoch, arrow=arrow)
+
+    async def polygon_search(self, catalog: str, ra, dec=None, *, columns=None, limit=None,
+                             arrow: bool = False):
+        return await self.search(catalog, Polygon.of(ra, dec), columns=columns, limit=limit,
+                                 arrow=arrow)
+
+    async def moc_search(self, catalog: str, moc, *, columns=None, limit=None,
+                         arrow: bool = False):
+        return await self.search(catalog, Moc.of(moc), columns=columns, limit=limit,
+                                 arrow=arrow)
+
+    async def skymap_search(self, catalog: str, skymap, level: float = 0.9, *, columns=None,
+                            limit=None, rank_by: str | None = None, arrow: bool = False):
+        request = skymap_request(catalog, skymap, level, columns, limit, rank_by)
+        return region_table([a async for a in self._region_answers(request)], arrow)
+
+    async def search_batches(self, catalog: str, region, *, columns=None, limit=None,
+                             rank_by=None, batch_rows: int | None = None,
+                             retries: int = RETRIES) -> AsyncIterator[pa.Table]:
+        request = region_request(catalog, region, columns, limit, None, rank_by)
+        request.batch_rows = batch_rows or 0
+        async for answer in self._region_answers(request, retries):
+            yield ipc_to_table(answer.arrow_ipc)
+
+    async def _region_answers(self, request, retries: int = RETRIES):
+        failures = 0
+        while True:
+            try:
+                async for answer in self._stub.RegionSearch(request, timeout=self.timeout):
+                    failures = 0
+                    yield answer
+                    if not answer.continuation_token:
+                        return
+                    request.continuation_token = answer.continuation_token
+                return
+            except grpc.RpcError as error:
+                failures += 1
+                if error.code() != grpc.StatusCode.UNAVAILABLE or failures > retries:
+                    raise client_error(error, self.address) from None
+                await asyncio.sleep(RETRY_SECONDS * 2 ** (failures - 1))
+
+    async def crossmatch(self, catalog: str, ra, dec=None, *, radius_arcsec=None,
+                         mode: str = "nearest", k: int = 1, epoch=None, columns=None,
+                         batch_size: int = BATCH_SIZE, arrow: bool = False):
+        stream = CrossmatchStream(catalog, ra, dec, radius_arcsec, mode, k, columns, epoch,
+                                  batch_size)
+        try:
+            async for answer in self._stub.Crossmatch(stream.requests(), timeout=self.timeout):
+                stream.add(answer)
+        except grpc.RpcError as error:
+            raise client_error(error, self.address) from None
+        return stream.result(arrow)
+
+    async def sso_cone(self, ra, dec=None, *, radius_arcsec, time,
+                       observatory: str | None = None, catalog: str | None = None,
+                       scale: str = "utc", limit=None, arrow: bool = False):
+        answer = await self._call("SsoCone", sso_cone_request(
+            ra, dec, radius_arcsec, time, observatory, catalog, scale, limit))
+        return rows_table([ipc_to_table(answer.arrow_ipc)], answer.rows_found, arrow)
+
+    async def annotate(self, alerts, *, catalogs=None, radius_arcsec=None,
+                       all_matches: bool = False, schemas: dict[int, str] | None = None,
+                       observatory: str | None = None, batch_size: int = BATCH_ALERTS,
+                       window: int = WINDOW,
+                       retries: int = RETRIES) -> AsyncIterator[AnnotatedBatch]:
+        options = annotate_options(catalogs, radius_arcsec, all_matches, schemas, observatory)
+        stream = _AsyncAnnotateStream(self._stub, options, alert_batches(alerts, batch_size),
+                                      window, retries, self.address)
+        async for batch in stream:
+            yield batch
+
+
+class _AsyncAnnotateStream:
+    """:class:`~xmatch.service.annotate_stream.AnnotateStream` on asyncio: alerts are read in
+    a worker thread, at most ``window`` batches ahead of the answers."""
+
+    def __init__(self, stub, options, batches, window: int, retries: int, address: str):
+        self._stub = stub
+        self._options = xmatch_pb2.AnnotateRequest(options=options)
+        self._source = enumerate(batches)
+        self._window = window
+        self._retries = retries
+        self._address = address
+        self._unanswered: collections.deque = collections.deque()
+        self._exhausted = False
+        self._failed: BaseException | None = None
+
+    async def __aiter__(self):
+        failures = 0
+        while True:
+            credit = asyncio.Semaphore(max(self._window - len(self._unanswered), 0))
+            call = self._stub.Annotate(self._requests(credit))
+            try:
+                async for answer in call:
+                    batch_id, _, packets = self._unanswered.popleft()
+                    if answer.batch_id != batch_id:
+                        raise RuntimeError(f"answer to batch {answer.batch_id} arrived where "
+                                           f"batch {batch_id} was due")
+                    credit.release()
+                    failures = 0
+                    yield AnnotatedBatch(ipc_to_table(answer.arrow_ipc), packets)
+                if self._failed is not None:
+                    raise self._failed
+                if self._unanswered or not self._exhausted:
+                    raise RuntimeError("the server ended the stream with "
+                                       f"{len(self._unanswered)} batch(es) unanswered")
+                return
+            except grpc.RpcError as error:
+                if self._failed is not None:
+                    raise self._failed from None
+                if error.code() not in RECONNECT_CODES or failures >= self._retries:
+                    raise client_error(error, self._address) from None
+                failures += 1
+                await asyncio.sleep(RETRY_SECONDS * 2 ** (failures - 1))
+            finally:
+                call.cancel()
+
+    async def _requests(self, credit: asyncio.Semaphore):
+        yield self._options
+        for _, request, _ in list(self._unanswered):
+            yield request  # unacknowledged batches of an earlier call, in order
+        while True:
+            await credit.acquire()
+            try:
+                item = await asyncio.to_thread(next, self._source, None)
+            except Exception as error:  # noqa: BLE001 (raised again in the caller's task)
+                self._failed = error
+                return
+            if item is None:
+                self._exhausted = True
+                return
+            batch_id, (batch, packets) = item
+            batch.batch_id = batch_id
+            request = xmatch_pb2.AnnotateRequest(batch=batch)
+            self._unanswered.append((batch_id, request, packets))
+            yield request

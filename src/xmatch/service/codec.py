@@ -1,0 +1,126 @@
+"""What crosses the wire, and how errors do: Arrow IPC for rows, and the one mapping between
+xmatch's errors and gRPC status codes, both ways.
+
+On a server, :class:`ErrorInterceptor` is the one abort path: a request's
+:class:`~xmatch.errors.XmatchError` is answered with its status and message; any other
+exception is a bug, answered INTERNAL and logged with its traceback, and the server keeps
+serving. On a client, :func:`client_error` turns a gRPC error into a
+:class:`~xmatch.errors.ServiceError` carrying the code and the server's message (or, when no
+server answers at the address, saying so).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import pyarrow as pa
+
+from xmatch.errors import ServiceError, XmatchError
+
+log = logging.getLogger("xmatch.service")
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def ipc_to_table(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def status_of(error: BaseException) -> grpc.StatusCode:
+    """The status of an answer that failed with ``error``: its own for xmatch's errors,
+    INTERNAL for anything else."""
+    if isinstance(error, XmatchError):
+        return getattr(grpc.StatusCode, error.status, grpc.StatusCode.INVALID_ARGUMENT)
+    return grpc.StatusCode.INTERNAL
+
+
+def details_of(error: BaseException) -> str:
+    if isinstance(error, ServiceError):
+        return error.details
+    if isinstance(error, XmatchError):
+        return str(error)
+    return (f"internal error (a bug of the server; its log has the traceback): "
+            f"{type(error).__name__}: {error}")
+
+
+async def abort(context, error: BaseException, method: str = "") -> None:
+    """End the call with the status and message of ``error`` (logging bugs)."""
+    code = status_of(error)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("internal error in %s", method or "a call", exc_info=error)
+    await context.abort(code, details_of(error))
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Answers every failed call of every service with :func:`abort`: servicers raise,
+    they never build statuses themselves."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, method), handler.request_deserializer,
+                handler.response_serializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _streaming(handler.unary_stream, method), handler.request_deserializer,
+                handler.response_serializer)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _unary(handler.stream_unary, method), handler.request_deserializer,
+                handler.response_serializer)
+        return grpc.stream_stream_rpc_method_handler(
+            _streaming(handler.stream_stream, method), handler.request_deserializer,
+            handler.response_serializer)
+
+
+def _unary(behaviour, method: str):
+    async def answer(request, context):
+        try:
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # noqa: BLE001 (every failure becomes a status)
+            await abort(context, error, method)
+
+    return answer
+
+
+def _streaming(behaviour, method: str):
+    async def answer(request, context):
+        try:
+            async for item in behaviour(request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # noqa: BLE001 (every failure becomes a status)
+            await abort(context, error, method)
+
+    return answer
+
+
+#: What gRPC says when a channel cannot connect at all (as opposed to a router's
+#: UNAVAILABLE, which names the partitions it could not reach).
+_UNREACHABLE = ("failed to connect to all addresses", "dns resolution failed")
+
+
+def client_error(error: grpc.RpcError, address: str) -> XmatchError:
+    """The exception a client raises for a failed call to the server at ``address``."""
+    code, details = error.code(), error.details() or ""
+    if code is grpc.StatusCode.UNAVAILABLE and any(
+            phrase in details.lower() for phrase in _UNREACHABLE):
+        return ServiceError(code, f"cannot reach an xmatch server at {address} (is it "
+                                  f"running? gRPC says: {details})")
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ServiceError(code, f"no answer from {address} within the client's timeout; "
+                                  "raise it (Client(timeout=...)) for long requests")
+    return ServiceError(code, details)

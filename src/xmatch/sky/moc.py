@@ -1,0 +1,184 @@
+"""MOCs (IVOA MOC 2.0) from every form users have them in: ASCII, JSON and FITS (NUNIQ or
+RANGE), NUNIQ lists, files and ``mocpy`` objects. Malformed input is refused with a message
+that says what was wrong, before mocpy's own parser sees it (mocpy accepts some bad cells
+and fails later, or drops them quietly)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from xmatch.errors import InputError
+from xmatch.sky.healpix import MAX_ORDER
+
+_ORDER_PATTERN = re.compile(r"(\d+)\s*/")
+
+
+def moc_from(value):
+    """A :class:`mocpy.MOC` from a MOC; an IVOA MOC 2.0 ASCII string (``"3/1-5 4/120"``);
+    MOC JSON text (``'{"3": [1, 2]}'``); FITS bytes; or the path of a FITS, ASCII or JSON
+    MOC file. Malformed input raises ``InputError`` saying what was wrong."""
+    from mocpy import MOC
+
+    if isinstance(value, MOC):
+        return value
+    if isinstance(value, bytes):
+        return _moc_from_fits(value, "the FITS bytes")
+    if isinstance(value, Path) or (isinstance(value, str) and _looks_like_path(value)):
+        path = Path(value)
+        if not path.is_file():
+            raise InputError(f"MOC file {path} does not exist")
+        data = path.read_bytes()
+        if data[:6] == b"SIMPLE":
+            return _moc_from_fits(data, str(path))
+        return _moc_from_text(data.decode("utf-8", errors="replace"), str(path))
+    if isinstance(value, str):
+        return _moc_from_text(value, "the MOC string")
+    raise InputError(f"a MOC is given as a MOC, ASCII or JSON text, FITS bytes or a path, "
+                     f"not {type(value).__name__}")
+
+
+def _looks_like_path(text: str) -> bool:
+    stripped = text.strip()
+    return bool(stripped) and not stripped[0].isdigit() and stripped[0] != "{"
+
+
+def _moc_from_text(text: str, where: str):
+    from mocpy import MOC
+
+    stripped = text.strip()
+    if not stripped:
+        raise InputError(f"{where} is empty; an ASCII MOC looks like '3/1-5 4/120'")
+    kind = "json" if stripped.startswith("{") else "ascii"
+    if kind == "json":
+        try:
+            orders = json.loads(stripped)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{where} is not valid MOC JSON: {error}") from None
+        if not isinstance(orders, dict):
+            raise InputError(f"{where}: MOC JSON maps orders to lists of cells, e.g. "
+                             '{"3": [1, 2]}')
+        _check_orders([int(k) for k in orders if str(k).isdigit()], where)
+        bad = [k for k in orders if not str(k).isdigit()]
+        if bad:
+            raise InputError(f"{where}: MOC JSON key {bad[0]!r} is not an order")
+        for order, cells in orders.items():
+            if not (isinstance(cells, list) and all(isinstance(c, int) for c in cells)):
+                raise InputError(f"{where}: MOC JSON maps orders to lists of cells, e.g. "
+                                 f'{{"3": [1, 2]}}; order {order} has {cells!r}')
+            for cell in cells:
+                _check_cells(int(order), cell, cell, where)
+    else:
+        _check_orders([int(m) for m in _ORDER_PATTERN.findall(stripped)], where)
+        _check_ascii_cells(stripped, where)
+    try:
+        return MOC.from_string(stripped, format=kind)
+    except (OSError, ValueError) as error:  # mocpy's parser reports through OSError
+        detail = str(error).strip().splitlines()[0]
+        raise InputError(f"{where} is not a valid {kind.upper()} MOC ({detail}); an ASCII "
+                         "MOC looks like '3/1-5 4/120'") from None
+
+
+def _check_ascii_cells(text: str, where: str) -> None:
+    """Refuse cells of an ASCII MOC outside their order, or ranges running backwards (mocpy
+    would accept some and fail later, or quietly drop them); syntax errors are left to
+    mocpy's parser."""
+    order = None
+    for token in re.split(r"[\s,]+", text):
+        if "/" in token:
+            head, _, token = token.partition("/")
+            if not head.isdigit():
+                return
+            order = int(head)
+        if not token:
+            continue
+        first, dash, last = token.partition("-")
+        if order is None or not first.isdigit() or (dash and not last.isdigit()):
+            return
+        _check_cells(order, int(first), int(last) if dash else int(first), where)
+
+
+def _check_cells(order: int, first: int, last: int, where: str) -> None:
+    cells = 12 * 4 ** order
+    if first < 0 or last >= cells:
+        raise InputError(f"{where}: cell {last if last >= cells else first} is not a cell of "
+                         f"order {order}, whose cells run from 0 to {cells - 1}")
+    if first > last:
+        raise InputError(f"{where}: cell range {first}-{last} at order {order} runs backwards")
+
+
+def _moc_from_fits(data: bytes, where: str):
+    from astropy.io import fits
+    from mocpy import MOC
+
+    try:
+        with fits.open(io.BytesIO(data)) as hdus:
+            names = (hdus[1].columns.names or []) if len(hdus) > 1 and hasattr(
+                hdus[1], "columns") else []
+            if "UNIQ" in names:  # MOC 1.x and 2.0 ORDERING = NUNIQ
+                return moc_from_nuniq(np.asarray(hdus[1].data["UNIQ"], np.int64), where)
+            if "RANGE" in names:  # MOC 2.0 ORDERING = RANGE: order-29 [start, stop) pairs
+                ranges = np.asarray(hdus[1].data["RANGE"], np.int64).reshape(-1, 2)
+                depth = int(hdus[1].header.get("MOCORD_S", MAX_ORDER))
+                _check_orders([depth], where)
+                if len(ranges) and not (0 <= ranges.min() and ranges.max() <= 12 * 4 ** 29
+                                        and (ranges[:, 0] < ranges[:, 1]).all()):
+                    raise InputError(f"{where}: RANGE values must be increasing order-29 "
+                                     "pairs within the sphere")
+                return MOC.from_depth29_ranges(depth, ranges)
+            raise InputError(f"{where}: a FITS MOC has a UNIQ or RANGE column in its first "
+                             f"extension; this file has {', '.join(names) or 'none'}")
+    except OSError as error:
+        raise InputError(f"{where} is not a readable FITS file: {error}") from None
+
+
+def _check_orders(orders: list[int], where: str) -> None:
+    deep = [o for o in orders if o > MAX_ORDER]
+    if deep:
+        raise InputError(f"{where}: order {deep[0]} is not allowed; MOC orders run from 0 to "
+                         f"{MAX_ORDER}")
+
+
+def moc_from_nuniq(uniq, where: str = "the NUNIQ list"):
+    """A MOC from NUNIQ cell numbers (4 * 4**order + ipix)."""
+    from mocpy import MOC
+
+    uniq = np.atleast_1d(np.asarray(uniq))
+    if uniq.dtype.kind not in "iu":
+        raise InputError(f"{where}: NUNIQ numbers are integers, got {uniq.dtype}")
+    uniq = uniq.astype(np.int64)
+    order, ipix = uniq_to_nested(uniq, where)
+    return MOC.from_healpix_cells(ipix, order, max_depth=int(order.max()) if len(order) else 0)
+
+
+def uniq_to_nested(uniq: np.ndarray, where: str = "UNIQ") -> tuple[np.ndarray, np.ndarray]:
+    """(order, nested pixel) of NUNIQ numbers, checked."""
+    uniq = np.asarray(uniq, dtype=np.int64)
+    bad = np.flatnonzero(uniq < 4)
+    if len(bad):
+        raise InputError(f"{where}: {int(uniq[bad[0]])} (at position {int(bad[0])}) is not a "
+                         "NUNIQ number; they are 4 * 4**order + pixel, so at least 4")
+    deep = np.flatnonzero(uniq >= np.int64(4) << (2 * (MAX_ORDER + 1)))
+    if len(deep):
+        raise InputError(f"{where}: {int(uniq[deep[0]])} (at position {int(deep[0])}) is a cell "
+                         f"deeper than order {MAX_ORDER}, the deepest a MOC has")
+    order = (np.floor(np.log2(uniq)).astype(np.int64) - 2) // 2
+    # log2 can round up just below a power of 4: fix the few it gets wrong.
+    order -= (uniq < (np.int64(4) << (2 * order))).astype(np.int64)
+    order += (uniq >= (np.int64(4) << (2 * np.minimum(order + 1, MAX_ORDER + 1)))).astype(
+        np.int64)
+    return order, uniq - (np.int64(4) << (2 * order))
+
+
+def cells_moc_ascii(orders, pixels) -> str:
+    """The IVOA MOC 2.0 ASCII string of cells of mixed orders ("" when there is none)."""
+    from mocpy import MOC
+
+    if len(pixels) == 0:
+        return ""
+    return MOC.from_healpix_cells(np.asarray(pixels, np.uint64), np.asarray(orders, np.uint8),
+                                  MAX_ORDER).to_string(format="ascii").strip()
