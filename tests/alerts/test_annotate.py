@@ -105,20 +105,33 @@ def compact_alerts(reference, seed: int = 5) -> pa.Table:
                      "mjd_tai": np.full(len(ra), ALERT_MJD_TAI)})
 
 
-def test_annotations_agree_with_astropy(address, reference):
+IDS = {"hipparcos2": "hip", "random": "id", "gaia_dr3": "source_id"}
+
+
+@pytest.fixture(scope="module")
+def astropy_expected(reference):
+    """The alerts, and astropy's annotation of them by every catalog (worked out once for
+    both servers)."""
     alerts = compact_alerts(reference)
+    coords = SkyCoord(alerts["ra_deg"].to_numpy() * u.deg, alerts["dec_deg"].to_numpy() * u.deg)
+    return alerts, {name: astropy_annotation(coords, catalog_coords(reference[name],
+                                                                    ALERT_MJD_TAI),
+                                             reference[name].table[IDS[name]].to_numpy(),
+                                             radius)
+                    for name, radius in RADII.items()}
+
+
+def test_annotations_agree_with_astropy(address, astropy_expected):
+    alerts, expected_by_catalog = astropy_expected
     with Client(address) as client:
         batches = list(client.annotate(alerts, catalogs=list(RADII), radius_arcsec=RADII,
                                        batch_size=128))
     table = pa.concat_tables([b.table for b in batches])
     assert table.column("alert_id").to_pylist() == alerts.column("alert_id").to_pylist()
-    coords = SkyCoord(alerts["ra_deg"].to_numpy() * u.deg, alerts["dec_deg"].to_numpy() * u.deg)
-    ids = {"hipparcos2": "hip", "random": "id", "gaia_dr3": "source_id"}
+    ids = IDS
     matched = 0
-    for name, radius in RADII.items():
-        index = reference[name]
-        expected = astropy_annotation(coords, catalog_coords(index, ALERT_MJD_TAI),
-                                      index.table[ids[name]].to_numpy(), radius)
+    for name in RADII:
+        expected = expected_by_catalog[name]
         got = table.select([f"{name}_count", f"{name}_{ids[name]}",
                             f"{name}_separation_arcsec", f"{name}_position_angle_deg"])
         for row, (count, nearest, separation, angle) in zip(got.to_pylist(), expected,

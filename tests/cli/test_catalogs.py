@@ -75,7 +75,7 @@ def test_a_plain_table_loads_without_a_spec(capsys, tmp_path):
     data = DataDirectory(tmp_path / "data")
     for name, source in (("mine", "mine.csv"), ("mine_txt", "mine.txt")):
         code, out, err = xmatch(capsys, "load", name, "--from", tmp_path / source,
-                                "--no-progress", "--data", data.root)
+                                "--workers", 1, "--no-progress", "--data", data.root)
         assert code == 0, err
         assert out.startswith(f"{name}: 500 rows")
         assert "positions from columns RAJ2000, DEJ2000; identifier xmatch_row" in out
@@ -89,7 +89,7 @@ def test_a_plain_table_loads_without_a_spec(capsys, tmp_path):
         "spec derived from the table's columns")
     code, out, _ = xmatch(capsys, "load", "named", "--from", tmp_path / "mine.csv",
                           "--ra-column", "RAJ2000", "--dec-column", "DEJ2000", "--id-column",
-                          "name", "--no-progress", "--data", data.root)
+                          "name", "--workers", 1, "--no-progress", "--data", data.root)
     assert code == 0 and "identifier name" in out
 
 
@@ -111,7 +111,7 @@ def test_bad_loads_are_one_line(capsys, tmp_path, args, message):
     (tmp_path / "bad.csv").write_text("id,ra,dec\n1,2,3\n2,3,north\n")
     (tmp_path / "short.csv").write_text("id,ra,dec\n1,2\n")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    code, out, err = xmatch(capsys, *args, "--no-progress" if args[0] == "load" else "--json",
-                            "--data", tmp_path / "data")
+    extra = ["--no-progress", "--workers", "1"] if args[0] == "load" else ["--json"]
+    code, out, err = xmatch(capsys, *args, *extra, "--data", tmp_path / "data")
     assert code == 2, (out, err)
     assert message in err and err.count("\n") == 1 and "Traceback" not in err, err

@@ -218,6 +218,9 @@ def test_plot_without_matplotlib_says_how_to_install_it(capsys, monkeypatch, dat
 @pytest.mark.parametrize("args, message", [
     (["skymap", "missing.fits.gz", "--catalog", "gw_sources"],
      "sky map missing.fits.gz does not exist"),
+    (["skymap", "{tmp}/stars.fits", "--catalog", "gw_sources"],
+     "stars.fits is not an LVK sky map: it has no UNIQ and PROBDENSITY columns (multi-order) "
+     "or PROB column (flat); its columns are name, ra, dec"),
     (["skymap", "{map}", "--catalog", "gw_sources", "--level", "1.5"],
      "level = 1.5 is not allowed; a credible level lies in (0, 1]"),
     (["skymap", "{map}", "--catalog", "gw_sources", "--level", "0"],
@@ -241,6 +244,8 @@ def test_plot_without_matplotlib_says_how_to_install_it(capsys, monkeypatch, dat
 def test_bad_input_is_one_clear_line_and_exit_2(capsys, tmp_path, maps, data, args, message):
     if "--plot" in args:
         pytest.importorskip("matplotlib")
+    Table({"name": ["a", "b"], "ra": [1.0, 2.0], "dec": [3.0, 4.0]}).write(
+        tmp_path / "stars.fits")  # a catalog, not a sky map
     args = [a.replace("{map}", maps["GW170817"][0]).replace("{tmp}", str(tmp_path))
             for a in args]
     code, _, stderr = xmatch(capsys, *args, "--data", data.root)

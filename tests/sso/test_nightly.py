@@ -322,9 +322,12 @@ def test_times_outside_the_night_raise_naming_it(nea_index, sso_data):
     with pytest.raises(ValueError, match=r"\(position 2\) is outside the night 2019-07-05"):
         nea_index.cones([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], 30.0,
                         [night.start_tdb, night.end_tdb, night.end_tdb + SECOND])
-    # Exactly the ends are inside.
-    assert nea_index.cone(10.0, 0.0, 30.0, night.start_tdb).num_rows >= 0
-    assert nea_index.cone(10.0, 0.0, 30.0, night.end_tdb).num_rows >= 0
+    # Exactly the ends are inside: an object is found where it is then.
+    for t in (night.start_tdb, night.end_tdb):
+        ra, dec = direct_places(nea_index, t)
+        found = nea_index.cone(float(ra[7]), float(dec[7]), 1.0, t)
+        assert found["designation"].to_pylist()[:1] == \
+            [nea_index.objects["designation"][7].as_py()]
     # Finding the cache of an instant.
     assert find_cache(sso_data, night.reference_tdb, "i41").name == NEA_CACHE
     assert find_cache(sso_data, night.reference_tdb, name=NEA_CACHE).name == NEA_CACHE

@@ -114,9 +114,9 @@ class Motion:
             float(mu.max()), float(np.abs(vectors[:, 6]).max()),
             (float(epoch0.min()), float(epoch0.max()))))
 
-    def take(self, order: np.ndarray) -> Motion:
-        return replace(self, vectors=np.ascontiguousarray(self.vectors[order]),
-                       epoch0=np.ascontiguousarray(self.epoch0[order]))
+    def take(self, rows: np.ndarray) -> Motion:
+        return replace(self, vectors=np.ascontiguousarray(self.vectors[rows]),
+                       epoch0=np.ascontiguousarray(self.epoch0[rows]))
 
     def drift_rad(self, epoch_jyear, indexed_range) -> np.ndarray:
         return self.bounds.drift_rad(epoch_jyear, indexed_range)

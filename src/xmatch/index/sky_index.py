@@ -196,9 +196,9 @@ class SkyIndex(Searches):
     @classmethod
     def _sorted(cls, pixels, xyz, rows, table, motion, epoch_range, name) -> SkyIndex:
         if len(pixels) and not np.all(pixels[1:] >= pixels[:-1]):
-            order = np.argsort(pixels, kind="stable")
-            pixels, xyz, rows = pixels[order], xyz[order], rows[order]
-            motion = motion.take(order) if motion is not None else None
+            by_pixel = np.argsort(pixels, kind="stable")
+            pixels, xyz, rows = pixels[by_pixel], xyz[by_pixel], rows[by_pixel]
+            motion = motion.take(by_pixel) if motion is not None else None
         cell_order = choose_cell_order(len(pixels))
         return cls(np.ascontiguousarray(pixels), np.ascontiguousarray(xyz), cell_order,
                    _cell_table(pixels, cell_order), np.ascontiguousarray(rows), table, motion,
@@ -218,10 +218,11 @@ class SkyIndex(Searches):
                          np.full(len(self), epoch_jyear), xyz)
         pixels = np.empty(len(self), dtype=np.int64)
         search.vector_to_pixel_kernel(MAX_ORDER, xyz, pixels)
-        order = np.argsort(pixels, kind="stable")
-        moved = replace(self, h29=np.ascontiguousarray(pixels[order]),
-                        xyz=np.ascontiguousarray(xyz[order]), rows=self.rows[order],
-                        motion=self.motion.take(order), epoch_range=(epoch_jyear, epoch_jyear),
+        by_pixel = np.argsort(pixels, kind="stable")
+        moved = replace(self, h29=np.ascontiguousarray(pixels[by_pixel]),
+                        xyz=np.ascontiguousarray(xyz[by_pixel]), rows=self.rows[by_pixel],
+                        motion=self.motion.take(by_pixel),
+                        epoch_range=(epoch_jyear, epoch_jyear),
                         _epoch_copies={})
         moved = replace(moved, cell_start=_cell_table(moved.h29, moved.cell_order))
         if len(self._epoch_copies) >= 4:
@@ -362,22 +363,23 @@ class SkyIndex(Searches):
         index_bytes = self.h29.nbytes + self.xyz.nbytes + self.cell_start.nbytes
         if len(q_ra) < 64 or index_bytes < CACHE_BYTES:
             return None
-        order = min(self.cell_order, QUERY_SORT_ORDER)
+        depth = min(self.cell_order, QUERY_SORT_ORDER)
         pixels = np.empty(len(q_ra), dtype=np.int64)
-        search.radec_to_pixel_kernel(order, q_ra, q_dec, pixels)
-        return search.pixel_order_kernel(pixels, npix_at(order))
+        search.radec_to_pixel_kernel(depth, q_ra, q_dec, pixels)
+        return search.pixel_order_kernel(pixels, npix_at(depth))
 
     def _kernel_queries(self, ra, dec, radius_arcsec, epoch_jyear):
         """Everything a search kernel needs about the queries, in the order to visit them:
-        (index to search, order or None, ra, dec, radius in radians, epochs, drifts)."""
+        (index to search, that permutation or None, ra, dec, radius in radians, epochs,
+        drifts)."""
         index, drift, epochs = self._for_epochs(epoch_jyear, radius_arcsec)
         q_ra, q_dec = np.radians(ra), np.radians(dec)
         q_radius = radius_arcsec * ARCSEC_TO_RAD
-        order = index._query_order(q_ra, q_dec)
-        if order is not None:
-            q_ra, q_dec, q_radius = q_ra[order], q_dec[order], q_radius[order]
-            epochs, drift = epochs[order], drift[order]
-        return index, order, q_ra, q_dec, q_radius, epochs, drift
+        visit = index._query_order(q_ra, q_dec)
+        if visit is not None:
+            q_ra, q_dec, q_radius = q_ra[visit], q_dec[visit], q_radius[visit]
+            epochs, drift = epochs[visit], drift[visit]
+        return index, visit, q_ra, q_dec, q_radius, epochs, drift
 
     def _nearest(self, ra, dec, radius_arcsec, epoch_jyear, k, moving):
         """The ``k`` closest rows of each query within its radius: (n, k) table rows (-1:
@@ -389,7 +391,7 @@ class SkyIndex(Searches):
         moved = np.full((n, k, 3), np.nan) if moving else None
         if n == 0 or len(self) == 0:
             return out_pos, out_sep, out_pa, moved
-        index, order, *queries = self._kernel_queries(ra, dec, radius_arcsec, epoch_jyear)
+        index, visit, *queries = self._kernel_queries(ra, dec, radius_arcsec, epoch_jyear)
         _run_kernel(search.nearest_kernel, search._nearest_task, len(ra), *queries, k,
                     *index._kernel_arrays(), out_pos, out_sep, out_pa)
         matched = out_pos >= 0
@@ -397,10 +399,10 @@ class SkyIndex(Searches):
             epochs = np.broadcast_to(queries[3][:, None], (n, k))
             moved[matched] = index._moved_xyz(out_pos[matched], epochs[matched])
         out_pos[matched] = index.rows[out_pos[matched]]
-        if order is None:
+        if visit is None:
             return out_pos, out_sep, out_pa, moved
-        unsorted = np.empty_like(order)
-        unsorted[order] = np.arange(n)
+        unsorted = np.empty_like(visit)
+        unsorted[visit] = np.arange(n)
         return (out_pos[unsorted], out_sep[unsorted], out_pa[unsorted],
                 None if moved is None else moved[unsorted])
 
@@ -414,7 +416,7 @@ class SkyIndex(Searches):
                    np.empty((0, 3)) if moving else None)
         if n == 0 or len(self) == 0:
             return nothing
-        index, order, *queries = self._kernel_queries(ra, dec, radius_arcsec, epoch_jyear)
+        index, visit, *queries = self._kernel_queries(ra, dec, radius_arcsec, epoch_jyear)
         arrays = index._kernel_arrays()
         counts = np.empty(n, dtype=np.int64)
         offsets = np.zeros(n + 1, dtype=np.int64)
@@ -432,16 +434,16 @@ class SkyIndex(Searches):
         _run_kernel(search.within_kernel, search._within_task, n, *queries, offsets, False,
                     *arrays, counts, query, pos, sep, angle)
         moved = index._moved_xyz(pos, queries[3][query]) if moving else None
-        if order is None:
+        if visit is None:
             return query, index.rows[pos], sep, angle, found, moved
         # Back to the caller's query order: move each query's block of matches (closest
         # first) to where its query sits in the caller's order.
-        unsorted = np.empty_like(order)
-        unsorted[order] = np.arange(n)
+        unsorted = np.empty_like(visit)
+        unsorted[visit] = np.arange(n)
         lengths = np.diff(offsets)[unsorted]
         new_starts = np.cumsum(lengths) - lengths
         regroup = np.repeat(offsets[:-1][unsorted] - new_starts, lengths) + np.arange(total)
-        return (order[query[regroup]], index.rows[pos[regroup]], sep[regroup], angle[regroup],
+        return (visit[query[regroup]], index.rows[pos[regroup]], sep[regroup], angle[regroup],
                 found, None if moved is None else moved[regroup])
 
     def _moved_xyz(self, positions: np.ndarray, epochs: np.ndarray) -> np.ndarray:

@@ -82,7 +82,7 @@ class SkyMap:
                                      "pixels in the first extension")
                 header, table = hdus[1].header, hdus[1].data
                 names = {c.upper(): c for c in hdus[1].columns.names}
-                columns = list(names)
+                columns = list(names.values())
                 if "UNIQ" in names:
                     needed = ("UNIQ", "PROBDENSITY")
                 elif "PROB" in names:
