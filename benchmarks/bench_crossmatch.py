@@ -235,7 +235,7 @@ def bench_cone_radius(index, catalog, radius_arcsec: float, count: int) -> dict:
     entry = {"cones": count, "batch_1core_s": seconds, "batch_cones_per_s": count / seconds,
              "rows_returned": result.num_rows}
     calls = min(count, 20_000)
-    seconds, _ = on_threads(1, lambda: [index.cone(ra[i], dec[i], radius_arcsec,
+    seconds, _ = on_threads(1, lambda: [index.cone_search(ra[i], dec[i], radius_arcsec,
                                                    columns=[id_column]) for i in range(calls)],
                             repeat=1)
     entry["per_call_cones_per_s"] = calls / seconds

@@ -8,7 +8,7 @@ and G361581, multi-order), in the same run:
   build time reported apart, not in the rates.
 * xmatch over gRPC on loopback: an embedded server in its own process (port 0) serving the
   same catalog indexed on the same columns; ``Client.skymap_search`` (the map given by its
-  path), ``Client.moc_search`` (a mocpy MOC) and ``Client.region`` (order-29 ranges), Arrow
+  path), ``Client.moc_search`` (a mocpy MOC, and order-29 ranges), Arrow
   answers; best of 2, wall time of the whole call in the client. The first call is also
   reported: for ``skymap_search`` it includes the server reading the map (cached after).
 * ``mocpy`` ``MOC.contains_lonlat`` over every catalog position (ra/dec loaded as numpy once,
@@ -18,7 +18,7 @@ and G361581, multi-order), in the same run:
 
 Rates: catalog rows/s = catalog rows / seconds (the whole catalog is "searched"); for gRPC
 also rows delivered/s = rows received / seconds. Ratios are xmatch's catalog rows/s over
-the peer's. Every method's row count is checked against ``rows_in_moc``; any difference is
+the peer's. Every method's row count is checked against ``SkyIndex.moc_search``; any difference is
 printed and recorded (mocpy and lsdb test positions with their own HEALPix code, so a
 position on a pixel edge may fall on the other side).
 
@@ -148,7 +148,7 @@ def _serve(data: str, name: str, columns: list[str], conn) -> None:
     the system, send (address, index build s); on any message, stop and send the peak RSS."""
     from xmatch import SkyIndex, open_catalog
     from xmatch.service.embedded import running_server
-    from xmatch.service.server import ServedCatalog, describe
+    from xmatch.service.catalogs import ServedCatalog, describe
 
     catalog = open_catalog(name, data)
     started = time.perf_counter()
@@ -187,10 +187,10 @@ def bench_grpc(catalog, maps, columns) -> tuple[dict, dict]:
         out, first_call = {}, {}
         with Client(address, timeout=3600) as client:
             name = catalog.name
-            client.region(name, maps[0]["ranges29"], columns=columns)  # connect, warm kernels
+            client.moc_search(name, maps[0]["ranges29"], columns=columns)  # connect, warm up
             for m in maps:
                 calls = {
-                    "xmatch_grpc_region": lambda m=m: client.region(
+                    "xmatch_grpc_region": lambda m=m: client.moc_search(
                         name, m["ranges29"], columns=columns, arrow=True),
                     "xmatch_grpc_moc_search": lambda m=m: client.moc_search(
                         name, m["moc"], columns=columns, arrow=True),
@@ -230,15 +230,16 @@ def whole_sky_stream(client, name: str, columns: list[str]) -> dict:
     each batch dropped on arrival: rows delivered per second, and (with the server's peak
     memory against its memory when it started serving) that a huge region streams in
     bounded memory rather than being gathered first."""
-    from xmatch.v1 import xmatch_pb2
+    import numpy as np
 
-    request = xmatch_pb2.RegionSearchRequest(catalog=name, columns=columns,
-                                             ranges29=[0, 12 * 4 ** 29])
+    from xmatch.sky.regions import Moc
+
+    whole = Moc(np.array([[0, 12 * 4 ** 29]], dtype=np.int64))
     Path("/proc/self/clear_refs").write_text("5")  # this process's peak: from now on
     client_before = peak_rss_mib("VmRSS")
     started = time.perf_counter()
     rows = batches = 0
-    for batch in client.region_batches(request):
+    for batch in client.search_batches(name, whole, columns=columns):
         rows += batch.num_rows
         batches += 1
     seconds = time.perf_counter() - started

@@ -195,7 +195,7 @@ def main(argv=None):
     qra = index.table["ra"].to_numpy()[: args.positions]
     qdec = index.table["dec"].to_numpy()[: args.positions]
     results = {"catalog_rows": len(index), "in_process_kernel": {
-        f"cone_{r:g}arcsec": summary(latencies(lambda i, r=r: index.cone(ra[i], dec[i], r),
+        f"cone_{r:g}arcsec": summary(latencies(lambda i, r=r: index.cone_search(ra[i], dec[i], r),
                                                args.cones)) for r in RADII_ARCSEC}}
 
     address = f"127.0.0.1:{free_port()}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -304,6 +305,8 @@ class SkyIndex(Searches):
                 np.array([region.ra_deg]), np.array([region.dec_deg]),
                 np.array([region.radius_arcsec]), epoch_jyear, limit or 0,
                 self.motion is not None and epoch_jyear is not None)
+            if found == 0 and moved is None:
+                return self._nothing_found(payload)
             table = self._result(query, pos, sep, angle, None, payload, None, moved)
             return results.with_rows_found(table.drop_columns([results.QUERY_COLUMN]), found)
         if epoch is not None:
@@ -315,16 +318,32 @@ class SkyIndex(Searches):
 
     # ------------------------------------------------------------------ internals
 
+    def _nothing_found(self, payload: list[str]) -> pa.Table:
+        """The answer of a cone with no row (most small cones), built once per column
+        choice."""
+        key = ("cone", tuple(payload))
+        empty = self._empty_results.get(key)
+        if empty is None:
+            none = np.empty(0, np.int64)
+            table = self._result(none, none, np.empty(0), np.empty(0), None, payload, None, None)
+            empty = self._empty_results[key] = results.with_rows_found(
+                table.drop_columns([results.QUERY_COLUMN]), 0)
+        return empty
+
+    @cached_property
+    def _column_names(self) -> list[str]:
+        return list(self.table.column_names)
+
     def payload_columns(self, columns: list[str] | None) -> list[str]:
         """The payload columns a request asks for (None: all); unknown ones raise
         :class:`~xmatch.errors.UnknownColumnError`."""
         if columns is None:
-            return list(self.table.column_names)
+            return list(self._column_names)
         if isinstance(columns, str):
             raise InputError(f"columns must be a list of names, not the string {columns!r}")
-        unknown = [c for c in columns if c not in self.table.column_names]
+        unknown = [c for c in columns if c not in self._column_names]
         if unknown:
-            raise UnknownColumnError(unknown_columns(unknown, self.name, self.table.column_names))
+            raise UnknownColumnError(unknown_columns(unknown, self.name, self._column_names))
         return list(columns)
 
     def _radius(self, radius_arcsec):

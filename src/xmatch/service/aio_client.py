@@ -9,20 +9,18 @@ one client.
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import AsyncIterator
 
 import grpc
 import pyarrow as pa
 
-from xmatch.index.protocol import MODES  # noqa: F401  (documented with the client's)
 from xmatch.service.annotate_stream import (
     BATCH_ALERTS,
-    RECONNECT_CODES,
     RETRIES,
     RETRY_SECONDS,
     WINDOW,
     AnnotatedBatch,
+    StreamLedger,
     alert_batches,
     annotate_options,
 )
@@ -170,61 +168,34 @@ class _AsyncAnnotateStream:
 
     def __init__(self, stub, options, batches, window: int, retries: int, address: str):
         self._stub = stub
-        self._options = xmatch_pb2.AnnotateRequest(options=options)
-        self._source = enumerate(batches)
         self._window = window
-        self._retries = retries
-        self._address = address
-        self._unanswered: collections.deque = collections.deque()
-        self._exhausted = False
-        self._failed: BaseException | None = None
+        self._ledger = StreamLedger(options, batches, retries, address)
 
     async def __aiter__(self):
-        failures = 0
+        ledger = self._ledger
         while True:
-            credit = asyncio.Semaphore(max(self._window - len(self._unanswered), 0))
+            credit = asyncio.Semaphore(max(self._window - len(ledger.unanswered), 0))
             call = self._stub.Annotate(self._requests(credit))
             try:
                 async for answer in call:
-                    batch_id, _, packets = self._unanswered.popleft()
-                    if answer.batch_id != batch_id:
-                        raise RuntimeError(f"answer to batch {answer.batch_id} arrived where "
-                                           f"batch {batch_id} was due")
+                    batch = ledger.answered(answer)
                     credit.release()
-                    failures = 0
-                    yield AnnotatedBatch(ipc_to_table(answer.arrow_ipc), packets)
-                if self._failed is not None:
-                    raise self._failed
-                if self._unanswered or not self._exhausted:
-                    raise RuntimeError("the server ended the stream with "
-                                       f"{len(self._unanswered)} batch(es) unanswered")
+                    yield batch
+                ledger.ended()
                 return
             except grpc.RpcError as error:
-                if self._failed is not None:
-                    raise self._failed from None
-                if error.code() not in RECONNECT_CODES or failures >= self._retries:
-                    raise client_error(error, self._address) from None
-                failures += 1
-                await asyncio.sleep(RETRY_SECONDS * 2 ** (failures - 1))
+                await asyncio.sleep(ledger.broken(error))
             finally:
                 call.cancel()
 
     async def _requests(self, credit: asyncio.Semaphore):
-        yield self._options
-        for _, request, _ in list(self._unanswered):
-            yield request  # unacknowledged batches of an earlier call, in order
+        ledger = self._ledger
+        yield ledger.options
+        for request in ledger.resend():
+            yield request
         while True:
             await credit.acquire()
-            try:
-                item = await asyncio.to_thread(next, self._source, None)
-            except Exception as error:  # noqa: BLE001 (raised again in the caller's task)
-                self._failed = error
+            request = await asyncio.to_thread(ledger.take)
+            if request is None:
                 return
-            if item is None:
-                self._exhausted = True
-                return
-            batch_id, (batch, packets) = item
-            batch.batch_id = batch_id
-            request = xmatch_pb2.AnnotateRequest(batch=batch)
-            self._unanswered.append((batch_id, request, packets))
             yield request

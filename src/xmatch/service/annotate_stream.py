@@ -141,75 +141,111 @@ def _packets(alerts) -> Iterator[Packet]:
         yield from read_packets(pending)
 
 
+class StreamLedger:
+    """What both forms of the stream (this module's, and the asyncio one of
+    :mod:`xmatch.service.aio_client`) keep: the batches sent and not yet answered (sent
+    again on a new call), whether the alerts ran out, and an error met reading them."""
+
+    def __init__(self, options, batches: Iterable, retries: int, address: str):
+        self.options = xmatch_pb2.AnnotateRequest(options=options)
+        self.source = enumerate(batches)
+        self.retries = retries
+        self.address = address
+        self.unanswered: collections.deque = collections.deque()
+        self.exhausted = False
+        self.failed: BaseException | None = None  # raised while reading the alerts
+        self.failures = 0  # reconnections in a row
+
+    def take(self):
+        """The request of the next batch (None once the alerts ran out or cannot be read:
+        the error is raised again where the answers are read)."""
+        try:
+            item = next(self.source, None)
+        except Exception as error:  # noqa: BLE001 (raised again in the caller's thread)
+            self.failed = error  # an input that cannot be read: a LoadError naming it
+            return None
+        if item is None:
+            self.exhausted = True
+            return None
+        batch_id, (batch, packets) = item
+        batch.batch_id = batch_id
+        request = xmatch_pb2.AnnotateRequest(batch=batch)
+        self.unanswered.append((batch_id, request, packets))
+        return request
+
+    def resend(self) -> list:
+        """The unacknowledged batches of an earlier call, in order."""
+        return [request for _, request, _ in self.unanswered]
+
+    def answered(self, answer) -> AnnotatedBatch:
+        batch_id, _, packets = self.unanswered.popleft()
+        if answer.batch_id != batch_id:
+            raise RuntimeError(f"answer to batch {answer.batch_id} arrived where batch "
+                               f"{batch_id} was due")
+        self.failures = 0
+        return AnnotatedBatch(ipc_to_table(answer.arrow_ipc), packets)
+
+    def ended(self) -> None:
+        """The call ended without error: every batch answered, or say what went wrong."""
+        if self.failed is not None:
+            raise self.failed
+        if self.unanswered or not self.exhausted:
+            raise RuntimeError("the server ended the stream with "
+                               f"{len(self.unanswered)} batch(es) unanswered")
+
+    def broken(self, error) -> float:
+        """A call that failed with ``error``: the seconds to wait before calling again, or
+        the exception to raise (reading the alerts failed, or not worth retrying)."""
+        if self.failed is not None:  # the call was ended by the reading of alerts
+            raise self.failed from None
+        if error.code() not in RECONNECT_CODES or self.failures >= self.retries:
+            raise client_error(error, self.address) from None
+        self.failures += 1
+        return RETRY_SECONDS * 2 ** (self.failures - 1)
+
+
 class AnnotateStream:
     """One logical stream of batches over as many gRPC calls as reconnections need."""
 
     def __init__(self, stub, options, batches: Iterable, window: int = WINDOW,
                  retries: int = RETRIES, address: str = ""):
         self._stub = stub
-        self._options = xmatch_pb2.AnnotateRequest(options=options)
-        self._source = enumerate(batches)
         self._window = window
-        self._retries = retries
-        self._address = address
-        self._unanswered: collections.deque = collections.deque()
+        self._ledger = StreamLedger(options, batches, retries, address)
         self._lock = threading.Lock()
-        self._exhausted = False
-        self._failed: BaseException | None = None  # raised while reading the alerts
 
     def __iter__(self) -> Iterator[AnnotatedBatch]:
-        failures = 0
+        ledger = self._ledger
         while True:
-            credit = threading.Semaphore(max(self._window - len(self._unanswered), 0))
+            credit = threading.Semaphore(max(self._window - len(ledger.unanswered), 0))
             closed = threading.Event()
             call = self._stub.Annotate(self._requests(credit, closed))
             try:
                 for answer in call:
-                    batch_id, _, packets = self._unanswered.popleft()
-                    if answer.batch_id != batch_id:
-                        raise RuntimeError(f"answer to batch {answer.batch_id} arrived where "
-                                           f"batch {batch_id} was due")
+                    batch = ledger.answered(answer)
                     credit.release()
-                    failures = 0
-                    yield AnnotatedBatch(ipc_to_table(answer.arrow_ipc), packets)
-                if self._failed is not None:
-                    raise self._failed
-                if self._unanswered or not self._exhausted:
-                    raise RuntimeError("the server ended the stream with "
-                                       f"{len(self._unanswered)} batch(es) unanswered")
+                    yield batch
+                ledger.ended()
                 return
             except grpc.RpcError as error:
-                if self._failed is not None:  # the call was ended by the reading of alerts
-                    raise self._failed from None
-                if error.code() not in RECONNECT_CODES or failures >= self._retries:
-                    raise client_error(error, self._address) from None
-                failures += 1
-                time.sleep(RETRY_SECONDS * 2 ** (failures - 1))
+                time.sleep(ledger.broken(error))
             finally:
                 closed.set()
                 call.cancel()
 
     def _requests(self, credit: threading.Semaphore, closed: threading.Event):
-        yield self._options
+        ledger = self._ledger
+        yield ledger.options
         with self._lock:
-            resend = [request for _, request, _ in self._unanswered]
-        yield from resend  # unacknowledged batches of an earlier call, in order
+            resend = ledger.resend()
+        yield from resend
         while not closed.is_set():
             if not credit.acquire(timeout=0.1):
                 continue
             with self._lock:
                 if closed.is_set():
                     return
-                try:
-                    item = next(self._source, None)
-                except Exception as error:  # noqa: BLE001 (raised again in the caller's thread)
-                    self._failed = error  # an input that cannot be read: a LoadError naming it
-                    return
-                if item is None:
-                    self._exhausted = True
-                    return
-                batch_id, (batch, packets) = item
-                batch.batch_id = batch_id
-                request = xmatch_pb2.AnnotateRequest(batch=batch)
-                self._unanswered.append((batch_id, request, packets))
+                request = ledger.take()
+            if request is None:
+                return
             yield request

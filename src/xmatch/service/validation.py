@@ -112,7 +112,7 @@ def batch_epochs(batch, default) -> np.ndarray | float | None:
 
 def cone_position(request) -> tuple[float, float]:
     """The checked centre of a Cone or SsoCone request."""
-    ra, dec, _ = coords.positions(np.array([request.ra_deg]), np.array([request.dec_deg]))
+    ra, dec, _ = coords.positions(request.ra_deg, request.dec_deg)
     return float(ra[0]), float(dec[0])
 
 

@@ -205,6 +205,13 @@ def check_radec(ra: np.ndarray, dec: np.ndarray) -> None:
         raise InputError(out_of_range("dec", *_first_bad(dec, good), DEC_ALLOWED))
 
 
+_NUMBERS = (float, int, np.floating, np.integer)
+
+
+def _plain_number(value) -> bool:
+    return isinstance(value, _NUMBERS) and not isinstance(value, bool | np.bool_)
+
+
 def positions(ra, dec=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(ra_deg, dec_deg, epoch_jyear or None) of query positions.
 
@@ -212,6 +219,10 @@ def positions(ra, dec=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     epoch) and ``dec`` None, or right ascensions with their declinations in ``dec`` (see
     the module docstring for what they may be).
     """
+    if _plain_number(ra) and _plain_number(dec):  # one position in degrees: the cone case
+        ra, dec = float(ra), float(dec)
+        if 0.0 <= ra <= 360.0 and -90.0 <= dec <= 90.0:  # NaN fails both
+            return np.array([ra]), np.array([dec]), None
     epoch = None
     if dec is None:
         if _module(ra) == "astropy" and hasattr(ra, "icrs"):
@@ -258,6 +269,8 @@ def radii_arcsec(radius, n: int) -> np.ndarray:
 
 def radius_arcsec(radius) -> float:
     """One radius in arcsec (see :func:`radii_arcsec`)."""
+    if _plain_number(radius) and 0.0 < radius <= MAX_RADIUS_ARCSEC:  # NaN fails
+        return float(radius)
     return float(radii_arcsec(radius, 1)[0])
 
 
