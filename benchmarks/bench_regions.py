@@ -131,14 +131,14 @@ def bench_in_process(catalog, maps, columns) -> tuple[float, dict]:
                                               1)
     out = {}
     for m in maps:
-        index.moc_search(m["ranges29"], columns)  # warm the kernels
+        index.moc_search(m["ranges29"], columns=columns)  # warm the kernels
         index.skymap_search(m["skymap"], level=LEVEL, columns=columns)
         seconds, table = bench_crossmatch.best_of(
             lambda m=m: index.skymap_search(m["skymap"], level=LEVEL, columns=columns),
             REPEATS_LOCAL)
         out[m["map"], "xmatch_rows_in_skymap"] = (seconds, table.num_rows)
         seconds, table = bench_crossmatch.best_of(
-            lambda m=m: index.moc_search(m["ranges29"], columns), REPEATS_LOCAL)
+            lambda m=m: index.moc_search(m["ranges29"], columns=columns), REPEATS_LOCAL)
         out[m["map"], "xmatch_rows_in_moc"] = (seconds, table.num_rows)
     return index_s, out
 

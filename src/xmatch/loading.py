@@ -49,6 +49,12 @@ def resolve_spec(name: str | None = None, spec: CatalogSpec | str | Path | None 
         if given:
             raise InputError(f"{', '.join(given)} do not apply to a HATS catalog, whose "
                              "properties name its columns")
+        written = Path(sources[0]) / paths.SIDECAR_FILE
+        if written.is_file():  # written by xmatch: its own spec, under the new name
+            import json
+
+            spec = CatalogSpec.from_dict(json.loads(written.read_text())["spec"])
+            return spec.with_overrides(name=name, loader="hats", default_source=None)
         props = read_properties(Path(sources[0]))
         return CatalogSpec(name=name, ra=props.get("hats_col_ra", "ra"),
                            dec=props.get("hats_col_dec", "dec"), loader="hats")

@@ -111,3 +111,18 @@ def test_the_client_raises_load_errors_and_the_server_goes_on(inputs, server):
     assert [p.origin.rsplit(":", 1)[1] for b in answered for p in b.packets] == [
         "night/alert0.avro", "night/alert1.avro", "night/alert2.avro"]
     assert gzip.decompress((inputs / "night.tar.gz").read_bytes())  # the inputs are intact
+
+
+def test_compact_alerts_outside_the_sphere_are_errors_not_wrapped(server):
+    """ra 416.87 was read as 56.87: now an error row, as every other face refuses it."""
+    import pyarrow as pa
+
+    alerts = pa.table({"alert_id": [1, 2, 3], "ra_deg": [416.87, -303.13, 56.87],
+                       "dec_deg": [24.1, 24.1, 24.1]})
+    with Client(server) as client:
+        [batch] = list(client.annotate(alerts, catalogs=["gcvs"]))
+    errors = batch.table["error"].to_pylist()
+    assert errors[0] == ("the alert has no usable position (ra = 416.87, dec = 24.1); it "
+                         "needs 0 <= ra <= 360 and -90 <= dec <= 90 deg")
+    assert errors[1].startswith("the alert has no usable position (ra = -303.13")
+    assert errors[2] is None

@@ -115,3 +115,38 @@ def test_bad_loads_are_one_line(capsys, tmp_path, args, message):
     code, out, err = xmatch(capsys, *args, *extra, "--data", tmp_path / "data")
     assert code == 2, (out, err)
     assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_position_units_of_a_table_are_honoured_on_load(capsys, tmp_path):
+    """RAJ2000 in hours (an ECSV unit) loads as degrees, stored as degrees."""
+    import astropy.units as u
+    import pyarrow.parquet as pq
+
+    table = Table({"RAJ2000": [3.791411, 12.0], "DEJ2000": [24.105136, -30.0]})
+    table["RAJ2000"].unit = u.hourangle
+    table["DEJ2000"].unit = u.deg
+    table.write(tmp_path / "hours.ecsv")
+    data = DataDirectory(tmp_path / "data")
+    assert xmatch(capsys, "load", "hours", "--from", tmp_path / "hours.ecsv", "--workers", 1,
+                  "--no-progress", "--data", data.root)[0] == 0
+    catalog = open_catalog("hours", data)
+    rows = catalog.read(["RAJ2000"])
+    assert sorted(rows["RAJ2000"].to_pylist()) == pytest.approx([3.791411 * 15, 180.0])
+    field = pq.read_schema(catalog.partition_path(catalog.partitions[0])).field("RAJ2000")
+    assert field.metadata[b"unit"] == b"deg"
+
+
+def test_a_catalog_written_by_xmatch_registers_under_its_new_name(capsys, tmp_path,
+                                                                 session_data):
+    data = DataDirectory(tmp_path / "data")
+    code, out, _ = xmatch(capsys, "load", "variables", "--from",
+                          open_catalog("gcvs", session_data).root.resolve(),
+                          "--data", data.root)
+    assert code == 0 and out.startswith("variables: 59,099 rows")
+    catalog = open_catalog("variables", data)
+    original = open_catalog("gcvs", session_data).spec
+    assert (catalog.name, catalog.spec.name) == ("variables", "variables")
+    assert (catalog.spec.key, catalog.spec.ra, catalog.spec.id) == (original.key, original.ra,
+                                                                    original.id)
+    assert xmatch(capsys, "list", "--data", data.root)[1].splitlines()[1].startswith(
+        "variables ")

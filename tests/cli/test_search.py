@@ -374,3 +374,32 @@ def test_table_output_with_pyarrow_types(tmp_path):
                       "mag": pa.array([1.57, 2.5], pa.float32())})
     write_table(table, "csv", tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text() == "kind,mag\na,1.57\nb,2.5\n"
+
+
+def test_a_negative_sexagesimal_declination_is_a_value_not_an_option(capsys, data):
+    """Sirius (HIP 32349, in the subset as source_id -32349) at 06:45:08.9 -16:42:58."""
+    for ra, dec in (("06:45:08.9", "-16:42:58"), ("06h45m08.9s", "-16d42m58s")):
+        code, out, err = xmatch(capsys, "cone", "gaia_dr3", ra, dec, "--radius", "30arcsec",
+                                "--columns", "source_id", "--format", "csv",
+                                "--data", data.root)
+        assert code == 0, err
+        assert "-32349," in out
+
+
+def test_crossmatch_outputs_keep_column_types_and_positions_in_degrees(capsys, tmp_path,
+                                                                       data):
+    """CSV columns keep their types (mag a number, name text); the position columns are
+    written as the degrees they were read as, whatever form they had."""
+    path = tmp_path / "mixed.csv"
+    path.write_text("name,ra,dec,mag\n"
+                    f"alcyone,03:47:29.08,+24:06:18.5,2.87\nfar,10.0,-5.0,9.5\n")
+    out = tmp_path / "out.parquet"
+    assert xmatch(capsys, "crossmatch", path, "--catalog", "gaia_dr3", "--out", out,
+                  "--data", data.root)[0] == 0
+    got = pq.read_table(out)
+    assert got.schema.field("ra").type == pa.float64() and got.schema.field("mag").type == \
+        pa.float64()
+    assert got.schema.field("name").type == pa.string()
+    assert abs(got["ra"][0].as_py() - 56.871167) < 1e-5 and got["ra"][1].as_py() == 10.0
+    assert got.schema.field("ra").metadata[b"unit"] == b"deg"
+    assert got["source_id"].to_pylist() == [ALCYONE_SOURCE_ID, None]

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from xmatch.alerts.avro import PacketError, Schema, Schemas
+from xmatch.timescales import tai_mjd_of_utc_jd
 from xmatch.errors import InputError
 
 ALERT_SCHEMA = pa.schema([
@@ -224,11 +225,13 @@ def compact_alerts(table: pa.Table) -> pa.Table:
 def _position_errors(ra: np.ndarray, dec: np.ndarray, errors: np.ndarray) -> np.ndarray:
     """Mark alerts without a usable position in ``errors`` (first error kept); returns the
     mask of bad positions."""
-    bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0))
+    with np.errstate(invalid="ignore"):
+        bad = ~((ra >= 0.0) & (ra <= 360.0) & (np.abs(dec) <= 90.0))  # NaN is bad too
     for i in np.flatnonzero(bad):
         if errors[i] is None:
-            errors[i] = (f"the alert has no usable position (ra = {ra[i]!r}, dec = {dec[i]!r});"
-                         " it needs finite ra and dec with |dec| <= 90")
+            errors[i] = (f"the alert has no usable position (ra = {float(ra[i])!r}, dec = "
+                         f"{float(dec[i])!r}); it needs 0 <= ra <= 360 and -90 <= dec <= 90 "
+                         "deg")
     return bad
 
 
@@ -269,15 +272,5 @@ def _mjd_tai(times: np.ndarray, scales: np.ndarray) -> np.ndarray:
     out = times.copy()
     utc = (scales == "utc-jd") & np.isfinite(times)
     if utc.any():
-        from astropy.time import Time
-
-        jd = times[utc]
-        whole = np.floor(jd)
-        out[utc] = Time(whole, jd - whole, format="jd", scale="utc").tai.mjd
+        out[utc] = tai_mjd_of_utc_jd(times[utc])
     return out
-
-
-def epoch_jyear(mjd_tai: np.ndarray) -> np.ndarray:
-    """Julian-year epochs of TAI MJDs, for proper motions (TT = TAI + 32.184 s; TDB - TT
-    stays under 2 ms, far below what a proper motion can show)."""
-    return 2000.0 + (mjd_tai + 32.184 / 86400.0 - 51544.5) / 365.25

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from importlib import import_module
 
@@ -27,7 +28,13 @@ Run `xmatch COMMAND --help` for the options and examples of each command."""
 
 class Parser(argparse.ArgumentParser):
     """argparse, with a bad option or value said in one line (no usage block): what was
-    wrong; ``--help`` shows the rest."""
+    wrong; ``--help`` shows the rest. A negative sexagesimal declination (-16:42:58,
+    -16d42m58s) is a value, as a negative number is, not an option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+|\d*\.\d+)([:dhms'\"]\d*(\.\d*)?)*[dhms'\"]?$")
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")

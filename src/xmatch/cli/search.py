@@ -13,8 +13,8 @@ def add_parsers(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Rows of catalog NAME within --radius of (RA, DEC), closest first, with "
                     "separation_arcsec and position_angle_deg. RA and DEC are degrees or "
-                    "sexagesimal (RA 03:47:00 in hours, DEC +24:07:00 in degrees; put -- "
-                    "before a negative sexagesimal DEC). With --epoch, rows with proper "
+                    "sexagesimal (RA 03:47:00 in hours, DEC -24:07:00 or -24d07m in "
+                    "degrees). With --epoch, rows with proper "
                     "motions are moved to that epoch first (ra_at_epoch, dec_at_epoch).",
         epilog="examples:\n"
                "  xmatch cone gaia_dr3 56.75 24.12 --radius 10arcmin --out pleiades.fits\n"

@@ -53,6 +53,7 @@ DEC_NAMES = ("dec", "dec_deg", "decdeg", "dej2000", "_dej2000", "decj2000", "dec
              "de2000", "dec2000", "de_icrs", "dec_icrs", "decmean", "dec_mean", "objdec",
              "dec_d", "decl", "delta_j2000", "delta", "dej2000_deg")
 RA_UCD, DEC_UCD = "pos.eq.ra;meta.main", "pos.eq.dec;meta.main"
+POSITION_NAMES = frozenset(RA_NAMES + DEC_NAMES)
 
 #: UCDs and units of the columns xmatch adds to answers.
 ADDED_COLUMNS = {
@@ -120,18 +121,20 @@ def output_format(path, requested: str | None = None) -> str:
 # ------------------------------------------------------------------------- reading
 
 
-def read_table(path, *, format: str | None = None) -> pa.Table:
+def read_table(path, *, format: str | None = None, text_columns=()) -> pa.Table:
     """Every column of a user's table, as Arrow (masked and empty values as nulls; column
     units and UCDs in field metadata ``unit`` and ``ucd``). Refuses, naming the file and
     the row where it can, what cannot be read as it is: a CSV row with too few or too many
-    values, a truncated or corrupt file, an empty one."""
+    values, a truncated or corrupt file, an empty one. In CSV and TSV the columns that may
+    hold positions (named as :data:`RA_NAMES`, :data:`DEC_NAMES`, or ``text_columns``) are
+    read as written, so each value is judged on its own; the others' types are inferred."""
     path = str(path)
     fmt = input_format(path, format)
     data = _file_bytes(path)
     if not data.strip():
         raise LoadError("the file is empty", source=path)
     if fmt in ("csv", "tsv"):
-        table = _read_csv(data, path, "\t" if fmt == "tsv" else ",")
+        table = _read_csv(data, path, "\t" if fmt == "tsv" else ",", text_columns)
     elif fmt == "parquet":
         table = _read_parquet(data, path)
     else:
@@ -186,9 +189,9 @@ def _file_bytes(path: str) -> bytes:
     return data
 
 
-def _read_csv(data: bytes, path: str, delimiter: str) -> pa.Table:
-    """CSV/TSV with every value as text (so that sexagesimal positions and bad values are
-    seen as written), empty values as nulls; the first malformed row is an error."""
+def _read_csv(data: bytes, path: str, delimiter: str, text_columns=()) -> pa.Table:
+    """CSV/TSV, empty values as nulls, the position columns as text (so that sexagesimal
+    positions and bad values are seen as written); the first malformed row is an error."""
     import pyarrow.csv as pacsv
 
     bad_rows = []
@@ -204,7 +207,8 @@ def _read_csv(data: bytes, path: str, delimiter: str) -> pa.Table:
             parse_options=pacsv.ParseOptions(delimiter=delimiter,
                                              invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
+                column_types={name: pa.string() for name in header
+                              if name.lower() in POSITION_NAMES or name in text_columns},
                 strings_can_be_null=True, null_values=[""]))
     except pa.ArrowInvalid as error:
         raise LoadError(f"not a readable {'TSV' if delimiter == chr(9) else 'CSV'} file: "
@@ -377,7 +381,8 @@ class Positions:
 def read_positions(path, *, format: str | None = None, ra_column: str | None = None,
                    dec_column: str | None = None, skip_invalid: bool = False) -> Positions:
     """A user's table and the positions of its rows (see :func:`positions_of`)."""
-    table = read_table(path, format=format)
+    given = [c for c in (ra_column, dec_column) if c]
+    table = read_table(path, format=format, text_columns=given)
     return positions_of(table, str(path), ra_column, dec_column, skip_invalid)
 
 
@@ -409,6 +414,13 @@ def positions_of(table: pa.Table, source: str, ra_column: str | None = None,
         table = table.filter(pa.array(~bad))
         ra, dec = ra[~bad], dec[~bad]
     coords.check_radec(ra, dec)
+    # The positions as read (degrees, whatever the text or unit was), as the UCDs say.
+    for name, values in ((ra_name, ra), (dec_name, dec)):
+        field = table.schema.field(name)
+        metadata = {**(field.metadata or {}), b"unit": b"deg"}
+        table = table.set_column(table.schema.get_field_index(name),
+                                 pa.field(name, pa.float64(), metadata=metadata),
+                                 pa.array(values, pa.float64()))
     return Positions(table, np.ascontiguousarray(ra), np.ascontiguousarray(dec), ra_name,
                      dec_name, rows, int(bad.sum()), examples)
 

@@ -1,1 +1,2 @@
-"""The gRPC service: servers, and (later) router and client."""
+"""The gRPC service ``xmatch.v1.Xmatch``: the embedded and shard servers, the router of a
+cluster, and the Python clients (see docs/service.md)."""

@@ -69,6 +69,9 @@ async def serve_forever(make_servicer, address: str, what: str = "xmatch",
 def serve(data, host: str = "127.0.0.1", port: int = 50051,
           limits: Limits | None = None) -> None:
     """Load (if needed), index and serve every catalog of ``data``; blocks until stopped."""
+    from xmatch.service.server import check_address
+
+    check_address(f"{host}:{port}")  # before minutes of indexing, not after
     started = time.perf_counter()
     catalogs = served_catalogs(data)
     rows = sum(len(c.index) for c in catalogs.values())

@@ -324,10 +324,34 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
 # ------------------------------------------------------------------------- the server
 
 
+def check_address(address: str) -> None:
+    """Refuse, before anything is loaded, an address this process cannot listen on: a port
+    another process listens on (no silent sharing), or a host not of this machine."""
+    import errno
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise XmatchError(f"cannot listen on {address}: give HOST:PORT")
+    if int(port) == 0:
+        return
+    try:
+        family = socket.getaddrinfo(host.strip("[]") or None, int(port))[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host.strip("[]"), int(port)))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise XmatchError(f"cannot listen on {address}: the port is in use (another "
+                              "xmatch server?); choose another with --port (0: any free "
+                              "port)") from None
+        raise XmatchError(f"cannot listen on {address}: {error.strerror or error}") from None
+
+
 async def create_server(servicer, address: str = "127.0.0.1:0"):
     """A started ``grpc.aio`` server with the Xmatch service, standard health checking and
     server reflection; returns ``(server, port)`` (``address`` may end in ``:0``). A port
     another process listens on is refused: no silent sharing."""
+    check_address(address)
     limit = servicer.limits.max_message_bytes
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor()],

@@ -208,6 +208,10 @@ def check_radec(ra: np.ndarray, dec: np.ndarray) -> None:
 _NUMBERS = (float, int, np.floating, np.integer)
 
 
+def _is_skycoord(value) -> bool:
+    return _module(value) == "astropy" and hasattr(value, "icrs") and hasattr(value, "frame")
+
+
 def _plain_number(value) -> bool:
     return isinstance(value, _NUMBERS) and not isinstance(value, bool | np.bool_)
 
@@ -224,6 +228,9 @@ def positions(ra, dec=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if 0.0 <= ra <= 360.0 and -90.0 <= dec <= 90.0:  # NaN fails both
             return np.array([ra]), np.array([dec]), None
     epoch = None
+    if dec is not None and _is_skycoord(ra):
+        raise InputError("positions are a SkyCoord alone or ra and dec, not a SkyCoord and "
+                         "a declination")
     if dec is None:
         if _module(ra) == "astropy" and hasattr(ra, "icrs"):
             if ra.obstime is not None:

@@ -97,7 +97,10 @@ class Cone(Region):
     @classmethod
     def of(cls, ra, dec=None, radius_arcsec=None) -> Cone:
         """A cone from a position (``SkyCoord``, or ra and dec in any form
-        :mod:`xmatch.sky.coords` reads) and a radius (arcsec, or an angle Quantity)."""
+        :mod:`xmatch.sky.coords` reads) and a radius (arcsec, or an angle Quantity); after a
+        ``SkyCoord`` the radius may come second: ``Cone.of(coord, 60)``."""
+        if radius_arcsec is None and dec is not None and coords._is_skycoord(ra):
+            dec, radius_arcsec = None, dec
         ra_deg, dec_deg, _ = coords.positions(ra, dec)
         if len(ra_deg) != 1:
             raise InputError(f"a cone has one centre, not {len(ra_deg)}; cross-match many "

@@ -82,8 +82,10 @@ class Catalog(Searches):
         self.root = Path(root)
         self.properties = read_properties(self.root)
         sidecar_path = self.root / paths.SIDECAR_FILE
-        self.sidecar = (json.loads(sidecar_path.read_text()) if sidecar_path.is_file()
-                        else registered or {})
+        # A registered catalog is what it was registered as (its name and spec), even
+        # when its directory holds the metadata of the xmatch load that wrote it.
+        self.sidecar = registered if registered is not None else (
+            json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {})
         self.registered = registered is not None
         self.partitions = _read_partitions(self.root)
         if "spec" in self.sidecar:

@@ -132,23 +132,39 @@ def _to_float64(values, source: str, first_row: int, column: str) -> pa.Array:
     raise LoadError(f"has type {kind}, a number was expected", source=source, column=column)
 
 
-def _angles_to_float64(values, kind: str, source: str, column: str) -> pa.Array:
-    """A position column as float64 degrees: numbers as they are (in their unit when the
-    column has an angle unit), text read as degrees or sexagesimal (astropy ``Angle``);
-    missing or unreadable values as nulls, which the caller reports or skips."""
+def _angles_to_float64(values, kind: str, source: str, column: str,
+                       unit: str | None) -> pa.Array:
+    """A position column as float64 degrees: numbers in degrees, or in the column's angle
+    unit when it has one (hours, radians...); text read as degrees or sexagesimal (astropy
+    ``Angle``); missing or unreadable values as nulls, which the caller reports or skips."""
     from xmatch.sky.coords import parse_angles
 
     values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     kind_of = values.type
     if pa.types.is_floating(kind_of) or pa.types.is_integer(kind_of) or \
             pa.types.is_decimal(kind_of):
-        return pc.cast(values, pa.float64())
+        degrees = pc.cast(values, pa.float64())
+        scale = _degrees_per(unit, source, column)
+        return degrees if scale == 1.0 else pc.multiply(degrees, scale)
     if not (pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of)
             or pa.types.is_null(kind_of)):
         raise LoadError(f"has type {kind_of}, an angle was expected", source=source,
                         column=column)
     degrees, bad, _ = parse_angles(values, kind)
     return pa.array(degrees, pa.float64(), mask=bad)
+
+
+def _degrees_per(unit: str | None, source: str, column: str) -> float:
+    """Degrees in one ``unit`` of a position column (1 without a unit: degrees)."""
+    if unit is None or unit in ("deg", "degree", "degrees"):
+        return 1.0
+    import astropy.units as u
+
+    try:
+        return float(u.Unit(unit).to(u.deg))
+    except (ValueError, u.UnitsError):
+        raise LoadError(f"has unit {unit!r}, not an angle", source=source,
+                        column=column) from None
 
 
 def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: int,
@@ -172,7 +188,9 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
     for kind in ("ra", "dec"):
         name = roles[kind]
         written[kind] = columns[name]
-        columns[name] = _angles_to_float64(columns[name], kind, source, name)
+        unit = (raw.schema.field(name).metadata or {}).get(b"unit")
+        columns[name] = _angles_to_float64(columns[name], kind, source, name,
+                                           unit.decode() if unit else None)
     for role in NUMERIC_ROLES:
         name = roles.get(role)
         if name in columns and role not in ("ra", "dec"):
@@ -223,6 +241,8 @@ def standardize(raw: pa.Table, spec, source: str, first_row: int, source_index: 
     for i, f in enumerate(fields):
         if f.name in raw.schema.names and raw.schema.field(f.name).metadata:
             fields[i] = f.with_metadata(raw.schema.field(f.name).metadata)
+        if f.name in (spec.ra, spec.dec):  # converted to degrees above, whatever they were
+            fields[i] = fields[i].with_metadata({**(fields[i].metadata or {}), b"unit": b"deg"})
     return pa.table(list(columns.values()), schema=pa.schema(fields)), skipped, examples
 
 
