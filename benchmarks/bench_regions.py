@@ -147,8 +147,8 @@ def _serve(data: str, name: str, columns: list[str], conn) -> None:
     """Server process: index ``name`` on ``columns``, serve it on a loopback port chosen by
     the system, send (address, index build s); on any message, stop and send the peak RSS."""
     from xmatch import SkyIndex, open_catalog
-    from xmatch.service.embedded import running_server
     from xmatch.service.catalogs import ServedCatalog, describe
+    from xmatch.service.embedded import running_server
 
     catalog = open_catalog(name, data)
     started = time.perf_counter()

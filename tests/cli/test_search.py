@@ -392,7 +392,7 @@ def test_crossmatch_outputs_keep_column_types_and_positions_in_degrees(capsys, t
     written as the degrees they were read as, whatever form they had."""
     path = tmp_path / "mixed.csv"
     path.write_text("name,ra,dec,mag\n"
-                    f"alcyone,03:47:29.08,+24:06:18.5,2.87\nfar,10.0,-5.0,9.5\n")
+                    "alcyone,03:47:29.08,+24:06:18.5,2.87\nfar,10.0,-5.0,9.5\n")
     out = tmp_path / "out.parquet"
     assert xmatch(capsys, "crossmatch", path, "--catalog", "gaia_dr3", "--out", out,
                   "--data", data.root)[0] == 0

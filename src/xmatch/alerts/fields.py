@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from xmatch.alerts.avro import PacketError, Schema, Schemas
-from xmatch.timescales import tai_mjd_of_utc_jd
 from xmatch.errors import InputError
+from xmatch.timescales import tai_mjd_of_utc_jd
 
 ALERT_SCHEMA = pa.schema([
     ("alert_id", pa.int64()),
