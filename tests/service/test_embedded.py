@@ -37,6 +37,7 @@ def server(session_data):
     yield address, session_data.root, process
     if process.poll() is None:
         process.kill()
+    process.communicate()
 
 
 def test_client_answers_equal_in_process(server, default_catalogs):

@@ -338,6 +338,9 @@ def check_address(address: str) -> None:
     try:
         family = socket.getaddrinfo(host.strip("[]") or None, int(port))[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As gRPC binds: a port left in TIME_WAIT by a stopped server is free; one a
+            # process listens on is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host.strip("[]"), int(port)))
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
