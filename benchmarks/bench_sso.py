@@ -154,7 +154,7 @@ def main(argv=None):
     parser.add_argument("--cones", type=int, default=2000)
     parser.add_argument("--json", type=Path, help="append results as one JSON line here")
     args = parser.parse_args(argv)
-    from xmatch.sso.orbits import synthetic_orbits
+    from xmatch.sso.synthetic import synthetic_orbits
 
     orbits = synthetic_orbits(args.objects, seed=0)
     results = {"cores": os.cpu_count(), "night": NIGHT, "observatory": SITE}

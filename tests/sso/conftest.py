@@ -21,9 +21,9 @@ from xmatch import CatalogSpec, DataDirectory, LoadOptions, load_catalog, open_c
 from xmatch.kernels.orbits import GM_SUN, apparent, state_to_elements
 from xmatch.service.embedded import running_server, served_catalogs
 from xmatch.service.server import Limits
+from xmatch.sso.mpc.readers import ORBIT_SCHEMA, read_orbits
 from xmatch.sso.nightly import NightIndex, build_night, cache_name, night_window
 from xmatch.sso.observers import observatory, observer_posvel, sun_posvel
-from xmatch.sso.orbits import ORBIT_SCHEMA, read_orbits
 
 #: The NEA file's epoch is 2019-07-02: a night three days later, at ZTF.
 NEA_NIGHT, NEA_SITE = "2019-07-05", "I41"
@@ -70,6 +70,22 @@ def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
 
 def designations(index: NightIndex) -> np.ndarray:
     return index.objects.column("designation").to_numpy(zero_copy_only=False)
+
+
+# ------------------------------------------------------------------ orbit tables
+
+
+def assert_same(table: pa.Table, other: pa.Table, ignore=("source",)) -> None:
+    """Equal tables, NaN equal to NaN (arrow's ``equals`` holds NaN unequal to itself)."""
+    assert table.schema == other.schema
+    for name in table.column_names:
+        if name in ignore:
+            continue
+        mine, theirs = table.column(name), other.column(name)
+        if pa.types.is_floating(mine.type):
+            np.testing.assert_array_equal(mine.to_numpy(), theirs.to_numpy(), err_msg=name)
+        else:
+            assert mine.to_pylist() == theirs.to_pylist(), name
 
 
 # ------------------------------------------------------------------ hand-made orbits

@@ -13,8 +13,9 @@ from xmatch import DataDirectory
 from xmatch.cli import main
 from xmatch.service.client import Client
 from xmatch.service.embedded import running_server, served_catalogs
+from xmatch.sso.alerts import alert_sso_observations, orbits_from_alerts
+from xmatch.sso.mpc.readers import read_orbits
 from xmatch.sso.nightly import NightIndex, build_night
-from xmatch.sso.orbits import alert_sso_observations, orbits_from_alerts, read_orbits
 from xmatch.timescales import tdb_mjd
 
 RUBIN_ALERTS = "alerts/lsst/rubin_lsstcam_20250905_via_fink.tar.gz"

@@ -99,8 +99,8 @@ def run_sso(args) -> int:
 def _build(args) -> int:
     import pyarrow as pa
 
+    from xmatch.sso.mpc.readers import read_orbits
     from xmatch.sso.nightly import build_night
-    from xmatch.sso.orbits import read_orbits
 
     orbits = pa.concat_tables([read_orbits(path) for path in args.orbits])
     started = time.perf_counter()
