@@ -106,7 +106,9 @@ def build_figures(orbits, data) -> tuple[dict, object]:
     from xmatch.sso.nightly import build_night
 
     started = time.perf_counter()
-    catalog = build_night(orbits, NIGHT, SITE, data=data, progress=False)
+    # Named by its local date, as before night conventions existed: figures stay comparable.
+    catalog = build_night(orbits, NIGHT, SITE, data=data, progress=False,
+                          night_convention="local")
     seconds = time.perf_counter() - started
     options = catalog.spec.loader_options
     return {"objects": orbits.num_rows, "night": NIGHT, "seconds": seconds,

@@ -29,6 +29,9 @@ from xmatch.sso.observers import observatory, observer_posvel, sun_posvel
 NEA_NIGHT, NEA_SITE = "2019-07-05", "I41"
 #: The MPCORB excerpt's epoch is 2025-11-21 (K25BL): that night, at Rubin.
 MPC_NIGHT, MPC_SITE = "2025-11-21", "X05"
+#: Both nights are named by their local date, not by their sites' survey conventions (ZTF's
+#: UTC date, Rubin's dayObs): the tests were written for those windows.
+NIGHT_CONVENTION = "local"
 #: Every 10th NEA (2,006 objects) and every 50th MPCORB object (447): fixed subsets.
 NEA_STEP, MPC_STEP = 10, 50
 #: Small partitions, so a cache spans many partitions and the cluster several slices.
@@ -96,7 +99,7 @@ def orbits_through(night_date: str, site_code: str, ra_deg, dec_deg, distance_au
     """Orbits (ORBIT_SCHEMA) of objects seen from ``site_code`` at the given places and
     distances at the reference instant of the night (circular speed times ``speed``,
     across the line to the Sun): elements from chosen states by ``state_to_elements``."""
-    night = night_window(night_date, observatory(site_code))
+    night = night_window(night_date, observatory(site_code), NIGHT_CONVENTION)
     t = night.reference_tdb
     observer, _ = observer_posvel(observatory(site_code), t)
     sun, _ = sun_posvel(t)
@@ -159,9 +162,10 @@ def sso_data(tmp_path_factory, nea_orbits, mpc_orbits) -> DataDirectory:
     root = tmp_path_factory.mktemp("sso")
     data = DataDirectory(root / "data")
     build_night(nea_orbits, NEA_NIGHT, NEA_SITE, data=data, source="NEA.txt.gz",
-                options=SMALL_PARTITIONS)
+                options=SMALL_PARTITIONS, night_convention=NIGHT_CONVENTION)
     build_night(mpc_orbits, MPC_NIGHT, MPC_SITE, data=data,
-                source="mpcorb_excerpt_K25BL.dat.gz", options=SMALL_PARTITIONS)
+                source="mpcorb_excerpt_K25BL.dat.gz", options=SMALL_PARTITIONS,
+                night_convention=NIGHT_CONVENTION)
     stars = root / "stars.parquet"
     pq.write_table(random_sky_table(2_000, seed=5), stars)
     load_catalog(spec=STARS_SPEC, sources=[str(stars)], data=data,
@@ -183,7 +187,8 @@ def mpc_index(sso_data) -> NightIndex:
 def pole_data(tmp_path_factory, pole_orbits) -> DataDirectory:
     data = DataDirectory(tmp_path_factory.mktemp("poles") / "data")
     build_night(pole_orbits, NEA_NIGHT, NEA_SITE, data=data, name="sso_poles",
-                source="hand-made", options=LoadOptions(workers=1, progress=False))
+                source="hand-made", options=LoadOptions(workers=1, progress=False),
+                night_convention=NIGHT_CONVENTION)
     return data
 
 
