@@ -106,7 +106,9 @@ def build_figures(orbits, data) -> tuple[dict, object]:
     from xmatch.sso.nightly import build_night
 
     started = time.perf_counter()
-    catalog = build_night(orbits, NIGHT, SITE, data=data, progress=False)
+    # Named by its local date, as before night conventions existed: figures stay comparable.
+    catalog = build_night(orbits, NIGHT, SITE, data=data, progress=False,
+                          night_convention="local")
     seconds = time.perf_counter() - started
     options = catalog.spec.loader_options
     return {"objects": orbits.num_rows, "night": NIGHT, "seconds": seconds,
@@ -154,7 +156,7 @@ def main(argv=None):
     parser.add_argument("--cones", type=int, default=2000)
     parser.add_argument("--json", type=Path, help="append results as one JSON line here")
     args = parser.parse_args(argv)
-    from xmatch.sso.orbits import synthetic_orbits
+    from xmatch.sso.synthetic import synthetic_orbits
 
     orbits = synthetic_orbits(args.objects, seed=0)
     results = {"cores": os.cpu_count(), "night": NIGHT, "observatory": SITE}

@@ -30,9 +30,10 @@ import numpy as np
 
 from xmatch.kernels.orbits import two_body
 from xmatch.sso.ephemeris import orbit_states
-from xmatch.sso.orbits import read_orbits, synthetic_orbits
+from xmatch.sso.mpc.readers import read_orbits
 from xmatch.sso.planets import PERTURBERS, planets
 from xmatch.sso.propagate import DEFAULT_STEP_DAYS, propagate_states
+from xmatch.sso.synthetic import synthetic_orbits
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "sso"

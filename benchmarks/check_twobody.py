@@ -35,8 +35,8 @@ import numpy as np
 from astropy.coordinates import angular_separation
 
 from xmatch.sso.ephemeris import positions
+from xmatch.sso.mpc.readers import read_orbits
 from xmatch.sso.observers import observatory
-from xmatch.sso.orbits import read_orbits
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "sso"

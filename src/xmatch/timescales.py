@@ -8,6 +8,7 @@ are converted explicitly; ephemerides run on TDB; proper-motion epochs are Julia
 
 from __future__ import annotations
 
+import datetime
 import warnings
 from contextlib import contextmanager
 
@@ -84,6 +85,14 @@ def utc_iso(t_tdb) -> str:
     """A TDB MJD as an ISO UTC date and time (for messages)."""
     with future_utc():
         return tdb_time(t_tdb).utc.isot
+
+
+def utc_datetime(t_tdb: float) -> datetime.datetime:
+    """A TDB MJD as a naive UTC ``datetime``, for calendar arithmetic (which night holds an
+    instant). A leap second, which ``datetime`` cannot hold, reads as the first second of
+    the next day."""
+    with future_utc():
+        return tdb_time(float(t_tdb)).utc.to_datetime(leap_second_strict="silent")
 
 
 @contextmanager

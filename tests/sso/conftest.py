@@ -21,14 +21,17 @@ from xmatch import CatalogSpec, DataDirectory, LoadOptions, load_catalog, open_c
 from xmatch.kernels.orbits import GM_SUN, apparent, state_to_elements
 from xmatch.service.embedded import running_server, served_catalogs
 from xmatch.service.server import Limits
+from xmatch.sso.mpc.readers import ORBIT_SCHEMA, read_orbits
 from xmatch.sso.nightly import NightIndex, build_night, cache_name, night_window
 from xmatch.sso.observers import observatory, observer_posvel, sun_posvel
-from xmatch.sso.orbits import ORBIT_SCHEMA, read_orbits
 
 #: The NEA file's epoch is 2019-07-02: a night three days later, at ZTF.
 NEA_NIGHT, NEA_SITE = "2019-07-05", "I41"
 #: The MPCORB excerpt's epoch is 2025-11-21 (K25BL): that night, at Rubin.
 MPC_NIGHT, MPC_SITE = "2025-11-21", "X05"
+#: Both nights are named by their local date, not by their sites' survey conventions (ZTF's
+#: UTC date, Rubin's dayObs): the tests were written for those windows.
+NIGHT_CONVENTION = "local"
 #: Every 10th NEA (2,006 objects) and every 50th MPCORB object (447): fixed subsets.
 NEA_STEP, MPC_STEP = 10, 50
 #: Small partitions, so a cache spans many partitions and the cluster several slices.
@@ -72,6 +75,22 @@ def designations(index: NightIndex) -> np.ndarray:
     return index.objects.column("designation").to_numpy(zero_copy_only=False)
 
 
+# ------------------------------------------------------------------ orbit tables
+
+
+def assert_same(table: pa.Table, other: pa.Table, ignore=("source",)) -> None:
+    """Equal tables, NaN equal to NaN (arrow's ``equals`` holds NaN unequal to itself)."""
+    assert table.schema == other.schema
+    for name in table.column_names:
+        if name in ignore:
+            continue
+        mine, theirs = table.column(name), other.column(name)
+        if pa.types.is_floating(mine.type):
+            np.testing.assert_array_equal(mine.to_numpy(), theirs.to_numpy(), err_msg=name)
+        else:
+            assert mine.to_pylist() == theirs.to_pylist(), name
+
+
 # ------------------------------------------------------------------ hand-made orbits
 
 
@@ -80,7 +99,7 @@ def orbits_through(night_date: str, site_code: str, ra_deg, dec_deg, distance_au
     """Orbits (ORBIT_SCHEMA) of objects seen from ``site_code`` at the given places and
     distances at the reference instant of the night (circular speed times ``speed``,
     across the line to the Sun): elements from chosen states by ``state_to_elements``."""
-    night = night_window(night_date, observatory(site_code))
+    night = night_window(night_date, observatory(site_code), NIGHT_CONVENTION)
     t = night.reference_tdb
     observer, _ = observer_posvel(observatory(site_code), t)
     sun, _ = sun_posvel(t)
@@ -143,9 +162,10 @@ def sso_data(tmp_path_factory, nea_orbits, mpc_orbits) -> DataDirectory:
     root = tmp_path_factory.mktemp("sso")
     data = DataDirectory(root / "data")
     build_night(nea_orbits, NEA_NIGHT, NEA_SITE, data=data, source="NEA.txt.gz",
-                options=SMALL_PARTITIONS)
+                options=SMALL_PARTITIONS, night_convention=NIGHT_CONVENTION)
     build_night(mpc_orbits, MPC_NIGHT, MPC_SITE, data=data,
-                source="mpcorb_excerpt_K25BL.dat.gz", options=SMALL_PARTITIONS)
+                source="mpcorb_excerpt_K25BL.dat.gz", options=SMALL_PARTITIONS,
+                night_convention=NIGHT_CONVENTION)
     stars = root / "stars.parquet"
     pq.write_table(random_sky_table(2_000, seed=5), stars)
     load_catalog(spec=STARS_SPEC, sources=[str(stars)], data=data,
@@ -167,7 +187,8 @@ def mpc_index(sso_data) -> NightIndex:
 def pole_data(tmp_path_factory, pole_orbits) -> DataDirectory:
     data = DataDirectory(tmp_path_factory.mktemp("poles") / "data")
     build_night(pole_orbits, NEA_NIGHT, NEA_SITE, data=data, name="sso_poles",
-                source="hand-made", options=LoadOptions(workers=1, progress=False))
+                source="hand-made", options=LoadOptions(workers=1, progress=False),
+                night_convention=NIGHT_CONVENTION)
     return data
 
 

@@ -22,8 +22,8 @@ from xmatch.kernels.orbits import (
     two_body,
 )
 from xmatch.sso.ephemeris import positions
+from xmatch.sso.mpc.readers import read_orbits
 from xmatch.sso.observers import observatory
-from xmatch.sso.orbits import read_orbits
 
 skyfield_api = pytest.importorskip("skyfield.api")
 mpc = pytest.importorskip("skyfield.data.mpc")

@@ -19,7 +19,7 @@ from conftest import shared_file
 from xmatch.errors import bad_epochs, bad_states, not_finite, out_of_range, out_of_span
 from xmatch.kernels.orbits import elements_to_state, two_body
 from xmatch.sso.ephemeris import orbit_states
-from xmatch.sso.orbits import read_orbits
+from xmatch.sso.mpc.readers import read_orbits
 from xmatch.sso.planets import PERTURBERS, Planets, planets
 from xmatch.sso.propagate import propagate_states
 

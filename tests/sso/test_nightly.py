@@ -25,6 +25,7 @@ from sso.conftest import (
     NEA_CACHE,
     NEA_NIGHT,
     NEA_SITE,
+    NIGHT_CONVENTION,
     designations,
     direct_places,
     separation_arcsec,
@@ -288,7 +289,7 @@ def test_cones_at_the_poles_and_high_declination(indexes, which):
     ("X05", "2025-11-21", "2025-11-21T16:42:59.861"),
 ])
 def test_the_night_runs_from_local_noon_to_local_noon(site, date, local_noon_utc):
-    night = night_window(date, observatory(site))
+    night = night_window(date, observatory(site), "local")
     noon = Time(local_noon_utc, scale="utc")
     start, end = Time(night.start_utc, scale="utc"), Time(night.end_utc, scale="utc")
     assert abs((start - noon).sec) < 1.0
@@ -307,7 +308,7 @@ def test_the_night_runs_from_local_noon_to_local_noon(site, date, local_noon_utc
 
 
 def test_the_cache_knows_its_night(nea_index, mpc_index):
-    assert nea_index.night == night_window(NEA_NIGHT, observatory(NEA_SITE))
+    assert nea_index.night == night_window(NEA_NIGHT, observatory(NEA_SITE), NIGHT_CONVENTION)
     assert (mpc_index.night.date, mpc_index.night.observatory) == ("2025-11-21", "X05")
     assert nea_index.name == NEA_CACHE and mpc_index.name == MPC_CACHE
 
@@ -361,7 +362,8 @@ def test_a_failed_build_leaves_nothing_visible(nea_orbits, tmp_path, monkeypatch
     data = DataDirectory(tmp_path / "data")
     orbits = nea_orbits.slice(0, 40)
     first = build_night(orbits, NEA_NIGHT, NEA_SITE, data=data, name="sso_kept",
-                        options=LoadOptions(workers=1, progress=False))
+                        options=LoadOptions(workers=1, progress=False),
+                        night_convention=NIGHT_CONVENTION)
     before = NightIndex.from_catalog(first)
     t = before.night.reference_tdb
     ra, dec = direct_places(before, t)
@@ -386,7 +388,8 @@ def test_a_failed_build_leaves_nothing_visible(nea_orbits, tmp_path, monkeypatch
         for name in ("sso_kept", None):
             with pytest.raises(RuntimeError, match="propagation failed"):
                 build_night(nea_orbits.slice(0, 80), NEA_NIGHT, NEA_SITE, data=data,
-                            name=name, options=LoadOptions(workers=1, progress=False))
+                            name=name, options=LoadOptions(workers=1, progress=False),
+                            night_convention=NIGHT_CONVENTION)
     unchanged()
 
     # The store's writer fails half way through the rows.
@@ -404,12 +407,14 @@ def test_a_failed_build_leaves_nothing_visible(nea_orbits, tmp_path, monkeypatch
             with pytest.raises(OSError, match="disk full"):
                 build_night(nea_orbits.slice(0, 80), NEA_NIGHT, NEA_SITE, data=data,
                             name=name, options=LoadOptions(workers=1, progress=False,
-                                                           chunk_rows=20))
+                                                           chunk_rows=20),
+                            night_convention=NIGHT_CONVENTION)
     unchanged()
 
     # And a build that succeeds replaces the kept version.
     build_night(nea_orbits.slice(0, 80), NEA_NIGHT, NEA_SITE, data=data, name="sso_kept",
-                options=LoadOptions(workers=1, progress=False))
+                options=LoadOptions(workers=1, progress=False),
+                night_convention=NIGHT_CONVENTION)
     assert len(NightIndex.from_catalog(open_catalog("sso_kept", data))) == 80
 
 
@@ -445,7 +450,8 @@ def test_an_orbit_table_of_one_object(nea_orbits, tmp_path):
     eros = nea_orbits.slice(0, 1)
     assert eros["name"][0].as_py() == "(433) Eros"
     catalog = build_night(eros, NEA_NIGHT, NEA_SITE, data=tmp_path,
-                          options=LoadOptions(workers=1, progress=False))
+                          options=LoadOptions(workers=1, progress=False),
+                          night_convention=NIGHT_CONVENTION)
     assert catalog.name == NEA_CACHE
     index = NightIndex.from_catalog(catalog)
     assert len(index) == 1
@@ -470,7 +476,8 @@ def test_an_object_given_twice_is_kept_once_from_its_first_orbit(nea_orbits, tmp
                             eros.schema.field("tp_mjd_tt"), pc.add(eros["tp_mjd_tt"], 1.0))
     orbits = pa.concat_tables([eros, nea_orbits.slice(1, 3), moved])
     catalog = build_night(orbits, NEA_NIGHT, NEA_SITE, data=tmp_path,
-                          options=LoadOptions(workers=1, progress=False))
+                          options=LoadOptions(workers=1, progress=False),
+                          night_convention=NIGHT_CONVENTION)
     assert catalog.spec.loader_options["repeated_orbits_dropped"] == 1
     index = NightIndex.from_catalog(catalog)
     assert sorted(designations(index)) == sorted(nea_orbits["designation"][:4].to_pylist())
@@ -522,9 +529,11 @@ def test_cli_builds_a_night_and_finds_an_object(tmp_path, capsys):
     orbits.write_text("".join(nea_lines(30)))
     data = tmp_path / "data"
     code, out, err = run(capsys, "sso", "build", "--orbits", orbits, "--night", NEA_NIGHT,
-                         "--observatory", "i41", "--data", data, "--no-progress")
+                         "--observatory", "i41", "--night-convention", NIGHT_CONVENTION,
+                         "--data", data, "--no-progress")
     assert code == 0, err
-    assert out.startswith(f"{NEA_CACHE}: 30 objects, night 2019-07-05 at I41")
+    assert out.startswith(f"{NEA_CACHE}: 30 objects, night 2019-07-05 (local date at its "
+                          "start) at I41: 2019-07-05T19:47 to 2019-07-06T19:47 UTC; ")
     index = NightIndex.from_catalog(open_catalog(NEA_CACHE, DataDirectory(data)))
     assert len(index) == 30
     when = "2019-07-06T06:30:00"

@@ -13,12 +13,14 @@ from xmatch import DataDirectory
 from xmatch.cli import main
 from xmatch.service.client import Client
 from xmatch.service.embedded import running_server, served_catalogs
+from xmatch.sso.alerts import alert_sso_observations, orbits_from_alerts
+from xmatch.sso.mpc.readers import read_orbits
 from xmatch.sso.nightly import NightIndex, build_night
-from xmatch.sso.orbits import alert_sso_observations, orbits_from_alerts, read_orbits
 from xmatch.timescales import tdb_mjd
 
 RUBIN_ALERTS = "alerts/lsst/rubin_lsstcam_20250905_via_fink.tar.gz"
-#: Day-obs of the alerts (2025-09-06 07:55 TAI falls in the X05 night starting 09-05).
+#: Rubin's dayObs of the alerts: their 2025-09-06 07:55 TAI falls in 2025-09-05 12:00 to
+#: 2025-09-06 12:00 UTC.
 NIGHT = "2025-09-05"
 
 
@@ -32,7 +34,7 @@ def rubin_night(tmp_path_factory):
     distractors = mpcorb.take(np.sort(rng.choice(mpcorb.num_rows, 1500, replace=False)))
     orbits = pa.concat_tables([from_alerts, distractors.cast(from_alerts.schema)])
     data = DataDirectory(tmp_path_factory.mktemp("rubin"))
-    catalog = build_night(orbits, NIGHT, "X05", data=data)
+    catalog = build_night(orbits, NIGHT, "X05", data=data, night_convention="dayobs")
     return NightIndex.from_catalog(catalog), alert_sso_observations([alerts]), data
 
 

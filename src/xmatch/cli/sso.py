@@ -16,22 +16,43 @@ def add_parsers(commands) -> None:
                     "MPC observatory from MPC orbit files (`build`), then ask which objects "
                     "are inside a cone at an instant of that night (`cone`).")
     steps = sso.add_subparsers(dest="step", required=True, metavar="STEP")
+    # The sites' conventions restate xmatch.sso.nightly.SURVEY_NIGHTS, which the help does not
+    # import (the numba kernels load only when a command runs); a test keeps them equal.
     build = steps.add_parser(
         "build", help="build the ephemeris cache of a night at an observatory",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Reads the orbits (MPCORB.DAT or an excerpt, NEA.txt, CometEls.txt, "
-                    "gzipped or not), integrates them to the middle of the night under the "
-                    "Sun and the planets (DE421), samples every track over the night (local "
-                    "noon to local noon at the site) and publishes the cache as catalog "
-                    "sso_<code>_<yyyymmdd> in the data directory.",
-        epilog="example:\n  xmatch sso build --orbits MPCORB.DAT.gz --night 2025-11-28 "
-               "--observatory I41")
+        description="\n".join([
+            "Reads the orbits (MPCORB.DAT or an excerpt, NEA.txt, CometEls.txt, gzipped or",
+            "not), integrates them to the middle of the night under the Sun and the planets",
+            "(DE421), samples every track over the night and publishes the cache as catalog",
+            "sso_<code>_<yyyymmdd> in the data directory.",
+            "",
+            "--night is the night's date as the site's survey names it (--night-convention",
+            "overrides that):",
+            "  I41 (ZTF)    utc     the UTC date of the night's local midnight, as ZTF's",
+            "                       archive does (ztf_public_20231012: evening of 11 Oct.)",
+            "  X05 (Rubin)  dayobs  Rubin's dayObs: 12:00 UTC on the date to 12:00 UTC next day",
+            "  other sites  local   the local date at the night's start",
+            "A night runs from local noon to local noon (local mean time from the MPC",
+            "longitude), a dayObs from 12:00 to 12:00 UTC."]),
+        epilog="examples:\n"
+               "  xmatch sso build --orbits MPCORB.DAT.gz --night 2023-10-12 --observatory I41\n"
+               "      ZTF night 2023-10-12, the local evening of 11 October at Palomar:\n"
+               "      2023-10-11T19:47 to 2023-10-12T19:47 UTC\n"
+               "  xmatch sso build --orbits MPCORB.DAT.gz --night 2023-10-11 --observatory I41 "
+               "--night-convention local\n"
+               "      the same night, named by its local date\n"
+               "  xmatch sso build --orbits MPCORB.DAT.gz --night 2025-09-05 --observatory X05\n"
+               "      Rubin dayObs 2025-09-05: 2025-09-05T12:00 to 2025-09-06T12:00 UTC")
     build.add_argument("--orbits", required=True, nargs="+", metavar="FILE",
                        help="MPC orbit file(s)")
     build.add_argument("--night", required=True, metavar="YYYY-MM-DD",
-                       help="local date at the start of the night")
+                       help="the night's date, in its naming convention (see above)")
     build.add_argument("--observatory", required=True, metavar="CODE",
                        help="MPC observatory code (I41 ZTF, X05 Rubin, 500 geocentre ...)")
+    build.add_argument("--night-convention", choices=("local", "utc", "dayobs"), default=None,
+                       help="how --night names the night (default by site: utc at I41, dayobs "
+                            "at X05, local elsewhere)")
     build.add_argument("--name", help="catalog name (default sso_<code>_<yyyymmdd>)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
     common.add_data(build)
@@ -99,16 +120,15 @@ def run_sso(args) -> int:
 def _build(args) -> int:
     import pyarrow as pa
 
-    from xmatch.sso.nightly import build_night
-    from xmatch.sso.orbits import read_orbits
+    from xmatch.sso.mpc.readers import read_orbits
+    from xmatch.sso.nightly import build_night, night_of
 
     orbits = pa.concat_tables([read_orbits(path) for path in args.orbits])
     started = time.perf_counter()
     catalog = build_night(orbits, args.night, args.observatory, data=common.data_of(args),
                           name=args.name, source=",".join(Path(p).name for p in args.orbits),
-                          progress=not args.no_progress)
-    print(f"{catalog.name}: {orbits.num_rows:,} objects, night {args.night} at "
-          f"{args.observatory.upper()}, {catalog.num_rows:,} rows in "
-          f"{len(catalog.partitions)} partitions, built in "
+                          progress=not args.no_progress, night_convention=args.night_convention)
+    print(f"{catalog.name}: {orbits.num_rows:,} objects, {night_of(catalog).describe()}; "
+          f"{catalog.num_rows:,} rows in {len(catalog.partitions)} partitions, built in "
           f"{time.perf_counter() - started:.1f} s")
     return 0

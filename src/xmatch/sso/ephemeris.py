@@ -91,7 +91,7 @@ def positions(orbits: pa.Table, time, observatory: str = "500", *, scale: str = 
     Parameters
     ----------
     orbits : pyarrow.Table
-        As :func:`xmatch.sso.orbits.read_orbits` returns.
+        As :func:`xmatch.sso.mpc.readers.read_orbits` returns.
     time : astropy.time.Time, str or float
         The instant: a ``Time``, an ISO string or an MJD, in ``scale``.
     observatory : str

@@ -2,8 +2,10 @@
 there by n-body integration) and the HEALPix pixels its track crosses, from one site,
 stored as a catalog of the store and served by the same servers.
 
-A night runs from local noon to local noon at the site (local mean time from the MPC
-longitude), so every instant belongs to exactly one night of a site. Within the night,
+A night lasts a day: from local noon to local noon at the site (local mean time from the MPC
+longitude), or from 12:00 to 12:00 UTC for Rubin's dayObs. Its date is named in one of
+:data:`NIGHT_CONVENTIONS`, by default the one of the site's survey (:data:`SURVEY_NIGHTS`),
+so that ``--night`` takes the date a survey's archive uses. Within the night,
 positions are exact two-body positions from the reference state (light time iterated,
 topocentric); the observer's and the Sun's barycentric vectors are Chebyshev series fitted
 over the night, so a query needs no ephemeris file and no Earth-rotation call.
@@ -44,7 +46,7 @@ from xmatch.sso.observers import Observatory, observatory, observer_posvel, sun_
 from xmatch.sso.propagate import propagate_states
 from xmatch.store.data_dir import DataDirectory
 from xmatch.store.writer import LoadOptions, build_catalog
-from xmatch.timescales import tdb_mjd, utc_iso
+from xmatch.timescales import tdb_mjd, utc_datetime, utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,63 @@ DEFAULT_RADIUS_ARCSEC = 5.0
 PAYLOAD_COLUMNS = (*PLACE_SCHEMA.names, "kind", "close_approach")
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+#: How a night's date is named, and how messages and titles say so. ``local``: the local
+#: date at the night's start (local noon to local noon). ``utc``: the UTC date on which the
+#: night's local midnight falls (still local noon to local noon). ``dayobs``: Rubin's dayObs,
+#: the date in the UTC-12h time zone (12:00 UTC on the date to 12:00 UTC the next day).
+NIGHT_CONVENTIONS = {"local": "local date at its start", "utc": "UTC date", "dayobs": "dayObs"}
+#: The survey of a site and how its archive names nights, by MPC code: ZTF by the UTC date
+#: (``ztf_public_20231012`` holds the local evening of 11 October at Palomar), Rubin by
+#: dayObs. A site not listed names its nights by the local date.
+SURVEY_NIGHTS = {"I41": ("ZTF", "utc"), "X05": ("Rubin", "dayobs")}
+
+
+def default_night_convention(site_code: str) -> str:
+    """How the nights of a site are named unless told otherwise: its survey's convention
+    (:data:`SURVEY_NIGHTS`), else ``local``."""
+    return SURVEY_NIGHTS.get(site_code, (None, "local"))[1]
+
+
+def check_night_convention(convention) -> str:
+    """A night convention named by a user, checked (``InputError`` otherwise)."""
+    if convention not in NIGHT_CONVENTIONS:
+        raise InputError(f"night convention {convention!r} is not allowed; use local (the "
+                         "local date at the night's start), utc (the UTC date of its local "
+                         "midnight) or dayobs (Rubin's dayObs: 12:00 to 12:00 UTC)")
+    return convention
+
+
+def _survey_of(site_code: str, convention: str) -> str | None:
+    """The survey whose nights these are: the site's, if it names nights this way."""
+    survey, survey_convention = SURVEY_NIGHTS.get(site_code, (None, None))
+    return survey if convention == survey_convention else None
+
+
+def night_start_after_midnight(site: Observatory, convention: str) -> datetime.timedelta:
+    """When the night named D starts, after 00:00 UTC on D, to the whole second (floored:
+    the night's bounds are whole UTC seconds, as its ``start_utc`` and ``end_utc`` say)."""
+    east = datetime.timedelta(hours=((site.longitude_deg + 180.0) % 360.0 - 180.0) / 15.0)
+    noon = datetime.timedelta(hours=12)
+    if convention == "dayobs":
+        start = noon
+    elif convention == "local":
+        start = noon - east
+    else:  # utc: the local noon before the one local midnight that falls on UTC date D
+        start = -east % datetime.timedelta(days=1) - noon
+    return start - datetime.timedelta(microseconds=start.microseconds)
+
+
+def night_date(t_tdb: float, site: Observatory, convention: str) -> str:
+    """The date (YYYY-MM-DD) of the night of ``site`` in ``convention`` that holds a TDB
+    instant (either night for an instant on the bound two nights share)."""
+    start = utc_datetime(t_tdb) - night_start_after_midnight(site, convention)
+    return start.date().isoformat()
+
 
 @dataclass(frozen=True)
 class Night:
-    """One night at one site: local noon to local noon (TDB MJD bounds and reference)."""
+    """One night at one site, a day long: its date in its naming convention, its bounds
+    (TDB MJD and whole UTC seconds) and its reference instant, the middle."""
 
     date: str
     observatory: str
@@ -79,6 +134,8 @@ class Night:
     end_tdb: float
     start_utc: str
     end_utc: str
+    # Caches built before there were conventions named their nights by the local date.
+    convention: str = "local"
 
     @property
     def reference_tdb(self) -> float:
@@ -87,7 +144,16 @@ class Night:
     def to_dict(self) -> dict:
         return {"date": self.date, "observatory": self.observatory,
                 "start_tdb": self.start_tdb, "end_tdb": self.end_tdb,
-                "start_utc": self.start_utc, "end_utc": self.end_utc}
+                "start_utc": self.start_utc, "end_utc": self.end_utc,
+                "convention": self.convention}
+
+    def describe(self) -> str:
+        """The night in its convention and its UTC window, to the minute: "ZTF night
+        2023-10-12 (UTC date) at I41: 2023-10-11T19:47 to 2023-10-12T19:47 UTC"."""
+        survey = _survey_of(self.observatory, self.convention)
+        return (f"{survey + ' ' if survey else ''}night {self.date} "
+                f"({NIGHT_CONVENTIONS[self.convention]}) at {self.observatory}: "
+                f"{self.start_utc[:16]} to {self.end_utc[:16]} UTC")
 
     def check(self, t_tdb, name: str = "") -> None:
         """Raise ``InputError`` if any TDB instant lies outside the night."""
@@ -103,21 +169,43 @@ class Night:
                 f"{self.end_utc} UTC; build the cache of that night")
 
 
-def night_window(date: str, site: Observatory) -> Night:
-    """The night of ``date`` (YYYY-MM-DD, the local date at its start) at ``site``."""
+def night_window(date: str, site: Observatory, convention: str | None = None) -> Night:
+    """The night named ``date`` at ``site``.
+
+    Parameters
+    ----------
+    date : str
+        YYYY-MM-DD, in ``convention``.
+    site : Observatory
+    convention : {None, 'local', 'utc', 'dayobs'}
+        How ``date`` names the night (:data:`NIGHT_CONVENTIONS`); None: the site's default
+        (:func:`default_night_convention`).
+
+    Returns
+    -------
+    Night
+
+    Raises
+    ------
+    InputError
+        For a date that is not a valid YYYY-MM-DD or an unknown convention.
+    """
+    if convention is None:
+        convention = default_night_convention(site.code)
+    check_night_convention(convention)
     if not DATE_PATTERN.match(str(date)):
         raise InputError(f"night {date!r} is not a date YYYY-MM-DD")
     try:
         day = datetime.date.fromisoformat(date)
     except ValueError as exc:
         raise InputError(f"night {date!r} is not a valid date: {exc}") from None
-    east = (site.longitude_deg + 180.0) % 360.0 - 180.0
-    start = datetime.datetime(day.year, day.month, day.day, 12) - datetime.timedelta(
-        hours=east / 15.0)
+    start = datetime.datetime(day.year, day.month, day.day) + night_start_after_midnight(
+        site, convention)
     end = start + datetime.timedelta(days=1)
     start_iso, end_iso = start.isoformat(timespec="seconds"), end.isoformat(timespec="seconds")
     bounds = tdb_mjd([start_iso, end_iso], "utc")
-    return Night(date, site.code, float(bounds[0]), float(bounds[1]), start_iso, end_iso)
+    return Night(date, site.code, float(bounds[0]), float(bounds[1]), start_iso, end_iso,
+                 convention)
 
 
 class ObserverTrack:
@@ -248,15 +336,19 @@ def cache_name(night: str, observatory_code: str) -> str:
 def build_night(orbits: pa.Table, night: str, observatory_code: str, *,
                 data: DataDirectory | str | None = None, name: str | None = None,
                 source: str = "orbits", step_days: float | None = None,
-                options: LoadOptions | None = None, progress: bool = False):
+                options: LoadOptions | None = None, progress: bool = False,
+                night_convention: str | None = None):
     """Build and publish the ephemeris cache of ``orbits`` for ``night`` at an MPC site.
 
-    Returns the opened catalog. Nothing becomes visible if anything fails.
+    ``night`` is a date in ``night_convention`` (``local``, ``utc`` or ``dayobs``, see
+    :data:`NIGHT_CONVENTIONS`); None takes the site's default: ``utc`` at I41 (ZTF),
+    ``dayobs`` at X05 (Rubin), ``local`` elsewhere. The cache records the convention with
+    its night. Returns the opened catalog. Nothing becomes visible if anything fails.
     """
     from xmatch.store.catalog import open_catalog
 
     site = observatory(observatory_code)
-    window = night_window(night, site)
+    window = night_window(night, site, night_convention)
     if orbits.num_rows == 0:
         raise InputError(f"no orbits in {source}: nothing to build")
     orbits, repeated = first_orbit_of_each(orbits)
@@ -271,7 +363,7 @@ def build_night(orbits: pa.Table, night: str, observatory_code: str, *,
     synthetic = bool(pc.any(orbits.column("synthetic")).as_py())
     spec = CatalogSpec(
         name=name, ra="ra_deg", dec="dec_deg", loader=LOADER_NAME,
-        title=f"Solar-system objects, night {night} at {site.describe()}",
+        title=f"Solar-system objects, {window.describe()}",
         description=f"{orbits.num_rows} orbits from {source}, n-body to the night's "
                     "reference epoch; two-body within the night",
         loader_options={"night": window.to_dict(), "orbits": int(orbits.num_rows),
@@ -309,9 +401,16 @@ def cache_covering(nights: dict[str, Night], t_tdb: float, site: str
 
 
 def no_cache_covers(site: str, t_tdb: float, caches: list[str]) -> str:
+    """The error when no cache of observatory ``site`` covers a TDB instant: it names the
+    night to build, in the site's default convention, and the command that builds it."""
+    convention = default_night_convention(site)
+    date = night_date(t_tdb, observatory(site), convention)
+    survey = _survey_of(site, convention)
+    whose = f"{survey}'s " if survey else ""
     return (f"no ephemeris cache of observatory {site} covers {utc_iso(t_tdb)} UTC (caches of "
-            f"{site}: {', '.join(caches) or 'none'}); build it with `xmatch sso build --orbits "
-            f"FILE --night DATE --observatory {site}`")
+            f"{site}: {', '.join(caches) or 'none'}); build night {date} ({whose}"
+            f"{NIGHT_CONVENTIONS[convention]}) with `xmatch sso build --orbits FILE --night "
+            f"{date} --observatory {site}`")
 
 
 def find_cache(data, t_tdb: float, observatory_code: str | None = None,
