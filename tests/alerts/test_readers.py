@@ -134,8 +134,13 @@ def test_nan_and_missing_positions_are_errors():
         fastavro.writer(sink, reader.writer_schema, [changed])
         packets.append(sink.getvalue())
     errors = decode(packets, Schemas()).column("error").to_pylist()
-    assert all("no usable position" in e for e in errors[0::2])
-    assert errors[1] is None  # ra 400 wraps to 40 deg: a position, not an error
+    assert errors == [
+        "the alert has no usable position (ra = nan, dec = 10.0); it needs 0 <= ra <= 360 "
+        "and -90 <= dec <= 90 deg",
+        "the alert has no usable position (ra = 400.0, dec = 10.0); it needs 0 <= ra <= 360 "
+        "and -90 <= dec <= 90 deg",  # never wrapped to 40 deg
+        "the alert has no usable position (ra = 0.0, dec = 95.0); it needs 0 <= ra <= 360 "
+        "and -90 <= dec <= 90 deg"]
 
 
 def test_sources_directories_tarballs_bytes_and_multi_record_files(tmp_path):

@@ -281,4 +281,4 @@ def test_through_a_server_equals_in_process(capsys, tmp_path, maps, data):
         with Client(address) as client:  # the step `xmatch demo` ends with
             demo_skymap(client)
         first_row = capsys.readouterr().out.splitlines()[-1].split()
-        assert first_row[:3] == [str(NGC_4993_ROW), "197.44878", "-23.383831"]
+        assert first_row[:3] == [str(NGC_4993_ROW), "197.448776", "-23.383831"]

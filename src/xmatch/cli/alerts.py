@@ -81,6 +81,9 @@ def run_annotate(args) -> int:
     from xmatch.errors import InputError
     from xmatch.service.client import Client
 
+    from xmatch.alerts.sources import check_inputs
+
+    check_inputs(args.inputs)  # before a server is started or a catalog loaded
     catalogs = args.catalogs.split(",") if args.catalogs else None
     radius = radii_of(args.radius)
     schemas = {}
