@@ -78,10 +78,9 @@ def run_annotate(args) -> int:
     from contextlib import ExitStack
 
     from xmatch.alerts.pipeline import annotate_files
+    from xmatch.alerts.sources import check_inputs
     from xmatch.errors import InputError
     from xmatch.service.client import Client
-
-    from xmatch.alerts.sources import check_inputs
 
     check_inputs(args.inputs)  # before a server is started or a catalog loaded
     catalogs = args.catalogs.split(",") if args.catalogs else None

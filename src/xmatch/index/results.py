@@ -104,22 +104,22 @@ def left_join_of_matches(matches: pa.Table, query: np.ndarray, n: int,
     ``query`` the query of each row): per query the ``k`` closest (every one when ``k`` is
     None), ranked, and a null row for each query without a match. ``unique``: a column
     naming the same source found more than once (by several shards): kept once per query."""
-    order = np.lexsort((matches.column(SEPARATION_COLUMN).to_numpy(), query))
-    if unique is not None and len(order):
+    ranked = np.lexsort((matches.column(SEPARATION_COLUMN).to_numpy(), query))
+    if unique is not None and len(ranked):
         names = pc.index_in(matches.column(unique), value_set=pc.unique(matches.column(unique)))
         pairs = query * matches.num_rows + names.to_numpy(zero_copy_only=False)
-        _, first = np.unique(pairs[order], return_index=True)
-        order = order[np.sort(first)]
-    query = query[order]
+        _, first = np.unique(pairs[ranked], return_index=True)
+        ranked = ranked[np.sort(first)]
+    query = query[ranked]
     rank = match_ranks(query)
     if k is not None:
         keep = rank <= k
-        order, query, rank = order[keep], query[keep], rank[keep]
+        ranked, query, rank = ranked[keep], query[keep], rank[keep]
     unmatched = np.setdiff1d(np.arange(n), query, assume_unique=False)
-    # Matched rows then one placeholder row per unmatched query, put in query order.
+    # Matched rows then one placeholder row per unmatched query, put in query ranked.
     everyone = np.r_[query, unmatched]
     by_query = np.argsort(everyone, kind="stable")
-    row = np.r_[order, np.full(len(unmatched), -1)][by_query]
+    row = np.r_[ranked, np.full(len(unmatched), -1)][by_query]
     matched = row >= 0
     payload_names = [name for name in matches.column_names
                      if name not in (QUERY_COLUMN, RANK_COLUMN, SEPARATION_COLUMN,
@@ -157,14 +157,14 @@ def merge_rows(tables: list[pa.Table], limit: int | None, unique: str | None = N
     rows found before the limit summed. ``unique``: a column naming a source that several
     shards may find (kept once, closest)."""
     table = pa.concat_tables(tables).unify_dictionaries()
-    order = np.argsort(table.column(SEPARATION_COLUMN).to_numpy(), kind="stable")
+    closest = np.argsort(table.column(SEPARATION_COLUMN).to_numpy(), kind="stable")
     found = sum(rows_found(t) for t in tables)
-    if unique is not None and len(order):
-        keys = table.column(unique).to_numpy(zero_copy_only=False)[order]
+    if unique is not None and len(closest):
+        keys = table.column(unique).to_numpy(zero_copy_only=False)[closest]
         _, first = np.unique(keys, return_index=True)
-        order = order[np.sort(first)]
-        found = len(order)
-    return with_rows_found(table.take(order[:limit]), found)
+        closest = closest[np.sort(first)]
+        found = len(closest)
+    return with_rows_found(table.take(closest[:limit]), found)
 
 
 def with_rows_found(table: pa.Table, found: int) -> pa.Table:
