@@ -70,8 +70,9 @@ def assert_covers(night: Night, t_tdb) -> None:
 def assert_does_not_cover(night: Night, t_tdb) -> None:
     t = np.atleast_1d(t_tdb)
     assert ((t < night.start_tdb) | (t > night.end_tdb)).all(), night.describe()
-    with pytest.raises(InputError, match=f"outside the night {night.date} at "
-                                         f"{night.observatory}"):
+    convention = re.escape(NIGHT_CONVENTIONS[night.convention])
+    with pytest.raises(InputError, match=f"outside the night {night.date} \\({convention}\\) "
+                                         f"at {night.observatory}"):
         night.check(t)
 
 

@@ -301,9 +301,11 @@ def test_the_night_runs_from_local_noon_to_local_noon(site, date, local_noon_utc
     night.check([night.start_tdb, night.reference_tdb, night.end_tdb])
     # The local evening belongs to this night, the local morning before noon to the last.
     night.check((noon + 9 * u.hour).tdb.mjd)
-    with pytest.raises(ValueError, match=f"outside the night {date} at {site}"):
+    with pytest.raises(ValueError, match=fr"outside the night {date} \(local date at its start\) "
+                                         f"at {site}"):
         night.check((noon - 1 * u.hour).tdb.mjd)
-    with pytest.raises(ValueError, match=f"outside the night {date} at {site}"):
+    with pytest.raises(ValueError, match=fr"outside the night {date} \(local date at its start\) "
+                                         f"at {site}"):
         night.check((noon + 25 * u.hour).tdb.mjd)
 
 
@@ -315,8 +317,8 @@ def test_the_cache_knows_its_night(nea_index, mpc_index):
 
 def test_times_outside_the_night_raise_naming_it(nea_index, sso_data):
     night = nea_index.night
-    message = (f"outside the night 2019-07-05 at I41 of {NEA_CACHE}, which runs from "
-               "2019-07-05T19:47:26 to 2019-07-06T19:47:26 UTC")
+    message = (fr"outside the night 2019-07-05 \(local date at its start\) at I41 of "
+               f"{NEA_CACHE}, which runs from 2019-07-05T19:47:26 to 2019-07-06T19:47:26 UTC")
     for t in (night.start_tdb - SECOND, night.end_tdb + SECOND, night.start_tdb - 3.0):
         with pytest.raises(ValueError, match=message):
             nea_index.cone(10.0, 0.0, 30.0, t)
@@ -335,7 +337,8 @@ def test_times_outside_the_night_raise_naming_it(nea_index, sso_data):
     with pytest.raises(ValueError, match=f"no ephemeris cache of observatory I41 covers "
                                          f".*caches of I41: {NEA_CACHE}"):
         find_cache(sso_data, night.end_tdb + SECOND, "I41")
-    with pytest.raises(ValueError, match="outside the night 2025-11-21 at X05"):
+    with pytest.raises(ValueError,
+                       match=r"outside the night 2025-11-21 \(local date at its start\) at X05"):
         find_cache(sso_data, night.reference_tdb, name=MPC_CACHE)
     with pytest.raises(ValueError, match="stars is not a solar-system ephemeris cache"):
         find_cache(sso_data, night.reference_tdb, name="stars")

@@ -250,10 +250,10 @@ def test_bad_requests_get_precise_statuses_and_the_server_keeps_serving(server, 
         (sso(observatory="500"), not_found, "(caches of 500: none)"),
         # The named cache's night does not hold the instant (3: the night, named).
         (sso(catalog=NEA_CACHE, mjd=mjd_in("utc", night.end_tdb) + 2 / 86400), invalid,
-         f"is outside the night 2019-07-05 at I41 of {NEA_CACHE}, which runs from "
-         "2019-07-05T19:47:26 to 2019-07-06T19:47:26 UTC"),
+         f"is outside the night 2019-07-05 (local date at its start) at I41 of {NEA_CACHE}, "
+         "which runs from 2019-07-05T19:47:26 to 2019-07-06T19:47:26 UTC"),
         (sso(catalog=MPC_CACHE, observatory=""), invalid,
-         f"is outside the night 2025-11-21 at X05 of {MPC_CACHE}"),
+         f"is outside the night 2025-11-21 (local date at its start) at X05 of {MPC_CACHE}"),
     ]
     for call, code, message in cases:
         got_code, got_message = code_and_message(call)

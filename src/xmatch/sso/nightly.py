@@ -164,7 +164,8 @@ class Night:
             when = utc_iso(t[i])
             where = f" (position {i})" if t.size > 1 else ""
             raise InputError(
-                f"time {when} UTC{where} is outside the night {self.date} at {self.observatory}"
+                f"time {when} UTC{where} is outside the night {self.date} "
+                f"({NIGHT_CONVENTIONS[self.convention]}) at {self.observatory}"
                 f"{' of ' + name if name else ''}, which runs from {self.start_utc} to "
                 f"{self.end_utc} UTC; build the cache of that night")
 
