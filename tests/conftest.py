@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from xmatch.service.embedded import running, running_server
 from xmatch.service.plan import Plan, make_plan
 from xmatch.service.router import Router
 from xmatch.service.server import Limits, ServedCatalog
+from xmatch.sky.skymap import SkyMap
 from xmatch.v1 import xmatch_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +35,17 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared real data not available here ({path}); set XMATCH_SHARED_DATA")
     return path
+
+
+def skymap_file(name: str) -> Path:
+    """A real LVK sky map of the shared data set by file name. GW170817's is also bundled
+    with xmatch (the same bytes): that copy is used, so tests on it run without the shared
+    data and every module shares one read of it."""
+    if name == "GW170817_skymap.fits.gz":
+        from xmatch.specs import bundled_resource
+
+        return Path(bundled_resource(f"data/{name}"))
+    return shared_file(f"skymaps/{name}")
 
 
 def random_sky_table(n: int, seed: int = 0, with_edges: bool = True) -> pa.Table:
@@ -57,6 +70,35 @@ def random_sky_table(n: int, seed: int = 0, with_edges: bool = True) -> pa.Table
                      "name": pa.array([f"src{i}" for i in range(n)])})
 
 
+@functools.cache
+def read_skymap(path) -> SkyMap:
+    """A sky map as xmatch reads it, read once per session (the flat GW170817 map takes
+    seconds to gunzip and merge)."""
+    return SkyMap.read(path)
+
+
+@functools.cache
+def ligo_sky_map(path):
+    """The map as ligo.skymap reads it (multi-order), read once per session."""
+    from ligo.skymap.io import read_sky_map
+
+    return read_sky_map(str(path), moc=True)
+
+
+def ligo_values(path, ra, dec, dist=None) -> dict[str, np.ndarray]:
+    """ligo.skymap's crossmatch of positions (degrees) and distances (Mpc) on the map at
+    ``path``: the oracle of per-row sky-map values. Each call takes seconds on a real map
+    (its 3-D grid is pixels x 1000 distances), so tests make as few as they can."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from ligo.skymap.postprocess.crossmatch import crossmatch
+
+    coords = SkyCoord(ra * u.deg, dec * u.deg, None if dist is None else dist * u.Mpc)
+    result = crossmatch(ligo_sky_map(path), coords)
+    return {"probdensity": result.probdensity, "searched_prob": result.searched_prob,
+            "searched_area": result.searched_area, "probdensity_vol": result.probdensity_vol}
+
+
 def skymap_sources(skymaps, per_map: int, seed: int) -> pa.Table:
     """Sources around sky maps (``xmatch.regions.SkyMap``): positions drawn from each map's
     probability, so its credible regions and their edges are well populated, plus uniform
@@ -79,6 +121,29 @@ def skymap_sources(skymaps, per_map: int, seed: int) -> pa.Table:
     n = len(ra)
     return pa.table({"id": np.arange(n, dtype=np.int64), "ra": ra, "dec": dec,
                      "dist": pa.array(rng.uniform(10, 200, n), mask=rng.random(n) < 0.03)})
+
+
+#: The real LVK sky maps of the shared data set.
+REAL_SKYMAPS = ["GW170817_skymap.fits.gz", "GW190814_PublicationSamples.multiorder.fits.gz",
+                "G361581_bayestar.multiorder.fits.gz"]
+
+
+@functools.cache
+def real_skymap_sources() -> pa.Table:
+    """Sources around the three real sky maps (4,000 drawn from each map, plus the awkward
+    places), with distances: the one table that modules compare with ligo.skymap."""
+    return skymap_sources([read_skymap(skymap_file(name)) for name in REAL_SKYMAPS], 4000,
+                          seed=21)
+
+
+@functools.cache
+def ligo_values_at_sources(name: str) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """The rows of ``real_skymap_sources`` with a distance, and ligo.skymap's values at them
+    on the real map ``name``: one call of ligo.skymap per map and session."""
+    sources = real_skymap_sources()
+    rows = sources.filter(np.isfinite(sources["dist"].to_numpy(zero_copy_only=False)))
+    return rows, ligo_values(skymap_file(name), rows["ra"].to_numpy(), rows["dec"].to_numpy(),
+                             rows["dist"].to_numpy())
 
 
 @pytest.fixture

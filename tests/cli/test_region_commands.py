@@ -15,7 +15,7 @@ import pytest
 from astropy.table import Table
 from mocpy import MOC
 
-from conftest import random_sky_table, shared_file, skymap_sources
+from conftest import random_sky_table, read_skymap, shared_file, skymap_sources
 from xmatch import CatalogSpec, DataDirectory, LoadOptions, SkyIndex, load_catalog, open_catalog
 from xmatch.cli import main
 from xmatch.cli.demo import demo_skymap
@@ -47,13 +47,13 @@ def maps(tmp_path_factory) -> dict[str, tuple[str, SkyMap]]:
     """GW170817 (bundled, rewritten multi-order) and GW190814 (shared data, if present)."""
     root = tmp_path_factory.mktemp("maps")
     gw170817 = root / "GW170817.multiorder.fits"
-    write_multiorder(SkyMap.read(GW170817), gw170817)
+    write_multiorder(read_skymap(GW170817), gw170817)
     found = {"GW170817": (str(gw170817), SkyMap.read(gw170817))}
     try:
         gw190814 = shared_file("skymaps/GW190814_PublicationSamples.multiorder.fits.gz")
     except pytest.skip.Exception:
         return found
-    found["GW190814"] = (str(gw190814), SkyMap.read(gw190814))
+    found["GW190814"] = (str(gw190814), read_skymap(gw190814))
     return found
 
 

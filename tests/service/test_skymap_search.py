@@ -14,7 +14,16 @@ import pytest
 from astropy.coordinates import SkyCoord
 from mocpy import MOC
 
-from conftest import running_cluster, shared_file, skymap_sources
+from conftest import (
+    REAL_SKYMAPS,
+    ligo_values,
+    ligo_values_at_sources,
+    read_skymap,
+    real_skymap_sources,
+    running_cluster,
+    shared_file,
+    skymap_file,
+)
 from xmatch import CatalogSpec, LoadOptions, SkyIndex, load_catalog, open_catalog
 from xmatch.errors import ServiceError
 from xmatch.service.client import Client
@@ -25,8 +34,7 @@ from xmatch.sky.skymap import SkyMap
 from xmatch.specs import bundled_spec
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
-SKYMAPS = ["GW170817_skymap.fits.gz", "GW190814_PublicationSamples.multiorder.fits.gz",
-           "G361581_bayestar.multiorder.fits.gz"]
+SKYMAPS = REAL_SKYMAPS
 SOURCES_SPEC = CatalogSpec(name="skymap_sources", id="id", ra="ra", dec="dec", distance="dist",
                            threshold_rows=1500, highest_order=9)
 LIMITS = Limits(max_rows=20_000, region_batch_rows=400)
@@ -35,7 +43,7 @@ SKYMAP_COLUMNS = ["probdensity", "searched_prob", "searched_area", "probdensity_
 
 @pytest.fixture(scope="module")
 def maps():
-    return {name: (shared_file(f"skymaps/{name}"), SkyMap.read(shared_file(f"skymaps/{name}")))
+    return {name: (skymap_file(name), read_skymap(skymap_file(name)))
             for name in SKYMAPS}
 
 
@@ -53,7 +61,7 @@ def region_data(maps, tmp_path_factory):
     load_catalog(spec=galaxies, sources=[str(shared_file(
         "catalogs/GW170817_galaxies.csv.gz"))], data=data, options=options)
     source = root / "sources.parquet"
-    pq.write_table(skymap_sources([m for _, m in maps.values()], 4000, seed=21), source)
+    pq.write_table(real_skymap_sources(), source)
     load_catalog(spec=SOURCES_SPEC, sources=[str(source)], data=data, options=options)
     return data
 
@@ -86,17 +94,6 @@ def client(request):
         yield connected
 
 
-def ligo_values(path, ra, dec, dist=None) -> dict[str, np.ndarray]:
-    """ligo.skymap's crossmatch of positions (and distances) on the map at ``path``."""
-    from ligo.skymap.io import read_sky_map
-    from ligo.skymap.postprocess.crossmatch import crossmatch
-
-    coords = SkyCoord(ra * u.deg, dec * u.deg, None if dist is None else dist * u.Mpc)
-    result = crossmatch(read_sky_map(str(path), moc=True), coords)
-    return {"probdensity": result.probdensity, "searched_prob": result.searched_prob,
-            "searched_area": result.searched_area, "probdensity_vol": result.probdensity_vol}
-
-
 def inside_mocpy(moc: MOC, table) -> np.ndarray:
     return moc.contains_lonlat(table["ra"].to_numpy() * u.deg,
                                table["dec"].to_numpy() * u.deg)
@@ -105,17 +102,17 @@ def inside_mocpy(moc: MOC, table) -> np.ndarray:
 @pytest.fixture(scope="module")
 def oracle(maps, indexes):
     """Per map: the ids of the sources mocpy puts in the 90 % credible region, and
-    ligo.skymap's values at each of them (worked out once for both servers)."""
+    ligo.skymap's values at those of them with a distance (worked out once)."""
     pytest.importorskip("ligo.skymap")
     everything = indexes["skymap_sources"].table
     found = {}
-    for name, (path, skymap) in maps.items():
-        inside = everything.filter(inside_mocpy(skymap.credible_region(0.9), everything))
-        dist = inside["dist"].to_numpy(zero_copy_only=False)
-        has = np.isfinite(dist)
-        values = ligo_values(path, inside["ra"].to_numpy()[has], inside["dec"].to_numpy()[has],
-                             dist[has])
-        found[name] = (inside["id"].to_numpy(), inside["id"].to_numpy()[has], values)
+    for name, (_, skymap) in maps.items():
+        region = skymap.credible_region(0.9)
+        with_distance, values = ligo_values_at_sources(name)
+        inside = inside_mocpy(region, with_distance)
+        found[name] = (everything["id"].to_numpy()[inside_mocpy(region, everything)],
+                       with_distance["id"].to_numpy()[inside],
+                       {column: value[inside] for column, value in values.items()})
     return found
 
 
@@ -144,14 +141,25 @@ def test_credible_region_rows_and_values_equal_mocpy_and_ligo(client, maps, inde
     assert got["searched_prob"].to_numpy().max() <= 0.9
 
 
-def test_gw170817_galaxies_equal_ligo_skymap_and_rank_ngc4993_first(client, maps):
-    """The acceptance case: every GLADE galaxy of GW170817 (level 1: the whole map)."""
+@pytest.fixture(scope="module")
+def glade_oracle(maps, indexes):
+    """Every GLADE galaxy of GW170817 and ligo.skymap's values at it (once for both
+    servers), in the order of the galaxies' positions."""
     pytest.importorskip("ligo.skymap")
+    galaxies = indexes["glade_gw170817"].table
+    galaxies = galaxies.take(np.lexsort([galaxies["DEJ2000"], galaxies["RAJ2000"]]))
+    return galaxies, ligo_values(maps[SKYMAPS[0]][0], galaxies["RAJ2000"].to_numpy(),
+                                 galaxies["DEJ2000"].to_numpy(), galaxies["Dist"].to_numpy())
+
+
+def test_gw170817_galaxies_equal_ligo_skymap_and_rank_ngc4993_first(client, maps, glade_oracle):
+    """The acceptance case: every GLADE galaxy of GW170817 (level 1: the whole map)."""
     path, _ = maps[SKYMAPS[0]]
+    galaxies, reference = glade_oracle
     got = client.skymap_search("glade_gw170817", path.read_bytes(), 1.0, arrow=True)
-    assert got.num_rows == 390
-    reference = ligo_values(path, got["RAJ2000"].to_numpy(), got["DEJ2000"].to_numpy(),
-                            got["Dist"].to_numpy())
+    assert got.num_rows == galaxies.num_rows == 390
+    got = got.take(np.lexsort([got["DEJ2000"], got["RAJ2000"]]))
+    assert got["RAJ2000"].equals(galaxies["RAJ2000"]) and got["DEJ2000"].equals(galaxies["DEJ2000"])
     for column in SKYMAP_COLUMNS:
         np.testing.assert_allclose(got[column].to_numpy(), reference[column], rtol=1e-6,
                                    atol=1e-300, err_msg=column)
