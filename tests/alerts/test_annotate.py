@@ -74,23 +74,26 @@ def astropy_annotation(alerts: SkyCoord, catalog: SkyCoord, ids: np.ndarray, rad
         c, a, sep, _ = alerts.search_around_sky(catalog, radius * u.arcsec)
         for i, j, s in zip(a, c, sep.to_value(u.arcsec), strict=True):
             found.setdefault(int(i), []).append((s, int(j)))
-    out = []
-    for i in range(len(alerts)):
-        hits = sorted(found.get(i, []))
-        if not hits:
-            out.append((0, None, None, None))
-            continue
-        s, j = hits[0]
-        angle = alerts[i].position_angle(catalog[j]).to_value(u.deg) % 360
-        out.append((len(hits), ids[j], s, angle))
-    return out
+    nearest = {i: min(hits) for i, hits in found.items()}  # (separation, catalog row)
+    angles = {}
+    if nearest:  # one astropy call for every alert's nearest row
+        rows = np.array(sorted(nearest))
+        matched = np.array([nearest[i][1] for i in rows])
+        angle = alerts[rows].position_angle(catalog[matched]).to_value(u.deg) % 360
+        angles = dict(zip(rows.tolist(), angle.tolist(), strict=True))
+    return [(len(found[i]), ids[nearest[i][1]], nearest[i][0], angles[i]) if i in nearest
+            else (0, None, None, None) for i in range(len(alerts))]
 
 
-def compact_alerts(reference, seed: int = 5) -> pa.Table:
-    """Alerts next to Hipparcos stars (where they are in 2023) and random-catalog rows
-    (poles, RA 0/360, partition corners among them), plus alerts anywhere."""
+@pytest.fixture(scope="module")
+def hipparcos_at_alert_time(reference) -> SkyCoord:
+    return catalog_coords(reference["hipparcos2"], ALERT_MJD_TAI)
+
+
+def compact_alerts(reference, hip: SkyCoord, seed: int = 5) -> pa.Table:
+    """Alerts next to Hipparcos stars (``hip``: where they are in 2023) and random-catalog
+    rows (poles, RA 0/360, partition corners among them), plus alerts anywhere."""
     rng = np.random.default_rng(seed)
-    hip = catalog_coords(reference["hipparcos2"], ALERT_MJD_TAI)
     near_hip = rng.choice(len(hip), 150, replace=False)
     rnd = reference["random"].table
     near_rnd = np.r_[np.arange(11), rng.choice(rnd.num_rows, 139, replace=False)]
@@ -109,13 +112,14 @@ IDS = {"hipparcos2": "hip", "random": "id", "gaia_dr3": "source_id"}
 
 
 @pytest.fixture(scope="module")
-def astropy_expected(reference):
+def astropy_expected(reference, hipparcos_at_alert_time):
     """The alerts, and astropy's annotation of them by every catalog (worked out once for
     both servers)."""
-    alerts = compact_alerts(reference)
+    alerts = compact_alerts(reference, hipparcos_at_alert_time)
     coords = SkyCoord(alerts["ra_deg"].to_numpy() * u.deg, alerts["dec_deg"].to_numpy() * u.deg)
-    return alerts, {name: astropy_annotation(coords, catalog_coords(reference[name],
-                                                                    ALERT_MJD_TAI),
+    catalogs = {name: hipparcos_at_alert_time if name == "hipparcos2"
+                else catalog_coords(reference[name], ALERT_MJD_TAI) for name in RADII}
+    return alerts, {name: astropy_annotation(coords, catalogs[name],
                                              reference[name].table[IDS[name]].to_numpy(),
                                              radius)
                     for name, radius in RADII.items()}
@@ -266,11 +270,12 @@ def test_bad_requests_are_refused_and_the_server_goes_on(address, options, batch
     assert "no usable position" in answer.table.column("error")[1].as_py()
 
 
-def test_a_restarted_server_is_reconnected_without_loss_or_duplicates(service_data,
-                                                                       reference):
+def test_a_restarted_server_is_reconnected_without_loss_or_duplicates(service_data, reference,
+                                                                       hipparcos_at_alert_time):
     catalogs = {"random": ServedCatalog.from_catalog(open_catalog("random", service_data))}
     address = f"127.0.0.1:{free_ports(1)[0]}"
-    alerts = compact_alerts(reference).slice(150)  # near random rows, and anywhere
+    # Near random rows, and anywhere.
+    alerts = compact_alerts(reference, hipparcos_at_alert_time).slice(150)
     with ExitStack() as first, ExitStack() as second:
         first.enter_context(running_server(catalogs, address))
         with Client(address) as client:

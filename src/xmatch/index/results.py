@@ -46,22 +46,34 @@ def with_units(field: pa.Field) -> pa.Field:
     return field.with_metadata({**(field.metadata or {}), b"unit": unit}) if unit else field
 
 
+class Nulls:
+    """Where the match columns of a left join are null (the rows of queries without a
+    match): one Arrow validity bitmap (Arrow packs booleans as bits) shared by every match
+    column, so numeric columns are wrapped without a copy."""
+
+    def __init__(self, matched: np.ndarray):
+        self.matched = None if bool(matched.all()) else matched
+        self.bitmap = None if self.matched is None else pa.array(matched).buffers()[1]
+        self.count = 0 if self.matched is None else int(len(matched) - matched.sum())
+
+    def safe(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` (-1 where unmatched) made valid indices: unmatched rows point at row 0."""
+        return rows if self.matched is None else np.maximum(rows, 0)
+
+    def wrap(self, values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+        """Fixed-width ``values`` of ``arrow_type`` as an Arrow array, null where unmatched."""
+        values = np.ascontiguousarray(values, dtype=arrow_type.to_pandas_dtype())
+        return pa.Array.from_buffers(arrow_type, len(values),
+                                     [self.bitmap, pa.py_buffer(values)], self.count)
+
+
 def left_join(query: np.ndarray, rank: np.ndarray | None, payload: list[tuple[str, pa.Array]],
-              separation: np.ndarray, angle: np.ndarray, matched: np.ndarray,
+              separation: np.ndarray, angle: np.ndarray, nulls: Nulls,
               queries: pa.Table | None = None) -> pa.Table:
     """The left-join table from its rows, already in answer order (by query, closest first,
-    unmatched queries in place): ``matched`` is False on the rows of queries without a
-    match, whose rank, payload, separation and angle are then null. ``payload`` are
-    ``(name, array)`` pairs aligned with the rows; ``queries`` (one row per query) lead."""
-    all_matched = bool(matched.all())
-    # One validity bitmap (Arrow packs booleans as bits) shared by the match columns.
-    validity = None if all_matched else pa.array(matched).buffers()[1]
-    null_count = 0 if all_matched else int(len(matched) - matched.sum())
-
-    def nullable(values: np.ndarray, arrow_type) -> pa.Array:
-        return pa.Array.from_buffers(arrow_type, len(values),
-                                     [validity, pa.py_buffer(values)], null_count)
-
+    unmatched queries in place): on the rows of queries without a match (``nulls``) the
+    rank, payload, separation and angle are null. ``payload`` are ``(name, array)`` pairs
+    aligned with the rows; ``queries`` (one row per query) lead."""
     names, arrays = [QUERY_COLUMN], [pa.array(query, pa.int64())]
     if queries is not None:
         query_rows = queries.take(pa.array(query, pa.int64()))
@@ -69,31 +81,28 @@ def left_join(query: np.ndarray, rank: np.ndarray | None, payload: list[tuple[st
         arrays += query_rows.columns
     if rank is not None:
         names.append(RANK_COLUMN)
-        arrays.append(nullable(np.ascontiguousarray(rank, dtype=np.int32), pa.int32()))
+        arrays.append(nulls.wrap(rank, pa.int32()))
     for name, values in payload:
         names.append(name)
         arrays.append(values)
     names += [SEPARATION_COLUMN, POSITION_ANGLE_COLUMN]
-    arrays += [nullable(np.ascontiguousarray(separation, dtype=np.float64), pa.float64()),
-               nullable(np.ascontiguousarray(angle, dtype=np.float64), pa.float64())]
+    arrays += [nulls.wrap(separation, pa.float64()), nulls.wrap(angle, pa.float64())]
     fields = [with_units(pa.field(name, array.type))
               for name, array in zip(names, arrays, strict=True)]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def take_payload(column: pa.ChunkedArray, rows: np.ndarray,
-                 matched: np.ndarray | None) -> pa.Array:
-    """``column[rows]``, null where ``matched`` is False (None: every row matched): numpy's
-    take for plain numeric columns (several times faster than Arrow's take with null
-    indices), Arrow's otherwise."""
+def take_payload(column: pa.ChunkedArray, safe_rows: np.ndarray, nulls: Nulls) -> pa.Array:
+    """``column[safe_rows]`` (rows from :meth:`Nulls.safe`), null where ``nulls`` says:
+    numpy's take for plain numeric columns (several times faster than Arrow's take with
+    null indices), Arrow's otherwise."""
     if len(column) == 0:  # an empty catalog: nothing matched
-        return pa.nulls(len(rows), column.type)
-    safe = rows if matched is None else np.where(matched, rows, 0)
+        return pa.nulls(len(safe_rows), column.type)
     if column.null_count == 0 and (pa.types.is_integer(column.type)
                                    or pa.types.is_floating(column.type)):
-        values = np.take(column.to_numpy(), safe)
-        return pa.array(values, column.type, mask=None if matched is None else ~matched)
-    indices = pa.array(safe) if matched is None else pa.array(safe, mask=~matched)
+        return nulls.wrap(np.take(column.to_numpy(), safe_rows), column.type)
+    matched = nulls.matched
+    indices = pa.array(safe_rows) if matched is None else pa.array(safe_rows, mask=~matched)
     return column.take(indices).combine_chunks()
 
 
@@ -115,24 +124,26 @@ def left_join_of_matches(matches: pa.Table, query: np.ndarray, n: int,
     if k is not None:
         keep = rank <= k
         ranked, query, rank = ranked[keep], query[keep], rank[keep]
-    unmatched = np.setdiff1d(np.arange(n), query, assume_unique=False)
+    has_match = np.zeros(n, dtype=bool)
+    has_match[query] = True
+    unmatched = np.flatnonzero(~has_match)
     # Matched rows then one placeholder row per unmatched query, put in query ranked.
     everyone = np.r_[query, unmatched]
     by_query = np.argsort(everyone, kind="stable")
     row = np.r_[ranked, np.full(len(unmatched), -1)][by_query]
-    matched = row >= 0
+    nulls = Nulls(row >= 0)
     payload_names = [name for name in matches.column_names
                      if name not in (QUERY_COLUMN, RANK_COLUMN, SEPARATION_COLUMN,
                                      POSITION_ANGLE_COLUMN)]  # moved positions included
-    payload = [(name, take_payload(matches.column(name), row, matched))
+    safe = nulls.safe(row)
+    payload = [(name, take_payload(matches.column(name), safe, nulls))
                for name in payload_names]
     full_rank = np.r_[rank, np.zeros(len(unmatched), np.int64)][by_query]
     separation = matches.column(SEPARATION_COLUMN).to_numpy(zero_copy_only=False)
     angle = matches.column(POSITION_ANGLE_COLUMN).to_numpy(zero_copy_only=False)
-    safe = np.where(matched, row, 0)
     return left_join(everyone[by_query], full_rank, payload,
                      separation[safe] if len(separation) else np.full(len(row), np.nan),
-                     angle[safe] if len(angle) else np.full(len(row), np.nan), matched)
+                     angle[safe] if len(angle) else np.full(len(row), np.nan), nulls)
 
 
 def merge_matches(pieces: list[tuple[pa.Table, np.ndarray]], n: int, k: int | None,

@@ -486,17 +486,17 @@ class SkyIndex(Searches):
 
     def _build_result(self, query, rows, sep, angle, rank, payload, queries,
                       moved) -> pa.Table:
-        matched = rows >= 0
-        mask = None if bool(matched.all()) else matched
+        nulls = results.Nulls(rows >= 0)
+        safe = nulls.safe(rows)
         taken = {results.QUERY_COLUMN, *(queries.column_names if queries is not None else ())}
         columns = [(name if name not in taken else f"{name}_{self.name}",
-                    results.take_payload(self.table.column(name), rows, mask))
+                    results.take_payload(self.table.column(name), safe, nulls))
                    for name in payload]
         if moved is not None:  # where the matched rows are at the query epoch
             ra, dec = radec_deg(moved) if len(moved) else (np.empty(0), np.empty(0))
-            columns += [(results.MOVED_COLUMNS[0], pa.array(ra, pa.float64(), mask=~matched)),
-                        (results.MOVED_COLUMNS[1], pa.array(dec, pa.float64(), mask=~matched))]
-        return results.left_join(query, rank, columns, sep, angle, matched, queries)
+            columns += [(results.MOVED_COLUMNS[0], nulls.wrap(ra, pa.float64())),
+                        (results.MOVED_COLUMNS[1], nulls.wrap(dec, pa.float64()))]
+        return results.left_join(query, rank, columns, sep, angle, nulls, queries)
 
 
 

@@ -94,7 +94,7 @@ def parse_angles(values, kind: str) -> tuple[np.ndarray, np.ndarray, list]:
 
 def _parse_array(array: np.ndarray, kind: str, missing: np.ndarray):
     if array.dtype.kind in "fiub":
-        return _finite_or_missing(array.astype(np.float64), missing)
+        return _finite_or_missing(array.astype(np.float64, copy=False), missing)
     return _parse_objects(array.astype(object), kind, missing)
 
 
