@@ -85,7 +85,7 @@ def ligo_sky_map(path):
     return read_sky_map(str(path), moc=True)
 
 
-def ligo_values(path, ra, dec, dist=None) -> dict[str, np.ndarray]:
+def ligo_values(path, ra, dec, dist) -> dict[str, np.ndarray]:
     """ligo.skymap's crossmatch of positions (degrees) and distances (Mpc) on the map at
     ``path``: the oracle of per-row sky-map values. Each call takes seconds on a real map
     (its 3-D grid is pixels x 1000 distances), so tests make as few as they can."""
@@ -93,7 +93,7 @@ def ligo_values(path, ra, dec, dist=None) -> dict[str, np.ndarray]:
     from astropy.coordinates import SkyCoord
     from ligo.skymap.postprocess.crossmatch import crossmatch
 
-    coords = SkyCoord(ra * u.deg, dec * u.deg, None if dist is None else dist * u.Mpc)
+    coords = SkyCoord(ra * u.deg, dec * u.deg, dist * u.Mpc)
     result = crossmatch(ligo_sky_map(path), coords)
     return {"probdensity": result.probdensity, "searched_prob": result.searched_prob,
             "searched_area": result.searched_area, "probdensity_vol": result.probdensity_vol}

@@ -15,7 +15,7 @@ import pytest
 from astropy.table import Table
 from mocpy import MOC
 
-from conftest import random_sky_table, read_skymap, shared_file, skymap_sources
+from conftest import REAL_SKYMAPS, random_sky_table, read_skymap, skymap_file, skymap_sources
 from xmatch import CatalogSpec, DataDirectory, LoadOptions, SkyIndex, load_catalog, open_catalog
 from xmatch.cli import main
 from xmatch.cli.demo import demo_skymap
@@ -23,9 +23,8 @@ from xmatch.service.client import Client
 from xmatch.service.embedded import running_server, served_catalogs
 from xmatch.sky.regions import SkyMapRegion
 from xmatch.sky.skymap import SKYMAP_COLUMNS, SkyMap
-from xmatch.specs import bundled_resource
 
-GW170817 = bundled_resource("data/GW170817_skymap.fits.gz")
+GW170817 = skymap_file(REAL_SKYMAPS[0])  # the bundled copy
 NGC_4993_ROW = 12  # xmatch_row of NGC 4993 (RA 197.4488, Dec -23.3838) in the GLADE file
 SOURCES_SPEC = CatalogSpec(name="gw_sources", id="id", ra="ra", dec="dec", distance="dist",
                            threshold_rows=200, highest_order=8)
@@ -50,7 +49,7 @@ def maps(tmp_path_factory) -> dict[str, tuple[str, SkyMap]]:
     write_multiorder(read_skymap(GW170817), gw170817)
     found = {"GW170817": (str(gw170817), SkyMap.read(gw170817))}
     try:
-        gw190814 = shared_file("skymaps/GW190814_PublicationSamples.multiorder.fits.gz")
+        gw190814 = skymap_file(REAL_SKYMAPS[1])
     except pytest.skip.Exception:
         return found
     found["GW190814"] = (str(gw190814), read_skymap(gw190814))
