@@ -23,7 +23,8 @@ _TOP_KEYS = {"name", "title", "description", "loader", "default_source", "file_l
 _COLUMN_KEYS = {"id", "ra", "dec", "epoch_jyear", "epoch_column", "pmra", "pmdec", "parallax",
                 "radial_velocity", "keep", "key", "optional", "positional_error",
                 "strip_whitespace", "distance"}
-_MATCH_KEYS = {"default_radius_arcsec", "positional_error_arcsec"}
+_MATCH_KEYS = {"default_radius_arcsec", "positional_error_arcsec", "coverage_dec_min_deg",
+               "coverage_dec_max_deg"}
 _PARTITION_KEYS = {"threshold_rows", "highest_order", "lowest_order"}
 _PROVENANCE_KEYS = {"synthetic", "reference", "license", "note"}
 
@@ -58,6 +59,10 @@ class CatalogSpec:
     strip_whitespace: bool = False
     default_radius_arcsec: float = 1.0
     positional_error_arcsec: float | None = None
+    # The survey's declination limits: with the partitions, the catalog's coverage MOC,
+    # outside which an alert without a counterpart is "outside coverage", not "no match".
+    coverage_dec_min_deg: float = -90.0
+    coverage_dec_max_deg: float = 90.0
     loader: str | None = None
     file_loader: str | None = None
     default_source: str | None = None
@@ -75,6 +80,8 @@ class CatalogSpec:
                f"name '{self.name}' must start with a letter and use only letters, digits, "
                "'_' and '-'")
         _check(self.default_radius_arcsec > 0, "match.default_radius_arcsec must be > 0")
+        _check(-90.0 <= self.coverage_dec_min_deg < self.coverage_dec_max_deg <= 90.0,
+               "match needs -90 <= coverage_dec_min_deg < coverage_dec_max_deg <= 90")
         _check(1 <= self.threshold_rows, "partitioning.threshold_rows must be >= 1")
         _check(0 <= self.lowest_order <= self.highest_order <= 20,
                "partitioning needs 0 <= lowest_order <= highest_order <= 20")

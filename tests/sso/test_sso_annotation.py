@@ -5,6 +5,7 @@ of a three-shard cluster."""
 
 from __future__ import annotations
 
+import astropy.units as u
 import grpc
 import numpy as np
 import pyarrow as pa
@@ -14,6 +15,7 @@ from astropy.time import Time
 
 from sso.conftest import (
     NEA_CACHE,
+    NEA_NIGHT,
     designations,
     direct_places,
     separation_arcsec,
@@ -23,6 +25,7 @@ from xmatch.errors import ServiceError
 from xmatch.service.client import Client
 from xmatch.service.codec import ipc_to_table
 from xmatch.service.embedded import running_server, served_catalogs
+from xmatch.sso.observers import observatory
 from xmatch.timescales import tdb_mjd
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
@@ -125,7 +128,8 @@ def test_alerts_are_annotated_with_the_objects_at_their_own_instants(address, ne
 
 def test_each_alert_takes_the_cache_of_its_site_and_night(address, nea_index, mpc_index):
     """One stream mixing ZTF-night and Rubin-night alerts, alerts no cache covers and alerts
-    without a time: each is answered by its own cache or gets a null ``sso_count``."""
+    without a time: each is answered by its own cache or fails (state ``failed``, a null
+    ``sso_count``), naming the night without a cache; never "no match"."""
     nea, nea_truth = alerts_near_objects(nea_index, 3, instants=3)
     mpc, mpc_truth = alerts_near_objects(mpc_index, 4, instants=3)
     # Compact alerts have no survey: with the site given as I41, the X05 night's alerts find
@@ -137,9 +141,25 @@ def test_each_alert_takes_the_cache_of_its_site_and_night(address, nea_index, mp
     counts = table.column("sso_count")
     assert counts.null_count == mpc.num_rows + later.num_rows
     check_against_truth(table.slice(0, nea.num_rows), nea_truth, designations(nea_index))
+    states = table.column("sso_state").to_pylist()
+    assert set(states[nea.num_rows:]) == {"failed"}
+    assert set(states[:nea.num_rows]) <= {"matched", "no_match"}
+    # I41 names a night by the local date at its start, local mean noon: 12 h + 116.86 deg
+    # / 15 deg/h after 00:00 UTC (astropy for TAI -> UTC).
+    noon_utc = (12 - observatory("I41").longitude_deg / 15) * u.hour
+    nights = (Time(mixed.column("mjd_tai").to_numpy()[nea.num_rows:], format="mjd", scale="tai")
+              .utc - noon_utc).to_value("iso", subfmt="date")
+    assert NEA_NIGHT not in set(nights[mpc.num_rows:])
+    failures = table.column("sso_failure").to_pylist()
+    assert failures[nea.num_rows:] == [
+        f"no solar-system ephemeris cache is served for the night {night} at I41; build it "
+        f"with `xmatch sso build --night {night} --observatory I41`" for night in nights]
     records = annotation_records(table)
-    assert all(r["catalogs"] == [] for r in records[nea.num_rows:])
-    assert all(r["catalogs"][0]["catalog"] == "sso" for r in records[:nea.num_rows])
+    for record, state, failure in zip(records, states, failures, strict=True):
+        (catalog,) = record["catalogs"]
+        assert (catalog["catalog"], catalog["state"], catalog["failure"]) == (
+            "sso", state, failure)
+        assert (catalog["count"] is None) == (state == "failed")
     # The same alerts at X05 swap roles.
     table = annotate(address, mixed, catalogs=["sso"], radius_arcsec=RADIUS, observatory="X05",
                      all_matches=True)
@@ -150,6 +170,8 @@ def test_each_alert_takes_the_cache_of_its_site_and_night(address, nea_index, mp
     untimed = mixed.drop_columns(["mjd_tai"])
     table = annotate(address, untimed, catalogs=["sso", "stars"], observatory="I41")
     assert table.column("sso_count").null_count == untimed.num_rows
+    assert set(table.column("sso_failure").to_pylist()) == {
+        "the alert has no usable time, which sso needs"}
     assert table.column("stars_count").null_count == 0
     assert annotate(address, untimed.slice(0, 0), catalogs=["sso"]).num_rows == 0
 

@@ -4,9 +4,15 @@ The annotation table (what the ``Annotate`` RPC answers and what Parquet output 
 the alert's own fields (:data:`~xmatch.alerts.fields.ALERT_SCHEMA` less its position
 errors) and, for every catalog ``C`` asked for, in the order asked:
 
+``C_state``
+    ``matched`` (sources within the radius), ``no_match`` (none, where the catalog has
+    sources), ``outside_coverage`` (none, and the alert lies outside the catalog's coverage
+    MOC) or ``failed`` (the catalog could not answer for the alert: ``C_failure`` says why);
+``C_failure``
+    why the state is ``failed`` (the alert's own ``error``, or, for ``sso``, the night or
+    site without an ephemeris cache); null otherwise;
 ``C_count``
-    sources within the radius (null when the alert has an ``error``, or when no nightly
-    cache answers for it in the case of ``sso``);
+    sources within the radius (null when the state is ``failed``);
 ``C_<id column>``, ``C_separation_arcsec``, ``C_position_angle_deg``, ``C_<key column>``...
     of the nearest one (null when there is none);
 ``C_matches``
@@ -38,10 +44,15 @@ from xmatch.index import POSITION_ANGLE_COLUMN, QUERY_COLUMN, RANK_COLUMN, SEPAR
 
 #: Version of the annotation record; a change that is not backward compatible bumps the
 #: major number.
-ANNOTATION_VERSION = "1.0"
+ANNOTATION_VERSION = "2.0"
 METADATA_KEY = b"xmatch.annotation"
 ALERT_COLUMNS = ("alert_id", "object_id", "survey", "ra_deg", "dec_deg", "mjd_tai", "band",
                  "mag", "error")
+
+#: What a catalog says about an alert. "no_match" and "failed" never look alike: a failed
+#: catalog has no count, and says why.
+MATCHED, NO_MATCH, OUTSIDE_COVERAGE, FAILED = STATES = (
+    "matched", "no_match", "outside_coverage", "failed")
 
 #: The annotation catalog of known solar-system objects, and what a match of it carries.
 SSO_CATALOG = "sso"
@@ -64,7 +75,10 @@ AVRO_ANNOTATION = {
             "type": "record", "name": "CatalogAnnotation", "fields": [
                 {"name": "catalog", "type": "string"},
                 {"name": "radius_arcsec", "type": "double"},
-                {"name": "count", "type": "int"},
+                {"name": "state", "type": {"type": "enum", "name": "MatchState",
+                                           "symbols": list(STATES)}},
+                {"name": "failure", "type": ["null", "string"], "default": None},
+                {"name": "count", "type": ["null", "int"], "default": None},
                 {"name": "nearest", "type": ["null", {
                     "type": "record", "name": "Counterpart", "fields": [
                         {"name": "id", "type": ["null", "string"]},
@@ -76,6 +90,20 @@ AVRO_ANNOTATION = {
                 {"name": "matches", "type": {"type": "array", "items": "Counterpart"},
                  "default": []},
             ]}}},
+    ],
+}
+
+#: A record of the compact annotation topic: the alert's identity and position, and its
+#: ``xmatch`` annotation (for consumers that do not want the packet back).
+AVRO_ALERT_ANNOTATION = {
+    "type": "record", "name": "AlertAnnotation", "namespace": "xmatch.v1",
+    "fields": [
+        {"name": "alert_id", "type": ["null", "long"]},
+        {"name": "object_id", "type": ["null", "string"]},
+        {"name": "survey", "type": ["null", "string"]},
+        {"name": "ra_deg", "type": ["null", "double"]},
+        {"name": "dec_deg", "type": ["null", "double"]},
+        {"name": "xmatch", "type": AVRO_ANNOTATION},
     ],
 }
 
@@ -96,30 +124,38 @@ class Target:
 
 
 def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.Table],
-                     all_matches: bool, answered: dict[str, np.ndarray] | None = None
-                     ) -> pa.Table:
+                     all_matches: bool, failures: dict[str, np.ndarray] | None = None,
+                     outside: dict[str, np.ndarray] | None = None) -> pa.Table:
     """The annotation of ``alerts`` (rows of ALERT_SCHEMA) from one left join per target
     over the alerts without an error (``query_index`` counting those alerts).
-    ``answered``: for a target that could not answer every usable alert, which it did
-    (the others get a null count)."""
+
+    ``failures``: for a target that could not answer every usable alert, why not (an
+    object array over the usable alerts, None where it answered). ``outside``: for a target
+    with a coverage, the usable alerts outside it (a boolean array)."""
     n = alerts.num_rows
     usable = pc.is_null(alerts.column("error")).to_numpy(zero_copy_only=False)
     slot = np.full(n, -1, np.int64)          # alert -> its position among the usable
     slot[usable] = np.arange(int(usable.sum()))
     columns = {name: alerts.column(name) for name in ALERT_COLUMNS}
+    alert_errors = alerts.column("error").to_numpy(zero_copy_only=False)
     for target, table in zip(targets, matches, strict=True):
-        counted = usable.copy()
-        if answered and target.name in answered:
-            counted[usable] = answered[target.name]
-        columns.update(_catalog_columns(target, table, slot, usable, counted, all_matches))
+        failure = alert_errors.copy()       # an unreadable alert fails every catalog
+        if failures and target.name in failures:
+            failure[usable] = failures[target.name]
+        away = np.zeros(n, bool)
+        if outside and target.name in outside:
+            away[usable] = outside[target.name]
+        columns.update(_catalog_columns(target, table, slot, usable, failure, away,
+                                        all_matches))
     metadata = {METADATA_KEY: json.dumps(
         {"version": ANNOTATION_VERSION, "catalogs": [asdict(t) for t in targets]})}
     return pa.table(columns).replace_schema_metadata(metadata)
 
 
 def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: np.ndarray,
-                     counted: np.ndarray, all_matches: bool) -> dict:
+                     failure: np.ndarray, outside: np.ndarray, all_matches: bool) -> dict:
     prefix = f"{target.name}_"
+    failed = np.not_equal(failure, None)
     found = pc.is_valid(table.column(RANK_COLUMN)).to_numpy(zero_copy_only=False)
     query = table.column(QUERY_COLUMN).to_numpy()
     n_usable = int(usable.sum())
@@ -133,7 +169,11 @@ def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: 
     indices = pa.array(take, pa.int64(), mask=take < 0)
     payload = _payload(target)
     per_alert = np.where(usable, counts[np.maximum(slot, 0)], 0)
-    out = {f"{prefix}count": pa.array(per_alert, pa.int32(), mask=~counted)}
+    state = np.where(failed, FAILED, np.where(
+        per_alert > 0, MATCHED, np.where(outside, OUTSIDE_COVERAGE, NO_MATCH)))
+    out = {f"{prefix}state": pa.array(state, pa.string()),
+           f"{prefix}failure": pa.array(failure, pa.string()),
+           f"{prefix}count": pa.array(per_alert, pa.int32(), mask=failed)}
     for name in payload:
         out[prefix + name] = table.column(name).take(indices)
     if all_matches:
@@ -143,7 +183,7 @@ def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: 
             [pa.concat_arrays(table.column(c).take(rows).chunks) if table.num_rows else
              pa.array([], table.schema.field(c).type) for c in payload], names=payload)
         out[f"{prefix}matches"] = pa.ListArray.from_arrays(
-            pa.array(offsets, pa.int32()), structs, mask=pa.array(~counted))
+            pa.array(offsets, pa.int32()), structs, mask=pa.array(failed))
     return out
 
 
@@ -161,26 +201,36 @@ def annotation_records(table: pa.Table) -> list[dict]:
     """The ``xmatch`` record (:data:`AVRO_ANNOTATION`) of each alert of an annotation
     table, as dictionaries (what fastavro writes and JSON lines hold)."""
     info = annotation_info(table)
-    rows = table.to_pylist()
+    catalogs = []  # per target: its name, radius and columns as Python lists
+    for target in info["catalogs"]:
+        prefix = f"{target.name}_"
+        matches = (table.column(prefix + "matches").to_pylist()
+                   if prefix + "matches" in table.column_names else None)
+        catalogs.append((target, *(table.column(prefix + name).to_pylist()
+                                   for name in ("state", "failure", "count")),
+                         {c: table.column(prefix + c).to_pylist() for c in _payload(target)},
+                         matches))
+    errors = table.column("error").to_pylist()
+    times = finite_floats(table.column("mjd_tai"))
     records = []
-    for row in rows:
-        catalogs = []
-        if row["error"] is None:
-            for target in info["catalogs"]:
-                prefix = f"{target.name}_"
-                if row[prefix + "count"] is None:
-                    continue  # the catalog could not answer for this alert (sso: no cache)
-                nearest = _counterpart(target, {c: row[prefix + c] for c in _payload(target)})
-                matches = row.get(prefix + "matches") or []
-                catalogs.append({
-                    "catalog": target.name, "radius_arcsec": target.radius_arcsec,
-                    "count": row[prefix + "count"], "nearest": nearest,
-                    "matches": [_counterpart(target, m) for m in matches]})
-        mjd = row["mjd_tai"]
-        records.append({"schema_version": info["version"], "error": row["error"],
-                        "mjd_tai": None if mjd is None or math.isnan(mjd) else mjd,
-                        "catalogs": catalogs})
+    for row in range(table.num_rows):
+        record = []
+        for target, states, failures, counts, nearest, matches in catalogs:
+            record.append({
+                "catalog": target.name, "radius_arcsec": target.radius_arcsec,
+                "state": states[row], "failure": failures[row], "count": counts[row],
+                "nearest": _counterpart(target, {c: v[row] for c, v in nearest.items()})
+                if nearest[SEPARATION_COLUMN][row] is not None else None,
+                "matches": [_counterpart(target, m) for m in matches[row] or ()]
+                if matches is not None else []})
+        records.append({"schema_version": info["version"], "error": errors[row],
+                        "mjd_tai": times[row], "catalogs": record})
     return records
+
+
+def finite_floats(column) -> list:
+    """A float column as a list, NaN as None."""
+    return pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column).to_pylist()
 
 
 def _payload(target: Target) -> list[str]:

@@ -63,24 +63,30 @@ class Schemas:
     Parameters
     ----------
     registry : dict[int, str], optional
-        Schema JSON by Confluent schema id. Ids not given here are looked up among Rubin's
-        published alert schemas (id = 100 * major + minor, e.g. 1101 for v11.1) when the
-        ``lsst-alert-packet`` package is installed.
+        Schema JSON by Confluent schema id.
+    lookup : callable, optional
+        ``lookup(schema_id) -> JSON text or None`` for ids not in ``registry``: a schema
+        registry's (:class:`xmatch.stream.registry.SchemaRegistry`). Without it, ids are
+        looked up among Rubin's published alert schemas (id = 100 * major + minor, e.g. 1101
+        for v11.1) when the ``lsst-alert-packet`` package is installed.
     """
 
-    def __init__(self, registry: dict[int, str] | None = None):
+    def __init__(self, registry: dict[int, str] | None = None, lookup=None):
         self._by_header: dict[bytes, tuple[Schema, str]] = {}
         self._by_id: dict[int, Schema] = {}
         self._registry = dict(registry or {})
+        self._lookup = lookup or _rubin_schema_text
+        self._where = ("the schema registry" if lookup else
+                       "AnnotateOptions.avro_schemas, --schema ID=FILE, or lsst-alert-packet "
+                       "for Rubin's")
 
     def by_id(self, schema_id: int) -> Schema:
         schema = self._by_id.get(schema_id)
         if schema is None:
-            text = self._registry.get(schema_id) or _rubin_schema_text(schema_id)
+            text = self._registry.get(schema_id) or self._lookup(schema_id)
             if text is None:
-                raise PacketError(f"unknown Avro schema id {schema_id} (Confluent wire format); "
-                                  "register its schema (AnnotateOptions.avro_schemas, or "
-                                  "--schema ID=FILE) or install lsst-alert-packet for Rubin's")
+                raise PacketError(f"unknown Avro schema id {schema_id} (Confluent wire format): "
+                                  f"not found in {self._where}")
             schema = self._by_id[schema_id] = Schema.from_text(text)
         return schema
 
@@ -220,15 +226,26 @@ def _records(data: bytes, count: int, schema: Schema) -> list[bytes]:
 def container(schema_text: str, bodies: list[bytes], sync: bytes | None = None) -> bytes:
     """An Avro object container file (codec null) holding ``bodies`` in one block."""
     sync = sync or os.urandom(SYNC_SIZE)
+    return container_header(schema_text, sync) + container_block(bodies, sync)
+
+
+def container_header(schema_text: str, sync: bytes) -> bytes:
+    """The header of a container file (codec null): what stays the same for every file of
+    one schema and sync marker."""
     header = bytearray(CONTAINER_MAGIC)
     header += write_long(2)
     for key, value in (("avro.schema", schema_text.encode()), ("avro.codec", b"null")):
         header += write_long(len(key)) + key.encode() + write_long(len(value)) + value
     header += write_long(0) + sync
-    data = b"".join(bodies)
+    return bytes(header)
+
+
+def container_block(bodies: list[bytes], sync: bytes) -> bytes:
+    """One data block holding ``bodies`` (nothing for no body)."""
     if not bodies:
-        return bytes(header)
-    return bytes(header) + write_long(len(bodies)) + write_long(len(data)) + data + sync
+        return b""
+    data = b"".join(bodies)
+    return write_long(len(bodies)) + write_long(len(data)) + data + sync
 
 
 def _rubin_schema_text(schema_id: int) -> str | None:

@@ -165,34 +165,51 @@ def read_alert(schema: Schema, body: bytes) -> tuple:
 def decode(packets: list[bytes], schemas: Schemas) -> pa.Table:
     """One row per packet (:data:`ALERT_SCHEMA`), each packet one alert; a packet that
     cannot be read gets a row with its ``error`` and the stream goes on."""
-    rows, errors = [], []
+    return decode_split(packets, schemas)[0]
+
+
+def decode_split(packets: list[bytes], schemas: Schemas
+                 ) -> tuple[pa.Table, list[tuple[Schema, bytes] | None]]:
+    """:func:`decode`, and each packet's ``(writer schema, schemaless body)`` (None for a
+    packet that cannot be read): what annotated packets are built from."""
+    rows, errors, splits = [], [], []
     for packet in packets:
         try:
-            alerts = schemas.split(packet)
-            if len(alerts) != 1:
-                raise PacketError(f"the container holds {len(alerts)} alerts; send one alert "
-                                  "per packet (xmatch.alerts.read_packets splits files)")
-            schema, body = alerts[0]
-            rows.append((layout_of(schema).survey,) + read_alert(schema, body))
+            row, split = packet_row(packet, schemas)
+            rows.append(row)
             errors.append(None)
+            splits.append(split)
         except PacketError as error:
             rows.append(None)
             errors.append(str(error))
-    return alert_table(rows, errors)
+            splits.append(None)
+    return alert_table(rows, errors), splits
 
 
-COMPACT_COLUMNS = {"alert_id": pa.int64(), "object_id": pa.string(), "ra_deg": pa.float64(),
-                   "dec_deg": pa.float64(), "mjd_tai": pa.float64()}
+def packet_row(packet: bytes, schemas: Schemas) -> tuple[tuple, tuple[Schema, bytes]]:
+    """The row of one packet for :func:`alert_table`, and its ``(schema, body)``;
+    PacketError if it cannot be read."""
+    alerts = schemas.split(packet)
+    if len(alerts) != 1:
+        raise PacketError(f"the container holds {len(alerts)} alerts; send one alert "
+                          "per packet (xmatch.alerts.read_packets splits files)")
+    schema, body = alerts[0]
+    return (layout_of(schema).survey,) + read_alert(schema, body), alerts[0]
+
+
+COMPACT_COLUMNS = {"alert_id": pa.int64(), "object_id": pa.string(), "survey": pa.string(),
+                   "ra_deg": pa.float64(), "dec_deg": pa.float64(), "mjd_tai": pa.float64()}
 
 
 def compact_alerts(table: pa.Table) -> pa.Table:
-    """Compact alerts (ra_deg, dec_deg; optionally alert_id, object_id, mjd_tai) as
+    """Compact alerts (ra_deg, dec_deg; optionally alert_id, object_id, survey, mjd_tai) as
     :data:`ALERT_SCHEMA`, without a per-alert Python step. Bad positions, and missing times
     in a batch where other alerts have one, become per-alert errors."""
     missing = [c for c in ("ra_deg", "dec_deg") if c not in table.column_names]
     if missing:
         raise InputError(f"compact alerts need columns ra_deg and dec_deg (missing: "
-                         f"{', '.join(missing)}); alert_id, object_id and mjd_tai are optional")
+                         f"{', '.join(missing)}); alert_id, object_id, survey and mjd_tai are "
+                         "optional")
     n = table.num_rows
     columns = {}
     for name, kind in COMPACT_COLUMNS.items():
@@ -215,7 +232,7 @@ def compact_alerts(table: pa.Table) -> pa.Table:
     null = pa.nulls(n, pa.string())
     nan = pa.nulls(n, pa.float64())
     return pa.table([
-        columns["alert_id"], columns["object_id"], null,
+        columns["alert_id"], columns["object_id"], columns["survey"],
         pa.array(np.where(bad, np.nan, ra % 360.0), pa.float64(), mask=bad),
         pa.array(np.where(bad, np.nan, dec), pa.float64(), mask=bad), nan, nan,
         times, null, nan, pa.array(errors, pa.string()),

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -36,7 +35,7 @@ import fastavro
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from xmatch.alerts.annotation import AVRO_ANNOTATION, annotation_records
+from xmatch.alerts.annotation import AVRO_ANNOTATION, annotation_records, finite_floats
 from xmatch.alerts.avro import PacketError, Schema, Schemas, container, write_long
 from xmatch.errors import InputError
 
@@ -189,11 +188,7 @@ class AnnotationWriter:
                 new_errors.append({"origin": packet.origin, "error": str(error)})
                 out.append(None)
                 continue
-            sink = io.BytesIO()
-            fastavro.schemaless_writer(sink, _ANNOTATION_PARSED, record)
-            # The annotation is the record's last field, a union whose branch 1 is the
-            # Annotation: appending its bytes to the body encodes the extended record.
-            out.append((schema, body + write_long(1) + sink.getvalue()))
+            out.append((schema, annotated_body(body, record)))
         if new_errors:
             self.errors.extend(new_errors)
             _write_atomic(self.staging / "errors.jsonl",
@@ -253,6 +248,16 @@ class AnnotationWriter:
         return name
 
 
+def annotated_body(body: bytes, record: dict) -> bytes:
+    """An alert's schemaless body with its ``xmatch`` record appended: the body of the
+    alert under :func:`extended_schema_text` (the original bytes are not re-encoded)."""
+    sink = io.BytesIO()
+    fastavro.schemaless_writer(sink, _ANNOTATION_PARSED, record)
+    # The annotation is the record's last field, a union whose branch 1 is the Annotation:
+    # appending its bytes to the body encodes the extended record.
+    return body + write_long(1) + sink.getvalue()
+
+
 def extended_schema_text(schema: Schema) -> str:
     """The writer schema with the ``xmatch`` annotation appended as its last field (worked
     out once per schema)."""
@@ -280,28 +285,26 @@ def _with_origin(table: pa.Table, packets) -> pa.Table:
     return table.append_column("origin", pa.array([p.origin for p in packets], pa.string()))
 
 
+def json_objects(table: pa.Table, records: list[dict] | None = None) -> list[dict]:
+    """Each alert of an annotation table as a JSON-ready object: its fields and its
+    ``xmatch`` record (``records``, if worked out already); NaN as null."""
+    records = annotation_records(table) if records is None else records
+    columns = {name: table.column(name).to_pylist()
+               for name in ("alert_id", "object_id", "survey", "band")}
+    columns.update({name: finite_floats(table.column(name))
+                    for name in ("ra_deg", "dec_deg", "mag")})
+    names = ("alert_id", "object_id", "survey", "ra_deg", "dec_deg", "band", "mag")
+    return [{**{name: columns[name][row] for name in names}, ANNOTATION_FIELD: record}
+            for row, record in enumerate(records)]
+
+
 def _json_lines(table: pa.Table, packets) -> bytes:
-    records = annotation_records(table)
-    rows = table.select(["alert_id", "object_id", "survey", "ra_deg", "dec_deg", "band",
-                         "mag"]).to_pylist()
     lines = []
-    for number, (row, record) in enumerate(zip(rows, records, strict=True)):
+    for number, row in enumerate(json_objects(table)):
         if packets is not None:
-            row["origin"] = packets[number].origin
-        row[ANNOTATION_FIELD] = record
-        lines.append(json.dumps(_finite(row)))
+            row = {**row, "origin": packets[number].origin}
+        lines.append(json.dumps(row))
     return ("\n".join(lines) + "\n").encode() if lines else b""
-
-
-def _finite(value):
-    """JSON has no NaN: NaN becomes null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _join_parquet(segments: list[Path], sink) -> None:

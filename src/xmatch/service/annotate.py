@@ -7,6 +7,7 @@ and night) and turned into the annotation table (:mod:`xmatch.alerts.annotation`
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import numpy as np
 import pyarrow as pa
@@ -61,9 +62,11 @@ class AnnotateService:
             target = Target(name, float(radius), description.id_column or ROW_ID_COLUMN,
                             list(description.key_columns))
             targets.append(target)
-            matching.append(self._crossmatch_options(xmatch_pb2.CrossmatchOptions(
+            match = self._crossmatch_options(xmatch_pb2.CrossmatchOptions(
                 catalog=name, radius_arcsec=radius, mode=xmatch_pb2.MATCH_MODE_ALL,
-                columns=target.columns)))
+                columns=target.columns))
+            match["coverage"] = coverage_of(description.coverage_moc)
+            matching.append(match)
         return {"targets": targets, "matching": matching, "all_matches": options.all_matches,
                 "schemas": Schemas(dict(options.avro_schemas))}
 
@@ -97,17 +100,21 @@ class AnnotateService:
                  if found.num_rows and times.null_count == 0 else None)
 
         async def catalog_table(match):
-            """A catalog's left join, and the alerts it could answer (None: all of them)."""
+            """A catalog's left join, and why it could not answer each alert (None: it
+            answered them all)."""
             if match.get("sites"):
                 return await self._sso_table(match, batch.batch_id, found, context)
             return await self._match_table(match, batch.batch_id, ra, dec, match["radius"],
                                            epoch, context), None
 
         results = await asyncio.gather(*(catalog_table(m) for m in options["matching"]))
-        answered = {target.name: rows for target, (_, rows) in
-                    zip(options["targets"], results, strict=True) if rows is not None}
+        failures = {target.name: reasons for target, (_, reasons) in
+                    zip(options["targets"], results, strict=True) if reasons is not None}
+        outside = {target.name: ~match["coverage"].contains(ra, dec)
+                   for target, match in zip(options["targets"], options["matching"],
+                                            strict=True) if match.get("coverage")}
         table = annotation_table(alerts, options["targets"], [t for t, _ in results],
-                                 options["all_matches"], answered)
+                                 options["all_matches"], failures, outside)
         return xmatch_pb2.AnnotateResponse(
             batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), alerts=alerts.num_rows,
             errors=alerts.num_rows - found.num_rows)
@@ -133,9 +140,9 @@ class AnnotateService:
         return target, {"radius": float(radius), "sites": sites, "columns": target.columns}
 
     async def _sso_table(self, match: dict, batch_id: int, alerts: pa.Table, context
-                         ) -> tuple[pa.Table, np.ndarray]:
-        """The ``sso`` left join of usable alerts, and which alerts a cache could answer
-        (a known site, a time, and a cache of that site for its night)."""
+                         ) -> tuple[pa.Table, np.ndarray | None]:
+        """The ``sso`` left join of usable alerts, and why a cache could not answer an alert
+        (it needs a known site, a time, and a cache of that site for its night)."""
         n = alerts.num_rows
         survey = alerts.column("survey")
         site = np.full(n, match["sites"].get(None, ""), dtype=object)
@@ -169,4 +176,36 @@ class AnnotateService:
                                             match["radius"], None, context, t_tdb=t_tdb[rows])
             query = pa.array(rows[table.column(QUERY_COLUMN).to_numpy()], pa.int64())
             pieces.append(table.set_column(0, QUERY_COLUMN, query))
-        return pa.concat_tables(pieces), answered
+        reasons = None
+        if not answered.all():
+            reasons = np.full(n, None, dtype=object)
+            for row in np.flatnonzero(~answered):
+                # Rounded to ~1 minute: one message per site and minute (nights change
+                # at day time, when no alert is taken).
+                reasons[row] = no_cache_reason(site[row], round(float(t_tdb[row]), 3)
+                                               if timed[row] else None)
+        return pa.concat_tables(pieces), reasons
+
+
+@functools.lru_cache(maxsize=1024)
+def no_cache_reason(site: str, t_tdb: float | None) -> str:
+    """Why ``sso`` cannot answer an alert: no site, no time, or no cache of its night."""
+    from xmatch.sso.nightly import default_night_convention, night_date
+    from xmatch.sso.observers import observatory
+
+    if not site:
+        return ("the alert's survey has no known site for sso; give its MPC observatory "
+                "code (the observatory option, --observatory)")
+    if t_tdb is None:
+        return "the alert has no usable time, which sso needs"
+    night = night_date(t_tdb, observatory(site), default_night_convention(site))
+    return (f"no solar-system ephemeris cache is served for the night {night} at {site}; "
+            f"build it with `xmatch sso build --night {night} --observatory {site}`")
+
+
+@functools.lru_cache(maxsize=64)
+def coverage_of(moc_ascii: str):
+    """A catalog's coverage MOC as a region (None for a catalog without one)."""
+    from xmatch.sky.regions import Moc
+
+    return Moc.of(moc_ascii, name="coverage") if moc_ascii else None

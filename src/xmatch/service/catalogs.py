@@ -67,7 +67,7 @@ class ServedCatalog:
 def describe(catalog) -> tuple[xmatch_pb2.CatalogSummary, xmatch_pb2.CatalogDescription]:
     """The summary and full description of a store catalog (from its metadata and the
     Parquet footers)."""
-    from xmatch.sky.moc import cells_moc_ascii
+    from xmatch.sky.moc import coverage_moc_ascii
 
     spec = catalog.spec
     summary = xmatch_pb2.CatalogSummary(
@@ -84,8 +84,9 @@ def describe(catalog) -> tuple[xmatch_pb2.CatalogSummary, xmatch_pb2.CatalogDesc
         key_columns=list(spec.key),
         partitions=[xmatch_pb2.Partition(order=p.order, pixel=p.pixel, rows=counts[p])
                     for p in catalog.partitions],
-        coverage_moc=cells_moc_ascii([p.order for p in catalog.partitions],
-                                     [p.pixel for p in catalog.partitions]),
+        coverage_moc=coverage_moc_ascii([p.order for p in catalog.partitions],
+                                        [p.pixel for p in catalog.partitions],
+                                        spec.coverage_dec_min_deg, spec.coverage_dec_max_deg),
         provenance_json=json.dumps(catalog.provenance, default=str),
         distance_column=catalog.distance_column or "")
     return summary, description

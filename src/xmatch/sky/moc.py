@@ -174,11 +174,24 @@ def uniq_to_nested(uniq: np.ndarray, where: str = "UNIQ") -> tuple[np.ndarray, n
     return order, uniq - (np.int64(4) << (2 * order))
 
 
-def cells_moc_ascii(orders, pixels) -> str:
-    """The IVOA MOC 2.0 ASCII string of cells of mixed orders ("" when there is none)."""
+#: Depth of the declination band cut into a catalog's coverage: cells of 3.4 arcmin, kept
+#: whole where the band's edge crosses them (the coverage errs on the side of "inside").
+COVERAGE_BAND_ORDER = 10
+
+
+def coverage_moc_ascii(orders, pixels, dec_min_deg: float = -90.0,
+                       dec_max_deg: float = 90.0) -> str:
+    """A catalog's coverage: the cells of its partitions, cut to the survey's declination
+    band when it has one (IVOA MOC 2.0 ASCII; "" when there is no cell)."""
+    from astropy.coordinates import SkyCoord
     from mocpy import MOC
 
     if len(pixels) == 0:
         return ""
-    return MOC.from_healpix_cells(np.asarray(pixels, np.uint64), np.asarray(orders, np.uint8),
-                                  MAX_ORDER).to_string(format="ascii").strip()
+    cells = MOC.from_healpix_cells(np.asarray(pixels, np.uint64), np.asarray(orders, np.uint8),
+                                   MAX_ORDER)
+    if dec_min_deg > -90.0 or dec_max_deg < 90.0:
+        band = MOC.from_zone(SkyCoord([[0.0, dec_min_deg], [360.0, dec_max_deg]], unit="deg"),
+                             max_depth=COVERAGE_BAND_ORDER)
+        cells = cells.intersection(band)
+    return cells.to_string(format="ascii").strip()
