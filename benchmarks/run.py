@@ -1,5 +1,5 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch|regions|service|alerts|sso|sso-accuracy for one of them).
+--only load|crossmatch|regions|service|alerts|stream|sso|sso-accuracy for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -18,6 +18,7 @@ import bench_load  # noqa: E402
 import bench_regions  # noqa: E402
 import bench_service  # noqa: E402
 import bench_sso  # noqa: E402
+import bench_stream  # noqa: E402
 import check_nbody  # noqa: E402
 import check_twobody  # noqa: E402
 
@@ -27,7 +28,7 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
     parser.add_argument("--only", choices=["load", "crossmatch", "regions", "service", "alerts",
-                                           "sso", "sso-accuracy"],
+                                           "stream", "sso", "sso-accuracy"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -53,6 +54,12 @@ def main():
                  if args.quick else [])
         print("== alert annotation (embedded and 2-shard cluster) vs astropy, Avro in/out ==")
         bench_alerts.main([*sizes, "--json", str(results)])
+    if args.only in (None, "stream"):
+        sizes = (["--packets", "3000", "--compact", "10000", "--visits", "2",
+                  "--visit-alerts", "2000", "--visit-seconds", "10", "--memory-alerts", "50000"]
+                 if args.quick else [])
+        print("== Kafka streams: xmatch stream vs a bare transactional pass-through (tansu) ==")
+        bench_stream.main([*sizes, "--json", str(results)])
     if args.only in (None, "sso"):
         sizes = ["--objects", "100000", "--skyfield", "300", "--cones", "300"] if args.quick else []
         print("== solar-system objects: places vs skyfield, nightly cache build, SSO cones ==")

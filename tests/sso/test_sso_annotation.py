@@ -144,11 +144,11 @@ def test_each_alert_takes_the_cache_of_its_site_and_night(address, nea_index, mp
     states = table.column("sso_state").to_pylist()
     assert set(states[nea.num_rows:]) == {"failed"}
     assert set(states[:nea.num_rows]) <= {"matched", "no_match"}
-    # I41 names a night by the local date at its start, local mean noon: 12 h + 116.86 deg
-    # / 15 deg/h after 00:00 UTC (astropy for TAI -> UTC).
-    noon_utc = (12 - observatory("I41").longitude_deg / 15) * u.hour
+    # I41 (ZTF) names a night by the UTC date on which its local mean midnight falls: the
+    # date of local mean time + 12 h (astropy for TAI -> UTC).
+    east_hours = ((observatory("I41").longitude_deg + 180) % 360 - 180) / 15
     nights = (Time(mixed.column("mjd_tai").to_numpy()[nea.num_rows:], format="mjd", scale="tai")
-              .utc - noon_utc).to_value("iso", subfmt="date")
+              .utc + (12 + east_hours) * u.hour).to_value("iso", subfmt="date")
     assert NEA_NIGHT not in set(nights[mpc.num_rows:])
     failures = table.column("sso_failure").to_pylist()
     assert failures[nea.num_rows:] == [

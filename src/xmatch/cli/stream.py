@@ -72,6 +72,12 @@ def add_parsers(commands) -> None:
                         help="a librdkafka setting for every Kafka client (repeatable), "
                              "e.g. security.protocol=SASL_SSL")
     common.add_server(stream, "serving the data directory in process")
+    stream.add_argument("--sso-orbits", action="append", default=[], metavar="FILE",
+                        help="MPC orbit files (MPCORB.DAT, NEA.txt, CometEls.txt; repeatable): "
+                             "the stream builds and serves the ephemeris caches of tonight and "
+                             "the next night at each --sso-sites itself (in process only)")
+    stream.add_argument("--sso-sites", metavar="CODES", default=None,
+                        help="MPC sites of those caches (default I41,X05: ZTF and Rubin)")
     stream.add_argument("--no-progress", action="store_true", help="no status line")
     common.add_data(stream)
     stream.set_defaults(run=run_stream)
@@ -165,6 +171,15 @@ def run_stream(args) -> int:
     if args.server and args.data:
         raise InputError("--data is the data directory served in process; with --server the "
                          "server reads its own")
+    if args.sso_sites and not args.sso_orbits:
+        raise InputError("--sso-sites names the sites of the caches built from --sso-orbits, "
+                         "which is not given")
+    if args.sso_orbits and args.server:
+        raise InputError("--sso-orbits builds the caches of the server this process runs; "
+                         "with --server, that server serves its own (xmatch sso build)")
+    if args.sso_orbits and args.catalogs and "sso" not in args.catalogs.split(","):
+        raise InputError("--sso-orbits builds caches for the catalog sso, which --catalogs "
+                         "does not name")
     config = StreamConfig(
         bootstrap=args.bootstrap, input_topic=args.input_topic,
         output_topic=args.output_topic, group=args.group,
@@ -182,10 +197,15 @@ def run_stream(args) -> int:
     with ExitStack() as stack:
         address = args.server
         if address is None:
-            from xmatch.service.embedded import running_server, served_catalogs
+            from xmatch.service.embedded import running_servicer, served_catalogs
+            from xmatch.service.server import XmatchServicer
 
-            served = served_catalogs(common.data_of(args), names=catalogs)
-            address = stack.enter_context(running_server(served))
+            data = common.data_of(args)
+            served = served_catalogs(data, names=catalogs)
+            address, servicer = stack.enter_context(
+                running_servicer(lambda: XmatchServicer(served)))
+            if args.sso_orbits:
+                stack.enter_context(_cache_keeper(args, data, servicer))
         annotate = stack.enter_context(ServerAnnotator(
             address, catalogs=catalogs, radius_arcsec=radii_of(args.radius) or None,
             all_matches=args.all_matches, observatory=args.observatory,
@@ -204,6 +224,36 @@ def run_stream(args) -> int:
         StreamProcessor(config, annotate, schemas, framing, metrics).run(stop)
     print(metrics.status_line(), file=sys.stderr)
     return 0
+
+
+def _cache_keeper(args, data, servicer):
+    """The nightly caches of --sso-sites built from --sso-orbits, kept current."""
+    from contextlib import contextmanager
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from xmatch.errors import InputError
+    from xmatch.sso.keeper import CacheKeeper
+    from xmatch.sso.mpc.readers import read_orbits
+
+    for path in args.sso_orbits:
+        if not Path(path).is_file():
+            raise InputError(f"--sso-orbits {path}: no such file")
+    sites = (args.sso_sites or "I41,X05").split(",")
+    keeper = CacheKeeper(
+        data, lambda: pa.concat_tables([read_orbits(p) for p in args.sso_orbits]), sites,
+        servicer.serve_catalogs, source=",".join(Path(p).name for p in args.sso_orbits))
+
+    @contextmanager
+    def running():
+        keeper.start()
+        try:
+            yield keeper
+        finally:
+            keeper.stop()
+
+    return running()
 
 
 def _status_line(metrics, stop):

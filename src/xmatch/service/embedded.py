@@ -94,6 +94,13 @@ def running_server(catalogs: dict[str, ServedCatalog], address: str = "127.0.0.1
 def running(make_servicer, address: str = "127.0.0.1:0"):
     """Serve ``make_servicer()`` (made in the server's event loop) on its own thread for
     the duration of a ``with`` block; yields the ``host:port`` bound."""
+    with running_servicer(make_servicer, address) as (bound, _):
+        yield bound
+
+
+@contextmanager
+def running_servicer(make_servicer, address: str = "127.0.0.1:0"):
+    """:func:`running`, yielding ``(host:port, servicer)``."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="xmatch-server", daemon=True)
     thread.start()
@@ -105,7 +112,7 @@ def running(make_servicer, address: str = "127.0.0.1:0"):
     try:
         servicer, server, port = asyncio.run_coroutine_threadsafe(start(), loop).result()
         try:
-            yield f"{address.rsplit(':', 1)[0]}:{port}"
+            yield f"{address.rsplit(':', 1)[0]}:{port}", servicer
         finally:
             asyncio.run_coroutine_threadsafe(stop_server(server, 0), loop).result()
             asyncio.run_coroutine_threadsafe(servicer.close(), loop).result()

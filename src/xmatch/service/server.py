@@ -198,6 +198,13 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def serve_catalogs(self, added: dict[str, ServedCatalog], removed=()) -> None:
+        """Serve more catalogs, and stop serving others, while running (the nightly caches a
+        stream keeps current). Calls already running keep the catalogs they started with."""
+        catalogs = {n: c for n, c in self.catalogs.items() if n not in set(removed)}
+        catalogs.update(added)
+        self.catalogs = catalogs  # one assignment: every call sees the old or the new set
+
     async def _run(self, function, *args, **kwargs):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))

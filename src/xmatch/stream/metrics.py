@@ -63,10 +63,18 @@ class Metrics:
             self._latency_sum += float(np.sum(seconds))
             self._latency_count += len(seconds)
 
-    def set_position(self, topic: str, partition: int, committed: int, lag: int) -> None:
+    def set_position(self, topic: str, partition: int, committed: int) -> None:
         with self._lock:
             self.committed[(topic, partition)] = committed
-            self.lag[(topic, partition)] = lag
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        with self._lock:
+            if (topic, partition) in self.committed:
+                self.lag[(topic, partition)] = lag
+
+    def committed_of(self, topic: str) -> dict[int, int]:
+        with self._lock:
+            return {p: o for (t, p), o in self.committed.items() if t == topic}
 
     def forget_partition(self, topic: str, partition: int) -> None:
         with self._lock:

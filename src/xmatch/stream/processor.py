@@ -30,6 +30,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
@@ -127,6 +128,9 @@ class StreamProcessor:
         self._generation = 0   # bumped by every rebalance: a batch read before one is dropped
         self._consumer = None
         self._scanner = None
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="xmatch-publish")
+        self._inflight: dict = {}  # partition -> its transaction in flight (a Future)
+        self._scan_lock = threading.Lock()  # one read-back at a time (one scanner)
 
     # ------------------------------------------------------------------ the loop
 
@@ -151,9 +155,26 @@ class StreamProcessor:
                 messages = [m for m in messages if not self._broker_error(m)]
                 if messages:
                     self._process(messages, stop)
+                self._measure_lag()
         finally:
-            self._consumer.close()  # revokes: the producers are closed
-            self._scanner.close()
+            try:
+                self._settle_all(seek=False)
+            finally:
+                self._consumer.close()  # revokes: the producers are closed
+                self._scanner.close()
+                self._pool.shutdown()
+
+    def _measure_lag(self) -> None:
+        """The lag of each assigned partition: its end (as last fetched) less what is
+        committed."""
+        from confluent_kafka import TopicPartition
+
+        topic = self.config.input_topic
+        for partition, committed in list(self.metrics.committed_of(topic).items()):
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                           cached=True)
+            if high is not None and high >= 0:
+                self.metrics.set_lag(topic, partition, max(high - committed, 0))
 
     def prepare_topics(self) -> None:
         """Check the input topic exists; create missing output topics with as many
@@ -220,8 +241,7 @@ class StreamProcessor:
         by_partition = defaultdict(list)
         for message, record in zip(messages, records, strict=True):
             by_partition[message.partition()].append((message, record))
-        for partition, entries in by_partition.items():
-            self._publish(partition, entries)
+        self._publish_all(by_partition)
         for target in annotation_info(table)["catalogs"]:
             self.metrics.add_states(target.name, table.column(f"{target.name}_state")
                                     .to_numpy(zero_copy_only=False))
@@ -303,9 +323,48 @@ class StreamProcessor:
 
     # ------------------------------------------------------------------ publishing
 
-    def _publish(self, partition: int, entries: list) -> None:
+    def _publish_all(self, by_partition: dict) -> None:
+        """One transaction per partition, on the publishing threads: the partitions' at
+        once, and while the next batch is read and annotated (each commit mostly waits for
+        the broker). A partition's transaction starts when its previous one has ended; if
+        that one was aborted (the partition is read again from its first message), this
+        batch's messages of the partition are dropped: they are read again too."""
+        # The consumer is only touched from this thread: librdkafka serves its rebalance
+        # callbacks here, and a publishing thread calling into it then would wait for them.
+        group = self._consumer.consumer_group_metadata()
+        for partition, entries in by_partition.items():
+            if not self._settled(partition):
+                continue
+            self._inflight[partition] = self._pool.submit(self._publish, partition, entries,
+                                                          group)
+
+    def _settled(self, partition: int, seek: bool = True) -> bool:
+        """Wait for the partition's transaction in flight; False if it was aborted, and
+        then (with ``seek``) the partition is read again from that transaction's first
+        message."""
+        from confluent_kafka import TopicPartition
+
+        future = self._inflight.pop(partition, None)
+        if future is None:
+            return True
+        first = future.result()
+        if first is None:
+            return True
+        if seek:
+            self._consumer.seek(TopicPartition(self.config.input_topic, partition, first))
+        return False
+
+    def _settle_all(self, seek: bool = True) -> None:
+        """Wait for every transaction in flight (before a rebalance moves partitions, and
+        at the end)."""
+        for partition in list(self._inflight):
+            self._settled(partition, seek)
+
+    def _publish(self, partition: int, entries: list, group) -> int | None:
         """One transaction: the records of ``entries`` (messages of one input partition, in
-        order, with their records) and the offset after the last."""
+        order, with their records) and the offset after the last, for the consumer group
+        ``group`` (its metadata). If it was aborted, the offset of its first message (to be
+        read again); else None."""
         from confluent_kafka import KafkaException, TopicPartition
 
         config = self.config
@@ -320,14 +379,18 @@ class StreamProcessor:
                 source = [(SOURCE_TOPIC, config.input_topic.encode()),
                           (SOURCE_PARTITION, str(partition).encode()),
                           (SOURCE_OFFSET, str(offset).encode())]
+                # The input's timestamp carries over (as Kafka Streams does): end-to-end
+                # latency is then readable on the output.
+                stamp = message.timestamp()[1]
                 for topic, key, value, headers in records:
                     if offset in self._published.get((topic, partition), ()):
                         skipped += 1
                         continue
-                    self._produce(producer, topic, key, value, partition, source + headers)
+                    self._produce(producer, topic, key, value, partition, source + headers,
+                                  stamp)
             producer.send_offsets_to_transaction(
-                [TopicPartition(config.input_topic, partition, last + 1)],
-                self._consumer.consumer_group_metadata(), BROKER_SECONDS)
+                [TopicPartition(config.input_topic, partition, last + 1)], group,
+                BROKER_SECONDS)
             self._commit(producer)
         except KafkaException as error:
             kafka_error = error.args[0]
@@ -341,8 +404,7 @@ class StreamProcessor:
             # Some brokers (tansu) show aborted records to read_committed readers: what
             # is there is not published again.
             self._find_published(partition, first)
-            self._consumer.seek(TopicPartition(config.input_topic, partition, first))
-            return
+            return first
         now = time.time()
         stamps = np.array([m.timestamp()[1] for m, _ in entries], np.float64) / 1000.0
         self.metrics.observe_latency(now - stamps[stamps > 0])
@@ -355,16 +417,16 @@ class StreamProcessor:
             found = self._published.get((topic, partition))
             if found:
                 found.difference_update(range(first, last + 1))
-        _, high = self._consumer.get_watermark_offsets(
-            TopicPartition(config.input_topic, partition), cached=True)
-        self.metrics.set_position(config.input_topic, partition, last + 1,
-                                  max((high or 0) - last - 1, 0))
+        self.metrics.set_position(config.input_topic, partition, last + 1)
+        return None
 
     @staticmethod
-    def _produce(producer, topic, key, value, partition, headers) -> None:
+    def _produce(producer, topic, key, value, partition, headers, stamp) -> None:
+        extra = {"timestamp": stamp} if stamp > 0 else {}
         while True:
             try:
-                producer.produce(topic, value, key, partition=partition, headers=headers)
+                producer.produce(topic, value, key, partition=partition, headers=headers,
+                                 **extra)
                 return
             except BufferError:  # the local queue is full: let it drain
                 producer.poll(0.05)
@@ -387,6 +449,7 @@ class StreamProcessor:
     def _on_assign(self, consumer, partitions) -> None:
         from confluent_kafka import Producer
 
+        self._settle_all(seek=False)
         self._generation += 1
         config = self.config
         for tp in partitions:
@@ -401,11 +464,12 @@ class StreamProcessor:
             if start < 0:  # nothing committed yet: the partition's first offset
                 start, _ = consumer.get_watermark_offsets(tp, BROKER_SECONDS)
             self._find_published(tp.partition, start)
-            self.metrics.set_position(config.input_topic, tp.partition, start, 0)
+            self.metrics.set_position(config.input_topic, tp.partition, start)
         log.info("assigned %s", ", ".join(f"{config.input_topic}[{tp.partition}]"
                                           for tp in partitions) or "nothing")
 
     def _on_revoke(self, consumer, partitions) -> None:
+        self._settle_all(seek=False)  # what was read before the revocation is committed first
         self._generation += 1
         for tp in partitions:
             producer = self._producers.pop(tp.partition, None)
@@ -419,7 +483,8 @@ class StreamProcessor:
         """Note what every output topic already holds of input ``partition`` from offset
         ``start`` on: those records are not published again."""
         for topic in self.config.sinks:
-            found = self._already_published(topic, partition, start)
+            with self._scan_lock:
+                found = self._already_published(topic, partition, start)
             self._published[(topic, partition)] = found
             if found:
                 log.info("%s[%d]: %d record(s) of offsets >= %d already published; not "
