@@ -13,7 +13,7 @@ from xmatch import DataDirectory, SkyIndex, open_catalog
 from xmatch.cli import build_parser, main
 
 COMMANDS = ("demo", "load", "list", "info", "verify", "remove", "specs", "loaders", "cone",
-            "crossmatch", "skymap", "moc", "annotate", "serve", "cluster", "sso")
+            "crossmatch", "skymap", "moc", "annotate", "stream", "serve", "cluster", "sso")
 
 
 def xmatch(capsys, *args) -> tuple[int, str, str]:

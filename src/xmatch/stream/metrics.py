@@ -120,9 +120,10 @@ class Metrics:
             done = self.counters["annotated"] + self.counters["dead_lettered"]
             lag = sum(self.lag.values())
             committed = " ".join(f"{p}:{o}" for (_, p), o in sorted(self.committed.items()))
+        where = f", lag {lag:,}, committed {committed}" if committed else ""
         return (f"{self.counters['annotated']:,} annotated, "
                 f"{self.counters['dead_lettered']:,} dead-lettered, {done / seconds:,.0f} "
-                f"alerts/s, lag {lag:,}, committed {committed or '-'}")
+                f"alerts/s{where}")
 
 
 def serve_metrics(metrics: Metrics, port: int, host: str = "") -> ThreadingHTTPServer:
