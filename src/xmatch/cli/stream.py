@@ -149,6 +149,7 @@ def run_stream(args) -> int:
     import signal
     import sys
     import threading
+    import time
     from contextlib import ExitStack
 
     from xmatch.alerts.avro import Schemas
@@ -157,7 +158,7 @@ def run_stream(args) -> int:
     from xmatch.stream.annotator import ServerAnnotator
     from xmatch.stream.messages import Framing
     from xmatch.stream.metrics import Metrics, serve_metrics
-    from xmatch.stream.processor import StreamConfig, StreamProcessor
+    from xmatch.stream.processor import StreamConfig, StreamProcessor, prepare_topics
     from xmatch.stream.registry import SchemaRegistry
 
     missing = [f"--{name.replace('_', '-')}" for name in
@@ -191,6 +192,8 @@ def run_stream(args) -> int:
     framing = Framing(args.output_format, registry)
     schemas = Schemas(lookup=registry.schema_text if registry else None)
     catalogs = args.catalogs.split(",") if args.catalogs else None
+    radius = radii_of(args.radius) or None
+    prepare_topics(config)  # the broker and the topics, before any catalog is loaded
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     metrics = Metrics()
     stop = threading.Event()
@@ -207,7 +210,7 @@ def run_stream(args) -> int:
             if args.sso_orbits:
                 stack.enter_context(_cache_keeper(args, data, servicer))
         annotate = stack.enter_context(ServerAnnotator(
-            address, catalogs=catalogs, radius_arcsec=radii_of(args.radius) or None,
+            address, catalogs=catalogs, radius_arcsec=radius,
             all_matches=args.all_matches, observatory=args.observatory,
             deadline=args.deadline))
         annotate.check()  # bad catalogs or radii: said now, not at the first alert
@@ -222,7 +225,8 @@ def run_stream(args) -> int:
         if not args.no_progress:
             stack.enter_context(_status_line(metrics, stop))
         StreamProcessor(config, annotate, schemas, framing, metrics).run(stop)
-    print(metrics.status_line(), file=sys.stderr)
+    print(f"stopped after {time.monotonic() - metrics.started:,.0f} s: "
+          f"{metrics.status_line()}", file=sys.stderr)
     return 0
 
 
@@ -308,7 +312,7 @@ def run_replay(args) -> int:
     if args.visit_seconds is not None and not args.visit_seconds > 0:
         raise InputError(f"--visit-seconds {args.visit_seconds:g}: give seconds > 0")
     check_inputs(args.inputs)
-    packets = [p.data for p in read_packets(args.inputs)]
+    packets = list(read_packets(args.inputs))
     registry = SchemaRegistry(args.schema_registry) if args.schema_registry else None
     first_id = args.first_id if args.first_id is not None else time.time_ns() // 1000
     source = amplified(packets, first_id, jitter_deg=args.jitter / 3600.0, seed=args.seed,

@@ -100,6 +100,39 @@ class StreamConfig:
         return {"bootstrap.servers": self.bootstrap, **settings, **self.kafka}
 
 
+def prepare_topics(config: StreamConfig) -> None:
+    """Check the input topic exists; create missing output topics with as many
+    partitions as the input (each input partition publishes to its own number)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(config.client_settings())
+    try:
+        topics = admin.list_topics(timeout=BROKER_SECONDS).topics
+    except KafkaException as error:
+        raise XmatchError(f"no Kafka broker answered at {config.bootstrap}: "
+                          f"{error.args[0].str()}") from None
+    source = topics.get(config.input_topic)
+    if source is None or source.error is not None:
+        raise InputError(f"the input topic {config.input_topic} does not exist on "
+                         f"{config.bootstrap}")
+    partitions = len(source.partitions)
+    missing = [NewTopic(t, partitions, 1) for t in config.sinks if t not in topics]
+    for topic in config.sinks:
+        if topic in topics and len(topics[topic].partitions) < partitions:
+            raise InputError(
+                f"topic {topic} has {len(topics[topic].partitions)} partitions, fewer than "
+                f"the {partitions} of {config.input_topic}: each input partition publishes "
+                "to the output partition of its own number")
+    for topic, future in (admin.create_topics(missing).items() if missing else []):
+        try:
+            future.result(BROKER_SECONDS)
+        except KafkaException as error:
+            if "TOPIC_ALREADY_EXISTS" not in error.args[0].name():
+                raise XmatchError(f"cannot create topic {topic}: "
+                                  f"{error.args[0].str()}") from None
+
+
 class StreamProcessor:
     """Consume, annotate, publish, exactly once (see the module's description).
 
@@ -138,7 +171,7 @@ class StreamProcessor:
         """Process until ``stop`` is set; the batch in hand is finished first."""
         from confluent_kafka import Consumer
 
-        self.prepare_topics()
+        prepare_topics(self.config)
         config = self.config
         self._scanner = Consumer(config.client_settings(**{
             "group.id": f"{config.group}.xmatch-scan", "enable.auto.commit": False,
@@ -175,39 +208,6 @@ class StreamProcessor:
                                                            cached=True)
             if high is not None and high >= 0:
                 self.metrics.set_lag(topic, partition, max(high - committed, 0))
-
-    def prepare_topics(self) -> None:
-        """Check the input topic exists; create missing output topics with as many
-        partitions as the input (each input partition publishes to its own number)."""
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        config = self.config
-        admin = AdminClient(config.client_settings())
-        try:
-            topics = admin.list_topics(timeout=BROKER_SECONDS).topics
-        except KafkaException as error:
-            raise XmatchError(f"no Kafka broker answered at {config.bootstrap}: "
-                              f"{error.args[0].str()}") from None
-        source = topics.get(config.input_topic)
-        if source is None or source.error is not None:
-            raise InputError(f"the input topic {config.input_topic} does not exist on "
-                             f"{config.bootstrap}")
-        partitions = len(source.partitions)
-        missing = [NewTopic(t, partitions, 1) for t in config.sinks if t not in topics]
-        for topic in config.sinks:
-            if topic in topics and len(topics[topic].partitions) < partitions:
-                raise InputError(
-                    f"topic {topic} has {len(topics[topic].partitions)} partitions, fewer than "
-                    f"the {partitions} of {config.input_topic}: each input partition publishes "
-                    "to the output partition of its own number")
-        for topic, future in (admin.create_topics(missing).items() if missing else []):
-            try:
-                future.result(BROKER_SECONDS)
-            except KafkaException as error:
-                if "TOPIC_ALREADY_EXISTS" not in error.args[0].name():
-                    raise XmatchError(f"cannot create topic {topic}: "
-                                      f"{error.args[0].str()}") from None
 
     def _broker_error(self, message) -> bool:
         error = message.error()

@@ -42,18 +42,20 @@ class _Template:
     dec: str                # "dec" (or "decl" before Rubin v5)
 
 
-def templates(packets: list[bytes], schemas: Schemas | None = None) -> list[_Template]:
-    """The packets, taken apart for amplification (InputError if one cannot be read)."""
+def templates(packets: list, schemas: Schemas | None = None) -> list[_Template]:
+    """The packets (bytes, or :class:`~xmatch.alerts.Packet` naming where they come from),
+    taken apart for amplification (InputError naming one that cannot be read)."""
     schemas = schemas or Schemas()
     out = []
     for number, packet in enumerate(packets):
+        where = getattr(packet, "origin", f"packet {number + 1}")
         try:
-            ((schema, body),) = schemas.split(packet)
+            ((schema, body),) = schemas.split(getattr(packet, "data", packet))
             layout = layout_of(schema)
             stream = io.BytesIO(body)
             record = fastavro.schemaless_reader(stream, layout.prefix, None)
         except Exception as error:  # noqa: BLE001 (fastavro raises many kinds on bad bytes)
-            raise InputError(f"packet {number + 1} cannot be replayed: {error}") from None
+            raise InputError(f"{where}: cannot be replayed: {error}") from None
         detection = "candidate" if "candidate" in record else "diaSource"
         top_id = next((n for n in ("candid", "alertId", "diaSourceId") if n in record), None)
         dec = "decl" if "decl" in record[detection] else "dec"
@@ -63,7 +65,7 @@ def templates(packets: list[bytes], schemas: Schemas | None = None) -> list[_Tem
     return out
 
 
-def amplified(packets: list[bytes], first_id: int, *, jitter_deg: float = 1.0,
+def amplified(packets: list, first_id: int, *, jitter_deg: float = 1.0,
               seed: int = 0, framing: str = "container", registry=None,
               topic: str = "") -> Iterator[tuple[int, bytes]]:
     """Endless ``(alert id, packet)``: the packets in turn, each with a fresh id (``first_id``
