@@ -16,11 +16,16 @@ One loop, one consumer-group member:
 Each input partition has its own transactional producer, ``transactional.id`` =
 ``xmatch-{group}-{topic}-{partition}``: whoever takes a partition over fences (Apache Kafka:
 aborts) what a dead owner left open. Every published record carries its source (topic,
-partition, offset) in headers, and when a partition is taken over, the tail of each output
-partition is read back (``read_committed``) for records of sources at or after the
-committed offset: those are not published again. That second guard is what makes the
-stream exactly once on brokers that let a dead producer's open transaction through (tansu
-does, see docs/streams.md), and it costs a read of one batch per partition per takeover.
+partition, offset) in headers, and when a partition is taken over (or a transaction
+aborted), the tail of each output partition is read back (``read_committed``) for records
+of sources at or after the committed offset: those are not published again. That second
+guard is what makes the stream exactly once on brokers that show a dead producer's open
+transaction, or an aborted one, to ``read_committed`` readers (tansu does both, see
+docs/streams.md); it costs a read of one batch per partition per takeover.
+
+Transactions are published on worker threads while the next batch is read and annotated
+(a partition's next transaction waits for its previous one); the consumer is only ever
+called from the loop's thread.
 """
 
 from __future__ import annotations
