@@ -62,6 +62,11 @@ def test_packets_that_cannot_be_read_get_an_error_row_naming_their_file(capsys, 
     stdout, stderr = capsys.readouterr()
     assert code == 0, stderr
     assert "4 alerts: 1 annotated, 3 with errors" in stdout
+    # The summary's table: the alerts in error failed every catalog; none is "outside".
+    table = stdout.split("\ncatalog")[1].splitlines()
+    assert table[0].split()[-2:] == ["outside", "failed"]
+    assert {line.split()[0]: line.split()[-2:] for line in table[1:] if line.strip()} == {
+        "gaia_dr3": ["0", "3"], "gcvs": ["0", "3"]}
     assert f"error: {inputs / 'empty.avro'}: the packet is empty" in stdout
     assert f"error: {inputs / 'truncated.avro'}: " in stdout
     assert (f"error: {inputs / 'text.avro'}: the packet is neither an Avro container file"

@@ -32,6 +32,8 @@ class Summary:
     seconds: float = 0.0
     out: Path | None = None
     matched: dict[str, int] = field(default_factory=dict)
+    outside: dict[str, int] = field(default_factory=dict)   # outside the catalog's coverage
+    failed: dict[str, int] = field(default_factory=dict)    # the catalog could not answer
     radius_arcsec: dict[str, float] = field(default_factory=dict)
     separations: dict[str, list] = field(default_factory=dict)  # numpy arrays, per batch
     error_examples: list[str] = field(default_factory=list)
@@ -61,19 +63,25 @@ class Summary:
         for target in annotation_info(table)["catalogs"]:
             matched = pc.sum(pc.greater(table.column(f"{target.name}_count"), 0)).as_py()
             self.matched[target.name] = self.matched.get(target.name, 0) + (matched or 0)
+            states = table.column(f"{target.name}_state")
+            for counts, state in ((self.outside, "outside_coverage"), (self.failed, "failed")):
+                found = pc.sum(pc.equal(states, state)).as_py() or 0
+                counts[target.name] = counts.get(target.name, 0) + found
             self.radius_arcsec[target.name] = target.radius_arcsec
             separation = table.column(f"{target.name}_separation_arcsec").drop_null()
             self.separations.setdefault(target.name, []).append(
                 separation.to_numpy(zero_copy_only=False))
 
     def rows(self) -> list[tuple]:
-        """Per catalog: name, radius, alerts matched, their fraction, median separation."""
+        """Per catalog: name, radius, alerts matched, their fraction, median separation,
+        alerts outside its coverage, alerts it failed."""
         out = []
         for name, matched in self.matched.items():
             separations = np.concatenate(self.separations[name])
             median = float(np.median(separations)) if len(separations) else float("nan")
             out.append((name, self.radius_arcsec[name], matched,
-                        matched / self.annotated if self.annotated else 0.0, median))
+                        matched / self.annotated if self.annotated else 0.0, median,
+                        self.outside[name], self.failed[name]))
         return out
 
 

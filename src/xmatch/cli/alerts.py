@@ -118,7 +118,9 @@ def print_annotation_summary(summary) -> None:
           f"annotated, {summary.errors:,} with errors, {summary.rate:,.0f} alerts/s{out}")
     for example in summary.error_examples:
         print(f"  error: {example}")
-    print(f"\n{'catalog':<14}{'radius':>9}{'matched':>10}{'fraction':>10}{'median sep':>12}")
-    for name, radius, matched, fraction, median in summary.rows():
+    print(f"\n{'catalog':<14}{'radius':>9}{'matched':>10}{'fraction':>10}{'median sep':>12}"
+          f"{'outside':>9}{'failed':>8}")
+    for name, radius, matched, fraction, median, outside, failed in summary.rows():
         median = f"{median:.3f}\"" if matched else "-"
-        print(f"{name:<14}{radius:>8.2f}\"{matched:>10,}{fraction:>10.1%}{median:>12}")
+        print(f"{name:<14}{radius:>8.2f}\"{matched:>10,}{fraction:>10.1%}{median:>12}"
+              f"{outside:>9,}{failed:>8,}")
