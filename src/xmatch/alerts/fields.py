@@ -168,14 +168,16 @@ def decode(packets: list[bytes], schemas: Schemas) -> pa.Table:
     return decode_split(packets, schemas)[0]
 
 
-def decode_split(packets: list[bytes], schemas: Schemas
+def decode_split(packets: list[bytes], schemas: Schemas, read=None
                  ) -> tuple[pa.Table, list[tuple[Schema, bytes] | None]]:
     """:func:`decode`, and each packet's ``(writer schema, schemaless body)`` (None for a
-    packet that cannot be read): what annotated packets are built from."""
+    packet that cannot be read): what annotated packets are built from. ``read(packet,
+    schemas) -> (row, split)`` reads one packet (default :func:`packet_row`)."""
+    read = read or packet_row
     rows, errors, splits = [], [], []
     for packet in packets:
         try:
-            row, split = packet_row(packet, schemas)
+            row, split = read(packet, schemas)
             rows.append(row)
             errors.append(None)
             splits.append(split)

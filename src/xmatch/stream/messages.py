@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from xmatch.alerts.annotation import AVRO_ALERT_ANNOTATION
 from xmatch.alerts.avro import PacketError, Schema, Schemas, container_block, container_header
-from xmatch.alerts.fields import alert_table, packet_row
+from xmatch.alerts.fields import decode_split, packet_row
 from xmatch.alerts.outputs import ANNOTATION_FIELD, extended_schema_text
 from xmatch.errors import InputError
 
@@ -52,26 +52,23 @@ class Decoded:
 def decode_values(values: list[bytes], schemas: Schemas) -> Decoded:
     """Read a batch of message values (a registry that does not answer raises
     :class:`~xmatch.stream.registry.RegistryUnavailable`: nothing is read wrong)."""
-    rows, errors, splits = [], [], []
-    compact = np.zeros(len(values), bool)
-    for number, value in enumerate(values):
-        try:
-            if value is None:
-                raise PacketError("the message has no value (a tombstone?)")
-            if value[:1] in (b"{", b" ", b"\n"):
-                compact[number] = True
-                rows.append(compact_row(value))
-                splits.append(None)
-            else:
-                row, split = packet_row(value, schemas)
-                rows.append(row)
-                splits.append(split)
-            errors.append(None)
-        except PacketError as error:
-            rows.append(None)
-            splits.append(None)
-            errors.append(str(error))
-    return Decoded(alert_table(rows, errors), splits, compact)
+    compact = np.array([_is_compact(v) for v in values], bool)
+    table, splits = decode_split(values, schemas, _message_row)
+    return Decoded(table, splits, compact)
+
+
+def _is_compact(value: bytes | None) -> bool:
+    return value is not None and value[:1] in (b"{", b" ", b"\n")
+
+
+def _message_row(value: bytes | None, schemas: Schemas) -> tuple:
+    """The row of one message value, and its packet's ``(schema, body)`` (None for a
+    compact alert)."""
+    if value is None:
+        raise PacketError("the message has no value (a tombstone?)")
+    if _is_compact(value):
+        return compact_row(value), None
+    return packet_row(value, schemas)
 
 
 def compact_row(value: bytes) -> tuple:

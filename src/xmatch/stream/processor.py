@@ -258,6 +258,7 @@ class StreamProcessor:
         objects = json_objects(table, annotations) \
             if config.annotation_topic or decoded.compact.any() else None
         errors = decoded.alerts.column("error").to_pylist()
+        identifiers = table.column("alert_id").to_pylist()
         out, row = [], 0
         for number, message in enumerate(messages):
             if not usable[number]:
@@ -265,7 +266,7 @@ class StreamProcessor:
                              [(ERROR_HEADER, errors[number].encode())])])
                 continue
             alert = objects[row] if objects is not None else None
-            identifier = table.column("alert_id")[row].as_py()
+            identifier = identifiers[row]
             key = message.key() if identifier is None else str(identifier).encode()
             if decoded.compact[number]:
                 value = compact_json(alert)
