@@ -18,7 +18,8 @@ from xmatch.store.catalog import Catalog, open_catalog, read_properties
 from xmatch.store.data_dir import DataDirectory
 from xmatch.store.writer import LoadOptions, build_catalog
 
-DEFAULT_CATALOGS = ("gaia_dr3", "hipparcos2", "gcvs", "glade_gw170817")
+DEFAULT_CATALOGS = ("gaia_dr3", "hipparcos2", "gcvs", "glade_gw170817", "fermi_4fgl",
+                    "fermi_4lac")
 ID_UCD = "meta.id;meta.main"
 #: The note of a spec derived from a table's columns.
 DERIVED_NOTE = "spec derived from the table's columns (no spec given)"
@@ -121,7 +122,8 @@ def load_catalog(name: str | None = None, sources: list[str] | None = None, *,
     else:
         if not spec.default_source:
             raise SpecError(f"spec '{spec.name}' has no default_source: give input files")
-        sources = [spec.default_source]
+        sources = (list(spec.default_source) if isinstance(spec.default_source, list | tuple)
+                   else [spec.default_source])
         loader_name = loader or spec.loader or "table"
     sources = [_resolve_source(s) for s in sources]
     try:

@@ -19,7 +19,7 @@ from xmatch.errors import SpecError
 BUNDLED_PACKAGE = "xmatch.catalogs"
 
 _TOP_KEYS = {"name", "title", "description", "loader", "default_source", "file_loader",
-             "columns", "match", "partitioning", "provenance", "loader_options"}
+             "columns", "match", "partitioning", "provenance", "loader_options", "context"}
 _COLUMN_KEYS = {"id", "ra", "dec", "epoch_jyear", "epoch_column", "pmra", "pmdec", "parallax",
                 "radial_velocity", "keep", "key", "optional", "positional_error",
                 "strip_whitespace", "distance"}
@@ -65,8 +65,10 @@ class CatalogSpec:
     coverage_dec_max_deg: float = 90.0
     loader: str | None = None
     file_loader: str | None = None
-    default_source: str | None = None
+    default_source: str | list | None = None  # one source, or a list of them
     loader_options: dict = field(default_factory=dict)
+    # The [context] table as written (what the catalog is for; see xmatch.context.roles).
+    context: dict = field(default_factory=dict)
     threshold_rows: int = 1_000_000
     highest_order: int = 10
     lowest_order: int = 0
@@ -89,6 +91,7 @@ class CatalogSpec:
                "give columns.epoch_jyear or columns.epoch_column, not both")
         _check((self.pmra is None) == (self.pmdec is None),
                "columns.pmra and columns.pmdec go together")
+        self.context_roles  # noqa: B018 (parsing it checks it)
         unknown_key = set(self.key) - set(self.source_columns(include_keep=True))
         _check(self.keep is None or not unknown_key,
                f"columns.key names columns that are not kept: {sorted(unknown_key)}")
@@ -102,9 +105,16 @@ class CatalogSpec:
                  "positional_error": self.positional_error, "distance": self.distance}
         return {role: col for role, col in roles.items() if col is not None}
 
+    @property
+    def context_roles(self):
+        """The parsed ``[context]`` table (:class:`xmatch.context.roles.ContextRoles`)."""
+        from xmatch.context.roles import ContextRoles
+
+        return ContextRoles.parse(self.context)
+
     def source_columns(self, include_keep: bool = True) -> list[str]:
         """Columns read from a source, roles first, without repeats."""
-        names = list(self.role_columns.values())
+        names = list(self.role_columns.values()) + self.context_roles.columns
         if include_keep and self.keep:
             names += list(self.keep)
         return list(dict.fromkeys(names))
@@ -191,6 +201,7 @@ def parse_spec(text: str, where: str = "<spec>") -> CatalogSpec:
     fields = {k: data[k] for k in ("name", "title", "description", "loader", "default_source",
                                    "file_loader") if k in data}
     fields["loader_options"] = data.get("loader_options", {})
+    fields["context"] = data.get("context", {})
     fields.update(columns)
     fields.update(match)
     fields.update(partitioning)

@@ -43,7 +43,8 @@ def test_help_lists_every_command_and_each_has_help_with_examples(capsys):
 def test_specs_names_are_aligned_apart(capsys):
     out = xmatch(capsys, "specs")[1]
     lines = out.splitlines()
-    assert [line.split()[0] for line in lines] == ["gaia_dr3", "gcvs", "glade_gw170817",
+    assert [line.split()[0] for line in lines] == ["fermi_4fgl", "fermi_4lac", "gaia_dr3",
+                                                   "gcvs", "glade_gw170817",
                                                    "hipparcos2", "ps1_dr2"]
     assert "glade_gw170817  GLADE galaxies" in out  # two spaces after the longest name
     widths = {line.index(line.split()[1]) for line in lines}

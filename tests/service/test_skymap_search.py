@@ -238,7 +238,7 @@ def test_bad_skymap_requests_get_precise_statuses(client, maps, tmp_path):
     invalid = grpc.StatusCode.INVALID_ARGUMENT
     cases = [
         (dict(skymap=region(fits=good), ranges29=[0, 4]), invalid,
-         "give one region: ranges29, skymap or polygon, not ranges29 and skymap"),
+         "give one region: ranges29, skymap, polygon or ellipse, not ranges29 and skymap"),
         (dict(skymap=region()), invalid, "skymap.fits is empty"),
         (dict(skymap=region(fits=b"not a sky map")), invalid,
          "skymap.fits is not a readable FITS file"),

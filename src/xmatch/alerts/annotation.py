@@ -44,7 +44,7 @@ from xmatch.index import POSITION_ANGLE_COLUMN, QUERY_COLUMN, RANK_COLUMN, SEPAR
 
 #: Version of the annotation record; a change that is not backward compatible bumps the
 #: major number.
-ANNOTATION_VERSION = "2.0"
+ANNOTATION_VERSION = "2.1"
 METADATA_KEY = b"xmatch.annotation"
 ALERT_COLUMNS = ("alert_id", "object_id", "survey", "ra_deg", "dec_deg", "mjd_tai", "band",
                  "mag", "error")
@@ -90,6 +90,38 @@ AVRO_ANNOTATION = {
                 {"name": "matches", "type": {"type": "array", "items": "Counterpart"},
                  "default": []},
             ]}}},
+        {"name": "context", "type": ["null", {
+            "type": "record", "name": "Context",
+            "doc": "The alert's context and class (docs/context.md); null when not asked for",
+            "fields": [
+                {"name": "class", "type": "string"},
+                {"name": "reason", "type": ["null", "string"], "default": None},
+                {"name": "evidence", "type": ["null", {
+                    "type": "record", "name": "Evidence", "fields": [
+                        {"name": "layer", "type": "string"},
+                        {"name": "catalog", "type": "string"},
+                        {"name": "id", "type": ["null", "string"]},
+                        {"name": "separation_arcsec", "type": "double"},
+                        {"name": "distance", "type": "double"},
+                    ]}], "default": None},
+                {"name": "layers", "type": {"type": "array", "items": {
+                    "type": "record", "name": "ContextLayer", "fields": [
+                        {"name": "layer", "type": "string"},
+                        {"name": "kind", "type": "string"},
+                        {"name": "catalog", "type": "string"},
+                        {"name": "state", "type": "MatchState"},
+                        {"name": "failure", "type": ["null", "string"], "default": None},
+                        {"name": "count", "type": ["null", "int"], "default": None},
+                        {"name": "nearest", "type": ["null", {
+                            "type": "record", "name": "ContextCandidate", "fields": [
+                                {"name": "id", "type": ["null", "string"]},
+                                {"name": "separation_arcsec", "type": "double"},
+                                {"name": "distance", "type": "double"},
+                                {"name": "columns", "type": {"type": "map", "values": [
+                                    "null", "boolean", "long", "double", "string"]}},
+                            ]}], "default": None},
+                    ]}}},
+            ]}], "default": None},
     ],
 }
 
@@ -125,13 +157,17 @@ class Target:
 
 def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.Table],
                      all_matches: bool, failures: dict[str, np.ndarray] | None = None,
-                     outside: dict[str, np.ndarray] | None = None) -> pa.Table:
+                     outside: dict[str, np.ndarray] | None = None,
+                     context: pa.Table | None = None, context_layers: list | None = None
+                     ) -> pa.Table:
     """The annotation of ``alerts`` (rows of ALERT_SCHEMA) from one left join per target
     over the alerts without an error (``query_index`` counting those alerts).
 
     ``failures``: for a target that could not answer every usable alert, why not (an
     object array over the usable alerts, None where it answered). ``outside``: for a target
-    with a coverage, the usable alerts outside it (a boolean array)."""
+    with a coverage, the usable alerts outside it (a boolean array). ``context``: the
+    ``context_`` columns of the usable alerts, and ``context_layers`` (name, kind, catalog)
+    of its layers."""
     n = alerts.num_rows
     usable = pc.is_null(alerts.column("error")).to_numpy(zero_copy_only=False)
     slot = np.full(n, -1, np.int64)          # alert -> its position among the usable
@@ -147,9 +183,30 @@ def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.T
             away[usable] = outside[target.name]
         columns.update(_catalog_columns(target, table, slot, usable, failure, away,
                                         all_matches))
-    metadata = {METADATA_KEY: json.dumps(
-        {"version": ANNOTATION_VERSION, "catalogs": [asdict(t) for t in targets]})}
+    info = {"version": ANNOTATION_VERSION, "catalogs": [asdict(t) for t in targets]}
+    if context is not None:
+        columns.update(_context_columns(context, slot, alert_errors))
+        info["context_layers"] = [list(layer) for layer in context_layers]
+    metadata = {METADATA_KEY: json.dumps(info)}
     return pa.table(columns).replace_schema_metadata(metadata)
+
+
+def _context_columns(context: pa.Table, slot: np.ndarray, alert_errors: np.ndarray) -> dict:
+    """The context columns of the usable alerts spread over every alert: an alert that
+    could not be read has every layer failed (with its error) and the class unclear."""
+    indices = pa.array(slot, pa.int64(), mask=slot < 0)
+    unread = pa.array(slot < 0)
+    out = {}
+    for name in context.column_names:
+        column = context.column(name).take(indices)
+        if name.endswith("_state"):
+            column = pc.if_else(unread, pa.scalar(FAILED), column)
+        elif name.endswith("_failure") or name == "context_class_reason":
+            column = pc.if_else(unread, pa.array(alert_errors, pa.string()), column)
+        elif name == "context_class":
+            column = pc.if_else(unread, pa.scalar("unclear"), column)
+        out[name] = column
+    return out
 
 
 def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: np.ndarray,
@@ -194,6 +251,7 @@ def annotation_info(table: pa.Table) -> dict:
         raise InputError("the table carries no xmatch.annotation metadata")
     info = json.loads(metadata[METADATA_KEY])
     info["catalogs"] = [Target(**t) for t in info["catalogs"]]
+    info.setdefault("context_layers", None)
     return info
 
 
@@ -212,6 +270,8 @@ def annotation_records(table: pa.Table) -> list[dict]:
                          matches))
     errors = table.column("error").to_pylist()
     times = finite_floats(table.column("mjd_tai"))
+    contexts = (_context_records(table, info["context_layers"])
+                if info["context_layers"] is not None else [None] * table.num_rows)
     records = []
     for row in range(table.num_rows):
         record = []
@@ -224,7 +284,45 @@ def annotation_records(table: pa.Table) -> list[dict]:
                 "matches": [_counterpart(target, m) for m in matches[row] or ()]
                 if matches is not None else []})
         records.append({"schema_version": info["version"], "error": errors[row],
-                        "mjd_tai": times[row], "catalogs": record})
+                        "mjd_tai": times[row], "catalogs": record, "context": contexts[row]})
+    return records
+
+
+def _context_records(table: pa.Table, layers: list) -> list[dict]:
+    """The ``context`` record (:data:`AVRO_ANNOTATION`) of each alert of an annotation
+    table with context columns."""
+    from xmatch.context.engine import EXTRA_COLUMNS
+
+    def values(name):
+        return table.column("context_" + name).to_pylist()
+
+    per_layer = []
+    for name, kind, catalog in layers:
+        fields = {c: values(f"{name}_{c}") for c in ("state", "failure", "count", "id",
+                                                     SEPARATION_COLUMN, "distance")}
+        extra = {c: values(f"{name}_{c}") for c in EXTRA_COLUMNS[kind]}
+        per_layer.append((name, kind, catalog, fields, extra))
+    klass, reason = values("class"), values("class_reason")
+    evidence = {c: values(f"class_{c}") for c in ("layer", "catalog", "id",
+                                                   SEPARATION_COLUMN, "distance")}
+    records = []
+    for row in range(table.num_rows):
+        layer_records = []
+        for name, kind, catalog, fields, extra in per_layer:
+            nearest = None
+            if fields[SEPARATION_COLUMN][row] is not None:
+                nearest = {"id": fields["id"][row],
+                           "separation_arcsec": fields[SEPARATION_COLUMN][row],
+                           "distance": fields["distance"][row],
+                           "columns": {c: _plain(v[row]) for c, v in extra.items()}}
+            layer_records.append({"layer": name, "kind": kind, "catalog": catalog,
+                                  "state": fields["state"][row],
+                                  "failure": fields["failure"][row],
+                                  "count": fields["count"][row], "nearest": nearest})
+        decided = evidence["layer"][row] is not None and evidence["id"][row] is not None
+        records.append({"class": klass[row], "reason": reason[row], "layers": layer_records,
+                        "evidence": {c: evidence[c][row] for c in evidence} if decided
+                        else None})
     return records
 
 

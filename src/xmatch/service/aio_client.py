@@ -28,8 +28,10 @@ from xmatch.service.client import (
     BATCH_SIZE,
     DEFAULT_TIMEOUT,
     CrossmatchStream,
+    astropy_table,
     channel_options,
     cone_request,
+    context_request,
     description_dict,
     region_request,
     region_table,
@@ -150,12 +152,19 @@ class AsyncClient:
             ra, dec, radius_arcsec, time, observatory, catalog, scale, limit))
         return rows_table([ipc_to_table(answer.arrow_ipc)], answer.rows_found, arrow)
 
+    async def context(self, ra, dec=None, *, time=None, scale: str = "utc",
+                      arrow: bool = False):
+        answer = await self._call("Context", context_request(ra, dec, time, scale))
+        table = ipc_to_table(answer.arrow_ipc)
+        return table if arrow else astropy_table(table)
+
     async def annotate(self, alerts, *, catalogs=None, radius_arcsec=None,
                        all_matches: bool = False, schemas: dict[int, str] | None = None,
-                       observatory: str | None = None, batch_size: int = BATCH_ALERTS,
-                       window: int = WINDOW,
+                       observatory: str | None = None, context: bool = False,
+                       batch_size: int = BATCH_ALERTS, window: int = WINDOW,
                        retries: int = RETRIES) -> AsyncIterator[AnnotatedBatch]:
-        options = annotate_options(catalogs, radius_arcsec, all_matches, schemas, observatory)
+        options = annotate_options(catalogs, radius_arcsec, all_matches, schemas, observatory,
+                                   context)
         stream = _AsyncAnnotateStream(self._stub, options, alert_batches(alerts, batch_size),
                                       window, retries, self.address)
         async for batch in stream:

@@ -67,8 +67,10 @@ class AnnotateService:
                 columns=target.columns))
             match["coverage"] = coverage_of(description.coverage_moc)
             matching.append(match)
+        if options.context:
+            self.context_engine.check()
         return {"targets": targets, "matching": matching, "all_matches": options.all_matches,
-                "schemas": Schemas(dict(options.avro_schemas))}
+                "schemas": Schemas(dict(options.avro_schemas)), "context": options.context}
 
     async def _annotate_batch(self, options: dict, batch, context) -> xmatch_pb2.AnnotateResponse:
         kind = batch.WhichOneof("alerts")
@@ -107,14 +109,23 @@ class AnnotateService:
             return await self._match_table(match, batch.batch_id, ra, dec, match["radius"],
                                            epoch, context), None
 
-        results = await asyncio.gather(*(catalog_table(m) for m in options["matching"]))
+        async def no_context():
+            return None
+
+        context_of = (self._context_columns(ra, dec, times.to_numpy(zero_copy_only=False))
+                      if options["context"] else no_context())
+        results, context_columns = await asyncio.gather(
+            asyncio.gather(*(catalog_table(m) for m in options["matching"])), context_of)
         failures = {target.name: reasons for target, (_, reasons) in
                     zip(options["targets"], results, strict=True) if reasons is not None}
         outside = {target.name: ~match["coverage"].contains(ra, dec)
                    for target, match in zip(options["targets"], options["matching"],
                                             strict=True) if match.get("coverage")}
+        layers = [(layer.name, layer.kind, layer.catalog)
+                  for layer in self.context_engine.config.layers] if options["context"] else None
         table = annotation_table(alerts, options["targets"], [t for t, _ in results],
-                                 options["all_matches"], failures, outside)
+                                 options["all_matches"], failures, outside, context_columns,
+                                 layers)
         return xmatch_pb2.AnnotateResponse(
             batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), alerts=alerts.num_rows,
             errors=alerts.num_rows - found.num_rows)

@@ -54,16 +54,19 @@ class AnnotatedBatch:
 
 
 def annotate_options(catalogs, radius_arcsec, all_matches: bool, schemas,
-                     observatory: str | None = None) -> xmatch_pb2.AnnotateOptions:
+                     observatory: str | None = None, context: bool = False
+                     ) -> xmatch_pb2.AnnotateOptions:
     """The stream's options. ``radius_arcsec``: one radius for every catalog, or by catalog
     name; arcsec or angle Quantities. ``schemas``: JSON text of Confluent schemas by id.
-    ``observatory``: MPC site of alerts without a known survey (for ``sso``)."""
+    ``observatory``: MPC site of alerts without a known survey (for ``sso``). ``context``:
+    add each alert's context (docs/context.md)."""
     if isinstance(catalogs, str):
         catalogs = [catalogs]
     options = xmatch_pb2.AnnotateOptions(catalogs=list(catalogs or []),
                                          all_matches=all_matches,
                                          avro_schemas=dict(schemas or {}),
-                                         observatory=observatory or "")
+                                         observatory=observatory or "",
+                                         context=bool(context))
     if radius_arcsec is not None:
         if not isinstance(radius_arcsec, dict):
             if not catalogs:

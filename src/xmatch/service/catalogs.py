@@ -29,6 +29,7 @@ class ServedCatalog:
     summary: xmatch_pb2.CatalogSummary
     description: xmatch_pb2.CatalogDescription
     night: object = None  # the Night of a nightly solar-system ephemeris cache
+    spec: object = None   # the catalog's spec (its context roles)
 
     @classmethod
     def from_catalog(cls, catalog, slices: dict[str, list] | None = None) -> ServedCatalog:
@@ -46,7 +47,7 @@ class ServedCatalog:
         log.info("serving %s: %d rows in %d slice(s) indexed in %.2f s", catalog.name,
                  sum(len(index) for index in indexes.values()), len(indexes),
                  time.perf_counter() - started)
-        return cls(catalog.name, indexes, summary, description, night_of(catalog))
+        return cls(catalog.name, indexes, summary, description, night_of(catalog), catalog.spec)
 
     @property
     def index(self):

@@ -18,6 +18,7 @@ import time as _time
 from collections.abc import Iterator
 
 import grpc
+import numpy as np
 import pyarrow as pa
 
 from xmatch.errors import InputError
@@ -33,9 +34,9 @@ from xmatch.service.annotate_stream import (
     alert_batches,
     annotate_options,
 )
-from xmatch.service.codec import client_error, ipc_to_table
+from xmatch.service.codec import client_error, ellipse_message, ipc_to_table
 from xmatch.sky import coords
-from xmatch.sky.regions import Cone, Moc, Polygon, SkyMapRegion
+from xmatch.sky.regions import Cone, Ellipse, Moc, Polygon, SkyMapRegion
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
 PROTO_MODES = {"nearest": xmatch_pb2.MATCH_MODE_NEAREST, "k": xmatch_pb2.MATCH_MODE_K_NEAREST,
@@ -183,9 +184,19 @@ class Client:
                                                         observatory, catalog, scale, limit))
         return rows_table([ipc_to_table(answer.arrow_ipc)], answer.rows_found, arrow)
 
+    def context(self, ra, dec=None, *, time=None, scale: str = "utc", arrow: bool = False):
+        """What is known at positions (any form :mod:`xmatch.sky.coords` reads), without an
+        alert: one row per position with each context layer's state and nearest candidate,
+        and the class with its evidence (docs/context.md). ``time`` (an astropy ``Time``,
+        ISO string or MJD in ``scale``; one, or one per position) moves bright stars with
+        proper motions to it."""
+        answer = self._call("Context", context_request(ra, dec, time, scale))
+        table = ipc_to_table(answer.arrow_ipc)
+        return table if arrow else astropy_table(table)
+
     def annotate(self, alerts, *, catalogs=None, radius_arcsec=None, all_matches: bool = False,
                  schemas: dict[int, str] | None = None, observatory: str | None = None,
-                 batch_size: int = BATCH_ALERTS, window: int = WINDOW,
+                 context: bool = False, batch_size: int = BATCH_ALERTS, window: int = WINDOW,
                  retries: int = RETRIES) -> Iterator[AnnotatedBatch]:
         """Annotate alerts with their counterparts in ``catalogs`` (default: all served).
 
@@ -201,9 +212,11 @@ class Client:
         (at most ``window`` batches ahead); on UNAVAILABLE the stream is reopened up to
         ``retries`` times in a row and unanswered batches are sent again. Inputs that
         cannot be read raise :class:`~xmatch.errors.LoadError` naming the file (and tar
-        member); a packet that cannot be decoded gets a row with its ``error``.
+        member); a packet that cannot be decoded gets a row with its ``error``. ``context``:
+        add each alert's context and class (``context_*`` columns; docs/context.md).
         """
-        options = annotate_options(catalogs, radius_arcsec, all_matches, schemas, observatory)
+        options = annotate_options(catalogs, radius_arcsec, all_matches, schemas, observatory,
+                                   context)
         batches = alert_batches(alerts, batch_size)
         return iter(AnnotateStream(self._stub, options, batches, window, retries,
                                    self.address))
@@ -258,10 +271,12 @@ def region_request(catalog: str, region, columns, limit, epoch, rank_by):
     if isinstance(region, Polygon):
         request.polygon.ra_deg.extend(region.ra_deg)
         request.polygon.dec_deg.extend(region.dec_deg)
+    elif isinstance(region, Ellipse):
+        ellipse_message(request.ellipse, region)
     elif isinstance(region, Moc):
         request.ranges29.extend(region.ranges.ravel())
     else:
-        raise InputError(f"a region is a Cone, Polygon, Moc or SkyMapRegion, not "
+        raise InputError(f"a region is a Cone, Polygon, Ellipse, Moc or SkyMapRegion, not "
                          f"{type(region).__name__}")
     return request
 
@@ -277,6 +292,16 @@ def skymap_request(catalog, skymap, level, columns, limit, rank_by):
         catalog=catalog, columns=column_list(columns), limit=check_limit(limit),
         skymap=xmatch_pb2.SkyMapRegion(fits=data, credible_level=check_level(level),
                                        rank_by=rank_by or ""))
+
+
+def context_request(ra, dec, time, scale) -> xmatch_pb2.ContextRequest:
+    from xmatch.timescales import to_time
+
+    ra_deg, dec_deg, _ = coords.positions(ra, dec)
+    request = xmatch_pb2.ContextRequest(ra_deg=ra_deg, dec_deg=dec_deg)
+    if time is not None:
+        request.mjd_tai.extend(np.atleast_1d(to_time(time, scale).tai.mjd).astype(float))
+    return request
 
 
 def sso_cone_request(ra, dec, radius_arcsec, time, observatory, catalog, scale, limit):
@@ -307,7 +332,7 @@ def sso_cone_request(ra, dec, radius_arcsec, time, observatory, catalog, scale, 
 def rows_table(tables, rows_found: int, arrow: bool):
     """The answer of a search: its batches as one table, marked with the rows found."""
     table = with_rows_found(pa.concat_tables(list(tables)), rows_found)
-    return table if arrow else _astropy(table)
+    return table if arrow else astropy_table(table)
 
 
 def region_table(answers, arrow: bool):
@@ -319,7 +344,7 @@ def region_table(answers, arrow: bool):
     return rows_table(tables, found or 0, arrow)
 
 
-def _astropy(table):
+def astropy_table(table):
     from xmatch.io.tables import to_astropy
 
     return to_astropy(table)
@@ -366,7 +391,7 @@ class CrossmatchStream:
 
     def result(self, arrow: bool):
         table = pa.concat_tables(self.pieces)
-        return table if arrow else _astropy(table)
+        return table if arrow else astropy_table(table)
 
 
 def summary_dict(summary) -> dict:

@@ -124,3 +124,11 @@ def client_error(error: grpc.RpcError, address: str) -> XmatchError:
         return ServiceError(code, f"no answer from {address} within the client's timeout; "
                                   "raise it (Client(timeout=...)) for long requests")
     return ServiceError(code, details)
+
+
+def ellipse_message(message, ellipse) -> None:
+    """Fill an ``EllipseRegion`` message from a :class:`xmatch.sky.regions.Ellipse`."""
+    message.ra_deg, message.dec_deg = ellipse.ra_deg, ellipse.dec_deg
+    message.semi_major_arcsec = ellipse.semi_major_arcsec
+    message.semi_minor_arcsec = ellipse.semi_minor_arcsec
+    message.pa_deg = ellipse.pa_deg

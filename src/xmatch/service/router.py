@@ -21,16 +21,22 @@ import grpc
 import numpy as np
 import pyarrow as pa
 
-from xmatch.errors import InputError, LimitExceededError, ServiceError, UnavailableError
+from xmatch.errors import (
+    CatalogNotFoundError,
+    InputError,
+    LimitExceededError,
+    ServiceError,
+    UnavailableError,
+)
 from xmatch.index.results import RANK_COLUMN, merge_matches, merge_rows, with_rows_found
 from xmatch.service import validation
 from xmatch.service.catalogs import SkyMaps
-from xmatch.service.codec import ipc_to_table, table_to_ipc
+from xmatch.service.codec import ellipse_message, ipc_to_table, table_to_ipc
 from xmatch.service.plan import Plan
 from xmatch.service.routing import RoutedCatalog, ShardLink
 from xmatch.service.server import Boundary, rows_response
 from xmatch.service.validation import Limits
-from xmatch.sky.regions import Cone, Polygon, SkyMapRegion
+from xmatch.sky.regions import Cone, Ellipse, Polygon, SkyMapRegion
 from xmatch.store.paths import HEALPIX29_COLUMN
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
@@ -42,18 +48,37 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
     """Answers ``xmatch.v1.Xmatch`` by fanning requests out to the shard servers of a plan.
     Create it inside the event loop that serves it (its channels belong to that loop)."""
 
-    def __init__(self, plan: Plan, limits: Limits | None = None):
+    def __init__(self, plan: Plan, limits: Limits | None = None, context=None):
         from xmatch.store.catalog import open_catalog
         from xmatch.store.data_dir import DataDirectory
 
         self.limits = limits or Limits()
+        self.context_config = context
+        self._data = data = DataDirectory(plan.data)
         self.skymaps = SkyMaps(self.limits.skymaps_kept)
         self.links = [ShardLink(s.name, s.address, self.limits.max_message_bytes)
                       for s in plan.shards]
-        data = DataDirectory(plan.data)
         self.catalogs = {name: RoutedCatalog.from_plan(open_catalog(name, data), slices,
                                                        self.links)
                          for name, slices in plan.catalogs.items()}
+
+    def _context_catalog(self, name: str):
+        """A context layer's catalog, read whole from the store on first use (shards hold
+        slices; a halo or a galaxy reaches across them)."""
+        from xmatch.context.engine import ContextCatalog
+        from xmatch.index import SkyIndex
+        from xmatch.service.annotate import coverage_of
+        from xmatch.store.catalog import open_catalog
+        from xmatch.store.paths import ROW_ID_COLUMN
+
+        routed = self.catalogs.get(name)
+        if routed is None:
+            raise CatalogNotFoundError(f"no catalog {name!r} here; catalogs served: "
+                                       f"{', '.join(sorted(self.catalogs))}")
+        catalog = open_catalog(name, self._data)
+        return ContextCatalog(catalog.spec, catalog.spec.id or ROW_ID_COLUMN,
+                              coverage_of(routed.description.coverage_moc),
+                              lambda: SkyIndex.from_catalog(catalog))
 
     async def close(self) -> None:
         for link in self.links:
@@ -338,6 +363,9 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
         elif isinstance(region, Polygon):
             sub.polygon.ra_deg.extend(region.ra_deg)
             sub.polygon.dec_deg.extend(region.dec_deg)
+            sub.clip29.extend(clip.ravel())
+        elif isinstance(region, Ellipse):
+            ellipse_message(sub.ellipse, region)
             sub.clip29.extend(clip.ravel())
         else:
             ranges = region.cover29()

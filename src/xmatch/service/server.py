@@ -25,6 +25,7 @@ from xmatch.service import validation
 from xmatch.service.annotate import AnnotateService
 from xmatch.service.catalogs import ServedCatalog, SkyMaps
 from xmatch.service.codec import ErrorInterceptor, table_to_ipc
+from xmatch.service.context import ContextService
 from xmatch.service.validation import Limits
 from xmatch.sky.regions import Cone
 from xmatch.timescales import tdb_mjd
@@ -50,7 +51,7 @@ def rows_response(table, **fields) -> xmatch_pb2.RowsResponse:
                                    rows_found=found, **fields)
 
 
-class Boundary(AnnotateService):
+class Boundary(AnnotateService, ContextService):
     """What every server of the service (embedded, shard, router) shares: the catalog
     listing, the cross-match and annotation streams, and the checks at the boundary.
     Subclasses answer searches, and one cross-match batch with ``_crossmatch_options``
@@ -188,9 +189,10 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
     """Answers ``xmatch.v1.Xmatch`` from in-memory catalogs."""
 
     def __init__(self, catalogs: dict[str, ServedCatalog], limits: Limits | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, context=None):
         self.catalogs = dict(catalogs)
         self.limits = limits or Limits()
+        self.context_config = context
         self.skymaps = SkyMaps(self.limits.skymaps_kept)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xmatch")
         self._empty_answers: dict[tuple, xmatch_pb2.RowsResponse] = {}
@@ -204,6 +206,16 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         catalogs = {n: c for n, c in self.catalogs.items() if n not in set(removed)}
         catalogs.update(added)
         self.catalogs = catalogs  # one assignment: every call sees the old or the new set
+
+    def _context_catalog(self, name: str):
+        from xmatch.context.engine import ContextCatalog
+        from xmatch.service.annotate import coverage_of
+        from xmatch.store.paths import ROW_ID_COLUMN
+
+        served = self._catalog(name)
+        return ContextCatalog(served.spec, served.description.id_column or ROW_ID_COLUMN,
+                              coverage_of(served.description.coverage_moc),
+                              lambda: served.slice_index(""))
 
     async def _run(self, function, *args, **kwargs):
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ import numpy as np
 
 from xmatch.errors import InputError, LimitExceededError
 from xmatch.sky import coords
-from xmatch.sky.regions import Moc, Polygon, SkyMapRegion, check_ranges29
+from xmatch.sky.regions import Ellipse, Moc, Polygon, SkyMapRegion, check_ranges29
 from xmatch.timescales import check_scale
 from xmatch.v1 import xmatch_pb2
 
@@ -165,9 +165,11 @@ def region_of(request, skymaps) -> tuple:
     map's credible region (read through ``skymaps``, which keeps maps already read)."""
     given = [name for name, present in (("ranges29", len(request.ranges29) > 0),
                                         ("skymap", request.HasField("skymap")),
-                                        ("polygon", request.HasField("polygon"))) if present]
+                                        ("polygon", request.HasField("polygon")),
+                                        ("ellipse", request.HasField("ellipse"))) if present]
     if len(given) > 1:
-        raise InputError(f"give one region: ranges29, skymap or polygon, not {' and '.join(given)}")
+        raise InputError("give one region: ranges29, skymap, polygon or ellipse, not "
+                         f"{' and '.join(given)}")
     if given == ["skymap"]:
         from xmatch.sky.skymap import check_level
 
@@ -183,6 +185,10 @@ def region_of(request, skymaps) -> tuple:
             raise InputError(f"polygon: {len(polygon.ra_deg)} ra_deg but "
                              f"{len(polygon.dec_deg)} dec_deg values; they must pair up")
         return Polygon.of(np.asarray(polygon.ra_deg), np.asarray(polygon.dec_deg)), None
+    if given == ["ellipse"]:
+        wanted = request.ellipse
+        return Ellipse.of(wanted.ra_deg, wanted.dec_deg, wanted.semi_major_arcsec,
+                          wanted.semi_minor_arcsec, wanted.pa_deg), None
     ranges = np.asarray(request.ranges29, dtype=np.int64)
     if ranges.size % 2:
         raise InputError("ranges29 must hold start/stop pairs (an even count), got "

@@ -17,6 +17,7 @@ positions through this module, so a value is accepted or refused the same way ev
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -279,6 +280,24 @@ def radius_arcsec(radius) -> float:
     if _plain_number(radius) and 0.0 < radius <= MAX_RADIUS_ARCSEC:  # NaN fails
         return float(radius)
     return float(radii_arcsec(radius, 1)[0])
+
+
+def position_angle_deg(value) -> float:
+    """A position angle in degrees east of north, from a number (degrees) or an angle
+    Quantity."""
+    if _plain_number(value) and math.isfinite(value):
+        return float(value)
+    if hasattr(value, "unit") and hasattr(value, "to_value"):
+        import astropy.units as u
+
+        try:
+            degrees = float(value.to_value(u.deg))
+        except (u.UnitsError, TypeError, ValueError):
+            degrees = math.nan
+        if math.isfinite(degrees):
+            return degrees
+    raise InputError(f"position angle {_shown(value)} is not an angle; give degrees east of "
+                     "north (a number) or an angle Quantity")
 
 
 def radius_of_text(text: str) -> float:

@@ -1,12 +1,13 @@
 """Regions of the sky to search, one object per kind: :class:`Cone`, :class:`Polygon`,
-:class:`Moc` and :class:`SkyMapRegion` (the credible region of a gravitational-wave sky map).
+:class:`Ellipse`, :class:`Moc` and :class:`SkyMapRegion` (the credible region of a
+gravitational-wave sky map).
 
 Every search is two-phase (as LSDB's ``AbstractSearch``): a region names the partitions it
 may touch (:meth:`Region.partitions`, from its cover of order-29 ranges), then the rows of
 those partitions are filtered exactly. ``SkyIndex.search``, ``Catalog.search``, the
 ``Client`` and the ``Cone`` and ``RegionSearch`` RPCs all take these objects; none has a
-search of its own. A region that needs an exact test beyond its cover (a polygon; an
-ellipse next) says so with :attr:`Region.exact_cover` False and answers
+search of its own. A region that needs an exact test beyond its cover (a polygon, an
+ellipse) says so with :attr:`Region.exact_cover` False and answers
 :meth:`Region.contains`.
 """
 
@@ -152,6 +153,75 @@ class Cone(Region):
     def describe(self) -> str:
         return (f"cone of {self.radius_arcsec:g} arcsec around ({self.ra_deg:.6f}, "
                 f"{self.dec_deg:+.6f})")
+
+
+@dataclass(frozen=True)
+class Ellipse(Region):
+    """The points within an ellipse: semi-axes in arcsec, position angle of the major axis
+    in degrees east of north, defined in the azimuthal equidistant projection at its centre
+    (:mod:`xmatch.kernels.regions`), so that an ellipse with equal axes is exactly a cone.
+    Build it with :meth:`of`."""
+
+    ra_deg: float
+    dec_deg: float
+    semi_major_arcsec: float
+    semi_minor_arcsec: float
+    pa_deg: float
+    exact_cover = False
+
+    @classmethod
+    def of(cls, ra, dec=None, semi_major_arcsec=None, semi_minor_arcsec=None,
+           pa_deg=None) -> Ellipse:
+        """An ellipse from its centre (``SkyCoord``, or ra and dec in any form
+        :mod:`xmatch.sky.coords` reads), semi-axes (arcsec, or angle Quantities) and the
+        position angle of its major axis (deg east of north, or an angle Quantity)."""
+        from xmatch.index.region_index import check_shapes
+
+        if coords._is_skycoord(ra) and semi_major_arcsec is None:
+            raise InputError("an ellipse needs its semi-major axis: semi_major_arcsec=")
+        ra_deg, dec_deg, _ = coords.positions(ra, dec)
+        if len(ra_deg) != 1:
+            raise InputError(f"an ellipse has one centre, not {len(ra_deg)}")
+        if semi_major_arcsec is None or semi_minor_arcsec is None or pa_deg is None:
+            raise InputError("an ellipse needs semi_major_arcsec, semi_minor_arcsec and pa_deg "
+                             "(position angle of the major axis, deg east of north)")
+        a = coords.radius_arcsec(semi_major_arcsec)
+        b = coords.radius_arcsec(semi_minor_arcsec)
+        pa = coords.position_angle_deg(pa_deg)
+        check_shapes(a, b, pa, 1, "the")
+        return cls(float(ra_deg[0]), float(dec_deg[0]), a, b, pa)
+
+    @property
+    def _bounding_cone(self) -> Cone:
+        return Cone(self.ra_deg, self.dec_deg, self.semi_major_arcsec)
+
+    def cover29(self) -> np.ndarray:
+        return self._bounding_cone.cover29()
+
+    def partitions(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+        return self._bounding_cone.partitions(starts, stops)
+
+    def distance(self, ra_deg, dec_deg) -> np.ndarray:
+        """Normalised distance of each position: its separation from the centre divided by
+        the ellipse's radius in its direction (1 on the boundary)."""
+        from xmatch.index.region_index import region_distances
+
+        ra_deg = np.asarray(ra_deg, np.float64).reshape(-1)
+        return region_distances(self.ra_deg, self.dec_deg, self.semi_major_arcsec,
+                                self.semi_minor_arcsec, self.pa_deg, ra_deg,
+                                np.asarray(dec_deg, np.float64).reshape(-1))[0]
+
+    def contains(self, ra_deg, dec_deg) -> np.ndarray:
+        return self.distance(ra_deg, dec_deg) <= 1.0
+
+    def contains_vectors(self, xyz: np.ndarray) -> np.ndarray:
+        from xmatch.index.region_index import vector_distances
+
+        return vector_distances(self, np.ascontiguousarray(xyz))[0] <= 1.0
+
+    def describe(self) -> str:
+        return (f"ellipse of {self.semi_major_arcsec:g} x {self.semi_minor_arcsec:g} arcsec at "
+                f"PA {self.pa_deg:g} deg around ({self.ra_deg:.6f}, {self.dec_deg:+.6f})")
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ class RowsResponse(_message.Message):
     def __init__(self, arrow_ipc: _Optional[bytes] = ..., rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., rows_found: _Optional[int] = ...) -> None: ...
 
 class RegionSearchRequest(_message.Message):
-    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token", "slice", "skymap", "polygon", "clip29")
+    __slots__ = ("catalog", "ranges29", "columns", "limit", "batch_rows", "continuation_token", "slice", "skymap", "polygon", "clip29", "ellipse")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     RANGES29_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +152,7 @@ class RegionSearchRequest(_message.Message):
     SKYMAP_FIELD_NUMBER: _ClassVar[int]
     POLYGON_FIELD_NUMBER: _ClassVar[int]
     CLIP29_FIELD_NUMBER: _ClassVar[int]
+    ELLIPSE_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     ranges29: _containers.RepeatedScalarFieldContainer[int]
     columns: _containers.RepeatedScalarFieldContainer[str]
@@ -162,7 +163,22 @@ class RegionSearchRequest(_message.Message):
     skymap: SkyMapRegion
     polygon: PolygonRegion
     clip29: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., slice: _Optional[str] = ..., skymap: _Optional[_Union[SkyMapRegion, _Mapping]] = ..., polygon: _Optional[_Union[PolygonRegion, _Mapping]] = ..., clip29: _Optional[_Iterable[int]] = ...) -> None: ...
+    ellipse: EllipseRegion
+    def __init__(self, catalog: _Optional[str] = ..., ranges29: _Optional[_Iterable[int]] = ..., columns: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., batch_rows: _Optional[int] = ..., continuation_token: _Optional[str] = ..., slice: _Optional[str] = ..., skymap: _Optional[_Union[SkyMapRegion, _Mapping]] = ..., polygon: _Optional[_Union[PolygonRegion, _Mapping]] = ..., clip29: _Optional[_Iterable[int]] = ..., ellipse: _Optional[_Union[EllipseRegion, _Mapping]] = ...) -> None: ...
+
+class EllipseRegion(_message.Message):
+    __slots__ = ("ra_deg", "dec_deg", "semi_major_arcsec", "semi_minor_arcsec", "pa_deg")
+    RA_DEG_FIELD_NUMBER: _ClassVar[int]
+    DEC_DEG_FIELD_NUMBER: _ClassVar[int]
+    SEMI_MAJOR_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    SEMI_MINOR_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    PA_DEG_FIELD_NUMBER: _ClassVar[int]
+    ra_deg: float
+    dec_deg: float
+    semi_major_arcsec: float
+    semi_minor_arcsec: float
+    pa_deg: float
+    def __init__(self, ra_deg: _Optional[float] = ..., dec_deg: _Optional[float] = ..., semi_major_arcsec: _Optional[float] = ..., semi_minor_arcsec: _Optional[float] = ..., pa_deg: _Optional[float] = ...) -> None: ...
 
 class PolygonRegion(_message.Message):
     __slots__ = ("ra_deg", "dec_deg")
@@ -239,7 +255,7 @@ class CrossmatchResponse(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ..., arrow_ipc: _Optional[bytes] = ..., queries: _Optional[int] = ..., matches: _Optional[int] = ...) -> None: ...
 
 class AnnotateOptions(_message.Message):
-    __slots__ = ("catalogs", "radius_arcsec", "all_matches", "avro_schemas", "observatory")
+    __slots__ = ("catalogs", "radius_arcsec", "all_matches", "avro_schemas", "observatory", "context")
     class RadiusArcsecEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -259,12 +275,32 @@ class AnnotateOptions(_message.Message):
     ALL_MATCHES_FIELD_NUMBER: _ClassVar[int]
     AVRO_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
     OBSERVATORY_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     catalogs: _containers.RepeatedScalarFieldContainer[str]
     radius_arcsec: _containers.ScalarMap[str, float]
     all_matches: bool
     avro_schemas: _containers.ScalarMap[int, str]
     observatory: str
-    def __init__(self, catalogs: _Optional[_Iterable[str]] = ..., radius_arcsec: _Optional[_Mapping[str, float]] = ..., all_matches: _Optional[bool] = ..., avro_schemas: _Optional[_Mapping[int, str]] = ..., observatory: _Optional[str] = ...) -> None: ...
+    context: bool
+    def __init__(self, catalogs: _Optional[_Iterable[str]] = ..., radius_arcsec: _Optional[_Mapping[str, float]] = ..., all_matches: _Optional[bool] = ..., avro_schemas: _Optional[_Mapping[int, str]] = ..., observatory: _Optional[str] = ..., context: _Optional[bool] = ...) -> None: ...
+
+class ContextRequest(_message.Message):
+    __slots__ = ("ra_deg", "dec_deg", "mjd_tai")
+    RA_DEG_FIELD_NUMBER: _ClassVar[int]
+    DEC_DEG_FIELD_NUMBER: _ClassVar[int]
+    MJD_TAI_FIELD_NUMBER: _ClassVar[int]
+    ra_deg: _containers.RepeatedScalarFieldContainer[float]
+    dec_deg: _containers.RepeatedScalarFieldContainer[float]
+    mjd_tai: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, ra_deg: _Optional[_Iterable[float]] = ..., dec_deg: _Optional[_Iterable[float]] = ..., mjd_tai: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ContextResponse(_message.Message):
+    __slots__ = ("arrow_ipc", "positions")
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    arrow_ipc: bytes
+    positions: int
+    def __init__(self, arrow_ipc: _Optional[bytes] = ..., positions: _Optional[int] = ...) -> None: ...
 
 class AlertBatch(_message.Message):
     __slots__ = ("batch_id", "compact_ipc", "packets")

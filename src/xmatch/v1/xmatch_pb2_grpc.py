@@ -69,6 +69,11 @@ class XmatchStub:
                 request_serializer=xmatch_dot_v1_dot_xmatch__pb2.SsoConeRequest.SerializeToString,
                 response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.RowsResponse.FromString,
                 _registered_method=True)
+        self.Context = channel.unary_unary(
+                '/xmatch.v1.Xmatch/Context',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.ContextRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.ContextResponse.FromString,
+                _registered_method=True)
 
 
 class XmatchServicer:
@@ -130,6 +135,15 @@ class XmatchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Context(self, request, context):
+        """What is known at positions, without an alert: each context layer's candidates (bright
+        stars whose halo covers it, variable stars, AGN, host galaxies by directional light
+        radius, error regions containing it) and one class with its evidence (docs/context.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_XmatchServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -167,6 +181,11 @@ def add_XmatchServicer_to_server(servicer, server):
                     servicer.SsoCone,
                     request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.SsoConeRequest.FromString,
                     response_serializer=xmatch_dot_v1_dot_xmatch__pb2.RowsResponse.SerializeToString,
+            ),
+            'Context': grpc.unary_unary_rpc_method_handler(
+                    servicer.Context,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.ContextRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.ContextResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +377,33 @@ class Xmatch:
             '/xmatch.v1.Xmatch/SsoCone',
             xmatch_dot_v1_dot_xmatch__pb2.SsoConeRequest.SerializeToString,
             xmatch_dot_v1_dot_xmatch__pb2.RowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Context(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmatch.v1.Xmatch/Context',
+            xmatch_dot_v1_dot_xmatch__pb2.ContextRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.ContextResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,444 @@
+"""Context of positions: each layer's candidates (rows of a catalog whose region, halo or
+galaxy reaches the position), their states, and the class the rules give.
+
+Every layer turns its catalog's rows into regions (:class:`~xmatch.index.RegionIndex`) and
+asks which reach each position:
+
+* ``bright_star``: a circle of the halo radius r(m) around each star (at the positions'
+  epoch, with proper motions); the distance is the separation in units of r;
+* ``variable_star``, ``agn``: a circle of ``radius_arcsec``; distance = separation / radius;
+* ``host_galaxy``: the galaxy's ellipse out to ``max_dlr`` directional light radii; the
+  distance is in DLR. A galaxy with a major axis but no minor axis or position angle is a
+  circle of its semi-major axis; one without a size, a circle of ``fixed_radius_kpc`` at its
+  distance (distance then in units of that radius);
+* ``error_region``: each row's own circle or ellipse out to ``reach``; distance in region
+  units, and in Gaussian sigma where the catalog gives the region's confidence level.
+
+Candidates of a position come closest first (in that distance). The class is the first rule
+that holds; otherwise ``orphan`` when every layer answered "no match", else ``unclear``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from xmatch.context.config import KINDS, ORPHAN, UNCLEAR, ContextConfig, Layer
+from xmatch.errors import CatalogNotFoundError, InputError
+from xmatch.index.region_index import DISTANCE_COLUMN, ROW_COLUMN, RegionIndex
+from xmatch.index.results import QUERY_COLUMN, SEPARATION_COLUMN
+from xmatch.sky import coords
+
+log = logging.getLogger("xmatch.context")
+
+MATCHED, NO_MATCH, OUTSIDE_COVERAGE, FAILED = "matched", "no_match", "outside_coverage", "failed"
+ID_COLUMN = "id"
+#: Extra per-candidate columns of each kind (beyond id, distance and separation).
+EXTRA_COLUMNS = {
+    "bright_star": {"mag": pa.float64(), "halo_radius_arcsec": pa.float64()},
+    "variable_star": {"type": pa.string()},
+    "agn": {"type": pa.string()},
+    "host_galaxy": {"offset_kpc": pa.float64(), "distance_mpc": pa.float64(),
+                    "distance_source": pa.string(), "shape": pa.string()},
+    "error_region": {"sigma": pa.float64()},
+}
+#: Epochs of bright-star positions are rounded to this (years): stars move less than a
+#: halo's width in that time, and each epoch builds its own index.
+EPOCH_STEP_JYEAR = 0.5
+
+
+@dataclass(frozen=True)
+class LayerIndex:
+    """A layer's regions, with the id and extra fields of each (one row per region)."""
+
+    layer: Layer
+    regions: RegionIndex
+    fields: pa.Table          # id and the kind's extra columns, one row per region
+    unplaced: int             # catalog rows that could not be made a region (and why)
+    unplaced_reason: str = ""
+
+
+def _float_column(table: pa.Table, name: str) -> np.ndarray:
+    column = table.column(name)
+    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        raise InputError(f"column {name} holds {column.type}, not numbers")
+    return np.asarray(column.to_numpy(zero_copy_only=False), np.float64)  # nulls: NaN
+
+
+def _strings(column) -> pa.Array:
+    return pc.cast(column, pa.string()).combine_chunks() if isinstance(
+        column, pa.ChunkedArray) else pc.cast(column, pa.string())
+
+
+def build_layer(layer: Layer, index, spec, id_column: str, epoch_jyear: float | None
+                ) -> LayerIndex:
+    """The regions of ``layer`` from a catalog's :class:`~xmatch.index.SkyIndex` (every
+    row and column) and its spec's context roles."""
+    from xmatch.context.cosmology import angular_diameter_distance_mpc
+
+    check_layer(layer, spec)
+    roles = spec.context_roles
+    table = index.table
+    ra, dec = positions_at(index, epoch_jyear if layer.kind == "bright_star" else None)
+    keep = np.ones(len(ra), bool)
+    a = b = pa_deg = None
+    reach = 1.0
+    extra: dict[str, np.ndarray | pa.Array] = {}
+    reason = ""
+    if layer.kind == "bright_star":
+        mag = _float_column(table, roles.magnitudes[layer.band])
+        keep = np.isfinite(mag) & (mag <= layer.max_mag)
+        reason = f"no {layer.band} magnitude" + (
+            f" or fainter than {layer.max_mag:g}" if math.isfinite(layer.max_mag) else "")
+        a = layer.halo_radius_arcsec(np.where(keep, mag, 99.0))
+        extra = {"mag": mag, "halo_radius_arcsec": a}
+    elif layer.kind in ("variable_star", "agn"):
+        a = np.full(len(ra), layer.radius_arcsec)
+        extra = {"type": (_strings(table.column(roles.object_type)) if roles.object_type
+                          else pa.nulls(len(ra), pa.string()))}
+    elif layer.kind == "error_region":
+        axes = roles.error_region
+        a = _float_column(table, axes.semi_major) * axes.arcsec_per_unit
+        if axes.semi_minor or axes.axis_ratio:
+            b = (_float_column(table, axes.semi_minor) * axes.arcsec_per_unit
+                 if axes.semi_minor else a * _float_column(table, axes.axis_ratio))
+            pa_deg = _float_column(table, axes.position_angle)
+        keep = np.isfinite(a) & (a > 0)
+        if b is not None:
+            keep &= np.isfinite(b) & (b > 0) & np.isfinite(pa_deg)
+            b = np.minimum(b, a)
+        reason = "no usable error region"
+        reach = layer.reach
+        sigma = roles.sigma_per_unit
+        extra = {"sigma": np.full(len(ra), np.nan if sigma is None else sigma)}
+    else:  # host_galaxy
+        a, b, pa_deg, shape = _galaxy_shapes(table, roles)
+        distance_mpc, source = _galaxy_distances(table, roles)
+        d_a = angular_diameter_distance_mpc(distance_mpc, source)
+        fixed = ~np.isfinite(a)
+        if layer.fixed_radius_kpc is not None:
+            radius = np.degrees(layer.fixed_radius_kpc / 1000.0 / d_a) * 3600.0
+            use = fixed & np.isfinite(radius) & (radius > 0)
+            a = np.where(use, radius, a)
+            b = np.where(use, radius, b)
+            pa_deg = np.where(use, 0.0, pa_deg)
+            shape = np.where(use, "fixed_kpc", shape)
+        keep = np.isfinite(a) & (a > 0)
+        reason = ("no size" + (" and no distance" if layer.fixed_radius_kpc is not None
+                               else " (no fixed_radius_kpc for galaxies without one)"))
+        # Fixed-size circles are reached at 1 radius; shapes out to max_dlr.
+        reach = np.where(shape == "fixed_kpc", 1.0, layer.max_dlr)
+        extra = {"d_a_mpc": d_a, "distance_mpc": distance_mpc,
+                 "distance_source": pa.array(source, pa.string()), "shape": shape}
+    rows = np.flatnonzero(keep)
+    ids = _strings(table.column(id_column)).take(pa.array(rows))
+    b_rows = None if b is None else np.minimum(b[rows], a[rows])
+    regions = RegionIndex.from_arrays(
+        ra[rows], dec[rows], a[rows], b_rows, None if pa_deg is None else pa_deg[rows],
+        reach=reach[rows] if isinstance(reach, np.ndarray) else reach, name=layer.name)
+    fields = {ID_COLUMN: ids}
+    for name, values in extra.items():
+        fields[name] = (values.take(pa.array(rows)) if isinstance(values, pa.Array)
+                        else pa.array(values[rows]))
+    unplaced = int(len(keep) - keep.sum())
+    if unplaced:
+        log.info("context layer %s: %d of %d rows of %s have %s and are left out",
+                 layer.name, unplaced, len(keep), spec.name, reason)
+    return LayerIndex(layer, regions, pa.table(fields), unplaced, reason if unplaced else "")
+
+
+def positions_at(index, epoch_jyear: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Right ascension and declination (deg) of every row of a SkyIndex's table, moved to
+    ``epoch_jyear`` when the catalog has proper motions."""
+    if epoch_jyear is None or index.motion is None:
+        return (np.asarray(index.table.column(index.ra_column).to_numpy(
+            zero_copy_only=False), np.float64),
+            np.asarray(index.table.column(index.dec_column).to_numpy(zero_copy_only=False),
+                       np.float64))
+    moved = index.at_epoch(epoch_jyear)
+    xyz = np.empty_like(moved.xyz)
+    xyz[moved.rows] = moved.xyz
+    ra = np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])) % 360.0
+    dec = np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)))
+    return ra, dec
+
+
+def _galaxy_shapes(table: pa.Table, roles):
+    """Semi-axes (arcsec), position angle (deg) and shape kind of each galaxy: an ellipse,
+    a circle of its semi-major axis (no minor axis or position angle), or none (NaN)."""
+    n = table.num_rows
+    shape = np.full(n, "none", dtype=object)
+    axes = roles.shape
+    if axes is None:
+        return np.full(n, np.nan), np.full(n, np.nan), np.zeros(n), shape
+    a = _float_column(table, axes.semi_major) * axes.arcsec_per_unit
+    if axes.semi_minor:
+        b = _float_column(table, axes.semi_minor) * axes.arcsec_per_unit
+    elif axes.axis_ratio:
+        b = a * _float_column(table, axes.axis_ratio)
+    else:
+        b = np.full(n, np.nan)
+    angle = (_float_column(table, axes.position_angle) if axes.position_angle
+             else np.full(n, np.nan))
+    sized = np.isfinite(a) & (a > 0)
+    ellipse = sized & np.isfinite(b) & (b > 0) & np.isfinite(angle)
+    b = np.where(ellipse, np.minimum(b, a), a)
+    angle = np.where(ellipse, angle, 0.0)
+    shape[ellipse] = "ellipse"
+    shape[sized & ~ellipse] = "circle"
+    a = np.where(sized, a, np.nan)
+    return a, b, angle, shape
+
+
+def _galaxy_distances(table: pa.Table, roles):
+    """Distance (luminosity distance in Mpc, or the redshift) of each galaxy and where it
+    comes from: ``luminosity_mpc`` first (redshift-independent distances of nearby galaxies
+    beat redshifts, which peculiar velocities dominate there), then ``spec_z``, then
+    ``photo_z``; ``None`` where none is usable."""
+    n = table.num_rows
+    value = np.full(n, np.nan)
+    source = np.full(n, None, dtype=object)
+    for role, label in ((roles.luminosity_mpc, "luminosity_mpc"), (roles.spec_z, "spec_z"),
+                        (roles.photo_z, "photo_z")):
+        if role is None:
+            continue
+        given = _float_column(table, role)
+        use = np.isnan(value) & np.isfinite(given) & (given > 0)
+        value[use] = given[use]
+        source[use] = label
+    return value, source
+
+
+@dataclass(frozen=True)
+class ContextCatalog:
+    """A catalog as a context layer needs it: its spec (the roles), id column, coverage
+    (a region, or None) and, loaded on first use, its whole index."""
+
+    spec: object
+    id_column: str
+    coverage: object
+    load_index: object  # () -> SkyIndex
+
+
+class ContextEngine:
+    """The layers of a configuration over catalogs: ``catalog(name)`` gives a
+    :class:`ContextCatalog`, or raises :class:`~xmatch.errors.CatalogNotFoundError`, which
+    makes the layers of that catalog fail with the reason (they never vanish)."""
+
+    def __init__(self, config: ContextConfig, catalog):
+        self.config = config
+        self._catalog = catalog
+        self._indexes: dict = {}
+        self._built: dict = {}
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Check each layer against its catalog's spec where the catalog is here (a
+        configuration error is found at start, not at the first alert)."""
+        for layer in self.config.layers:
+            try:
+                found = self._catalog(layer.catalog)
+            except CatalogNotFoundError:
+                continue
+            check_layer(layer, found.spec)
+
+    def layer_index(self, layer: Layer, epoch_jyear: float | None) -> LayerIndex:
+        step = None
+        if layer.kind == "bright_star" and epoch_jyear is not None:
+            step = round(epoch_jyear / EPOCH_STEP_JYEAR) * EPOCH_STEP_JYEAR
+        key = (layer.name, step)
+        with self._lock:
+            built = self._built.get(key)
+            if built is None:
+                found = self._catalog(layer.catalog)
+                index = self._indexes.get(layer.catalog)
+                if index is None:
+                    index = self._indexes[layer.catalog] = found.load_index()
+                built = build_layer(layer, index, found.spec, found.id_column, step)
+                if len(self._built) >= 32:  # old epochs of a long-running server
+                    self._built.pop(next(iter(self._built)))
+                self._built[key] = built
+        return built
+
+    def candidates(self, layer: Layer, ra: np.ndarray, dec: np.ndarray,
+                   epoch_jyear: float | None = None) -> pa.Table:
+        """Every candidate of ``layer`` for each position (``query_index``, ``id``,
+        ``separation_arcsec``, ``distance``, the kind's extra columns), closest first."""
+        built = self.layer_index(layer, epoch_jyear)
+        found = built.regions.containing(ra, dec)
+        rows = found.column(ROW_COLUMN)
+        table = {QUERY_COLUMN: found.column(QUERY_COLUMN),
+                 ID_COLUMN: built.fields.column(ID_COLUMN).take(rows),
+                 SEPARATION_COLUMN: found.column(SEPARATION_COLUMN),
+                 "distance": found.column(DISTANCE_COLUMN)}
+        for name in EXTRA_COLUMNS[layer.kind]:
+            if name == "offset_kpc":
+                d_a = built.fields.column("d_a_mpc").take(rows).to_numpy(zero_copy_only=False)
+                sep = found.column(SEPARATION_COLUMN).to_numpy()
+                table[name] = pa.array(np.radians(sep / 3600.0) * d_a * 1000.0)
+            elif name == "sigma":
+                table[name] = pc.multiply(found.column(DISTANCE_COLUMN),
+                                          built.fields.column("sigma").take(rows))
+            else:
+                table[name] = built.fields.column(name).take(rows)
+        return pa.table(table)
+
+    def context(self, ra, dec, epoch_jyear: float | None = None) -> pa.Table:
+        """The context table (:func:`context_table`) of positions (degrees)."""
+        ra = np.ascontiguousarray(ra, np.float64).reshape(-1)
+        dec = np.ascontiguousarray(dec, np.float64).reshape(-1)
+        if ra.shape != dec.shape:
+            raise InputError(f"{len(ra)} right ascensions for {len(dec)} declinations")
+        coords.check_radec(ra, dec)
+        n = len(ra)
+        candidates, failures, outside = {}, {}, {}
+        for layer in self.config.layers:
+            try:
+                found = self._catalog(layer.catalog)
+                candidates[layer.name] = self.candidates(layer, ra, dec, epoch_jyear)
+            except (CatalogNotFoundError, InputError) as error:
+                failures[layer.name] = np.full(n, f"{layer.catalog}: {error}", dtype=object)
+                continue
+            if found.coverage is not None:
+                outside[layer.name] = ~found.coverage.contains(ra, dec)
+        return context_table(self.config, n, candidates, failures, outside)
+
+
+def check_layer(layer: Layer, spec) -> None:
+    """That ``spec`` declares what ``layer`` asks of it (``InputError`` if not)."""
+    roles = spec.context_roles
+    purpose = KINDS[layer.kind]
+    if purpose not in roles.purposes:
+        raise InputError(f"context layer {layer.name!r}: catalog {spec.name} is not declared "
+                         f"for {purpose} (its spec's context.purposes: "
+                         f"{', '.join(roles.purposes) or 'none'})")
+    if layer.kind == "bright_star" and layer.band not in roles.magnitudes:
+        raise InputError(f"context layer {layer.name!r}: catalog {spec.name} has no "
+                         f"magnitude band {layer.band!r} (its bands: "
+                         f"{', '.join(roles.magnitudes) or 'none'})")
+
+
+def context_table(config: ContextConfig, n: int, candidates: dict[str, pa.Table],
+                  failures: dict[str, np.ndarray], outside: dict[str, np.ndarray]
+                  ) -> pa.Table:
+    """The context of ``n`` positions: per layer its state, failure, count and nearest
+    candidate; then the class and its evidence.
+
+    ``candidates``: each answering layer's candidates (:meth:`ContextEngine.candidates`);
+    ``failures``: per layer, why it could not answer each position (object array, None
+    where it did); ``outside``: per layer, the positions outside its catalog's coverage."""
+    columns: dict[str, pa.Array] = {}
+    states, nearest = {}, {}
+    for layer in config.layers:
+        table = candidates.get(layer.name)
+        failure = failures.get(layer.name, np.full(n, None, dtype=object))
+        failed = np.not_equal(failure, None)
+        if table is None:
+            table = empty_candidates(layer)
+        query = table.column(QUERY_COLUMN).to_numpy()
+        count = np.bincount(query, minlength=n).astype(np.int32) if len(query) else \
+            np.zeros(n, np.int32)
+        first = np.r_[True, query[1:] != query[:-1]] if len(query) else np.empty(0, bool)
+        take = np.full(n, -1, np.int64)
+        take[query[first]] = np.flatnonzero(first)
+        take[failed] = -1
+        away = outside.get(layer.name, np.zeros(n, bool))
+        state = np.where(failed, FAILED, np.where(count > 0, MATCHED, np.where(
+            away, OUTSIDE_COVERAGE, NO_MATCH)))
+        states[layer.name] = state
+        nearest[layer.name] = (table, take)
+        prefix = f"{layer.name}_"
+        columns[prefix + "state"] = pa.array(state, pa.string())
+        columns[prefix + "failure"] = pa.array(failure, pa.string())
+        columns[prefix + "count"] = pa.array(count, pa.int32(), mask=failed)
+        indices = pa.array(take, pa.int64(), mask=take < 0)
+        for name in (ID_COLUMN, SEPARATION_COLUMN, "distance", *EXTRA_COLUMNS[layer.kind]):
+            columns[prefix + name] = table.column(name).take(indices)
+        if layer.kind == "host_galaxy":
+            columns[prefix + "hostless"] = pa.array(state == NO_MATCH, pa.bool_(),
+                                                    mask=(state == FAILED)
+                                                    | (state == OUTSIDE_COVERAGE))
+    columns.update(_classes(config, n, states, nearest))
+    return pa.table(columns)
+
+
+def empty_candidates(layer: Layer) -> pa.Table:
+    fields = [(QUERY_COLUMN, pa.int64()), (ID_COLUMN, pa.string()),
+              (SEPARATION_COLUMN, pa.float64()), ("distance", pa.float64()),
+              *EXTRA_COLUMNS[layer.kind].items()]
+    return pa.schema(fields).empty_table()
+
+
+def _classes(config: ContextConfig, n: int, states: dict, nearest: dict
+             ) -> dict[str, pa.Array]:
+    """Each position's class from the first rule that holds, and the evidence."""
+    klass = np.full(n, None, dtype=object)
+    layer_of = np.full(n, None, dtype=object)
+    evidence_id = np.full(n, None, dtype=object)
+    separation = np.full(n, np.nan)
+    distance = np.full(n, np.nan)
+    reason = np.full(n, None, dtype=object)
+    open_ = np.ones(n, bool)
+    for rule in config.rules:
+        state = states[rule.layer]
+        # A layer that failed leaves its rule undecided: the class cannot be known.
+        failed = open_ & (state == FAILED)
+        klass[failed] = UNCLEAR
+        layer_of[failed] = rule.layer
+        reason[failed] = f"{rule.layer} failed, so the rule '{rule.describe()}' is undecided"
+        open_ &= ~failed
+        table, _ = nearest[rule.layer]
+        if table.num_rows == 0 or not open_.any():
+            continue
+        query = table.column(QUERY_COLUMN).to_numpy()
+        ok = open_[query]
+        if math.isfinite(rule.max_distance):
+            ok &= table.column("distance").to_numpy() <= rule.max_distance
+        if math.isfinite(rule.max_separation_arcsec):
+            ok &= table.column(SEPARATION_COLUMN).to_numpy() <= rule.max_separation_arcsec
+        if rule.types:
+            types = table.column("type")
+            ok &= pc.fill_null(pc.is_in(types, pa.array(rule.types)), False).to_numpy(
+                zero_copy_only=False)
+        rows = np.flatnonzero(ok)
+        if not len(rows):
+            continue
+        hit_query = query[rows]
+        first = np.r_[True, hit_query[1:] != hit_query[:-1]]
+        rows, hit_query = rows[first], hit_query[first]
+        klass[hit_query] = rule.klass
+        layer_of[hit_query] = rule.layer
+        evidence_id[hit_query] = table.column(ID_COLUMN).take(pa.array(rows)).to_numpy(
+            zero_copy_only=False)
+        separation[hit_query] = table.column(SEPARATION_COLUMN).to_numpy()[rows]
+        distance[hit_query] = table.column("distance").to_numpy()[rows]
+        reason[hit_query] = rule.describe()
+        open_[hit_query] = False
+    if open_.any():
+        every = np.stack([states[layer.name] for layer in config.layers])
+        quiet = np.all(every == NO_MATCH, axis=0)
+        orphan = open_ & quiet
+        klass[orphan] = ORPHAN
+        reason[orphan] = "no layer has a candidate"
+        rest = open_ & ~quiet
+        klass[rest] = UNCLEAR
+        for i in np.flatnonzero(rest):
+            why = [f"{layer.name} {states[layer.name][i].replace('_', ' ')}"
+                   for layer in config.layers if states[layer.name][i] != NO_MATCH]
+            reason[i] = "no rule holds; " + ", ".join(why)
+    catalogs = {layer.name: layer.catalog for layer in config.layers}
+    return {"class": pa.array(klass, pa.string()),
+            "class_reason": pa.array(reason, pa.string()),
+            "class_layer": pa.array(layer_of, pa.string()),
+            "class_catalog": pa.array([catalogs.get(name) if name else None
+                                       for name in layer_of], pa.string()),
+            "class_id": pa.array(evidence_id, pa.string()),
+            "class_separation_arcsec": pa.array(separation, pa.float64(),
+                                                mask=np.isnan(separation)),
+            "class_distance": pa.array(distance, pa.float64(), mask=np.isnan(distance))}

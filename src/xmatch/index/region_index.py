@@ -1,0 +1,246 @@
+"""Rows that are regions of the sky (circles and ellipses): which of them contain a position.
+
+A catalog of error regions (Fermi 4FGL's 95 % ellipses), of galaxies with shapes, or of bright
+stars with their halos is a set of ellipses (a circle is an ellipse with equal axes). For a
+position, :meth:`RegionIndex.containing` finds every region whose *normalised distance* from
+it (the separation divided by the region's radius in the direction of the position; see
+:mod:`xmatch.kernels.regions` for the exact definition) is at most the region's *reach*: 1
+for "inside", 5 for "within five directional light radii of a galaxy".
+
+Each region is filed under the few HEALPix cells (at the order that matches its size) that its
+bounding cone may touch; a position looks up its own cell at each order in use and tests the
+regions found there exactly, so a one-degree galaxy and a one-arcsecond error circle are
+found by the same lookup at the same cost.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from xmatch.errors import InputError
+from xmatch.index.results import QUERY_COLUMN, SEPARATION_COLUMN
+from xmatch.kernels import regions as kernels
+from xmatch.kernels import search
+from xmatch.sky import coords
+from xmatch.sky.healpix import MAX_ORDER
+
+ARCSEC_TO_RAD = math.pi / (180.0 * 3600.0)
+RAD_TO_ARCSEC = 1.0 / ARCSEC_TO_RAD
+#: Column of :meth:`RegionIndex.containing`: the region's row in the indexed table.
+ROW_COLUMN = "row"
+#: Column of :meth:`RegionIndex.containing`: the normalised distance (1 on the boundary).
+DISTANCE_COLUMN = "region_distance"
+
+_LAUNCH = threading.Lock()
+
+
+def inverse_form(semi_major_rad, semi_minor_rad, pa_rad) -> np.ndarray:
+    """The inverse form (ixx, ixy, iyy) of ellipses (semi-axes in radians, position angle
+    of the major axis east of north in radians), as an (n, 3) array: see
+    :mod:`xmatch.kernels.regions`."""
+    sin_pa, cos_pa = np.sin(pa_rad), np.cos(pa_rad)
+    inv_a2, inv_b2 = 1.0 / np.square(semi_major_rad), 1.0 / np.square(semi_minor_rad)
+    return np.ascontiguousarray(np.stack(
+        [sin_pa ** 2 * inv_a2 + cos_pa ** 2 * inv_b2,
+         sin_pa * cos_pa * (inv_a2 - inv_b2),
+         cos_pa ** 2 * inv_a2 + sin_pa ** 2 * inv_b2], axis=1))
+
+
+def check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n: int, what: str = "region"
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Semi-axes (arcsec) and position angles (deg) of ``n`` ellipses as float arrays, or an
+    ``InputError`` naming the first bad row. A missing minor axis makes circles, a missing
+    position angle is 0 only for circles."""
+    a = np.broadcast_to(np.asarray(semi_major_arcsec, np.float64), (n,))
+    b = a if semi_minor_arcsec is None else np.broadcast_to(
+        np.asarray(semi_minor_arcsec, np.float64), (n,))
+    if pa_deg is None:
+        if semi_minor_arcsec is not None and np.any(b != a):
+            raise InputError(f"a {what} ellipse needs the position angle of its major axis")
+        pa = np.zeros(n)
+    else:
+        pa = np.broadcast_to(np.asarray(pa_deg, np.float64), (n,))
+    for values, name, limit in ((a, "semi-major axis", coords.MAX_RADIUS_ARCSEC),
+                                (b, "semi-minor axis", coords.MAX_RADIUS_ARCSEC)):
+        bad = ~(np.isfinite(values) & (values > 0) & (values <= limit))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{what} {row}: {name} {values[row]!r} arcsec is not a number in "
+                             f"(0, {limit:g}]")
+    bad = b > a
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{what} {row}: semi-minor axis {b[row]:g} arcsec is larger than the "
+                         f"semi-major axis {a[row]:g} arcsec")
+    bad = ~np.isfinite(pa)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{what} {row}: position angle {pa[row]!r} deg is not a number")
+    return a, b, pa
+
+
+@dataclass(frozen=True, eq=False)
+class RegionIndex:
+    """Circles and ellipses filed by HEALPix cell, for "which regions contain this position".
+
+    Attributes
+    ----------
+    centre, form : numpy.ndarray
+        Unit vectors of the centres (m, 3) and inverse forms (m, 3) of the regions.
+    reach2 : numpy.ndarray
+        Squared reach of each region: the largest normalised distance reported.
+    orders, order_start, keys, entry_row : numpy.ndarray
+        The cell files (see :func:`xmatch.kernels.regions.containing_kernel`).
+    table : pyarrow.Table or None
+        Payload columns, one row per region.
+    """
+
+    centre: np.ndarray
+    form: np.ndarray
+    reach2: np.ndarray
+    orders: np.ndarray
+    order_start: np.ndarray
+    keys: np.ndarray
+    entry_row: np.ndarray
+    table: pa.Table | None = None
+    name: str = "regions"
+
+    @classmethod
+    def from_arrays(cls, ra_deg, dec_deg, semi_major_arcsec, semi_minor_arcsec=None,
+                    pa_deg=None, *, reach=1.0, table: pa.Table | None = None,
+                    name: str = "regions") -> RegionIndex:
+        """Index ellipses (or circles, without ``semi_minor_arcsec``) centred at
+        (``ra_deg``, ``dec_deg``) with their semi-axes in arcsec and the position angle of
+        the major axis in degrees east of north. ``reach`` (a number, or one per region):
+        report positions up to this normalised distance."""
+        ra = np.ascontiguousarray(ra_deg, np.float64).reshape(-1)
+        dec = np.ascontiguousarray(dec_deg, np.float64).reshape(-1)
+        if ra.shape != dec.shape:
+            raise InputError(f"{len(ra)} right ascensions for {len(dec)} declinations")
+        coords.check_radec(ra, dec)
+        n = len(ra)
+        a, b, pa = check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n, name)
+        reach = np.broadcast_to(np.asarray(reach, np.float64), (n,))
+        if not np.all(np.isfinite(reach) & (reach > 0)):
+            raise InputError(f"{name}: the reach of a region must be a number > 0")
+        bound = np.ascontiguousarray(a * reach * ARCSEC_TO_RAD)
+        if np.any(bound > math.pi):
+            row = int(np.flatnonzero(bound > math.pi)[0])
+            raise InputError(f"{name} {row}: semi-major axis times reach exceeds 180 deg")
+        centre = np.empty((n, 3))
+        search.unit_vectors_kernel(np.radians(ra), np.radians(dec), centre)
+        pixels = np.empty(n, np.int64)
+        search.radec_to_pixel_kernel(MAX_ORDER, np.radians(ra), np.radians(dec), pixels)
+        counts = np.empty(n, np.int64)
+        nothing = np.empty(0, np.int64)
+        kernels.region_cells_kernel(pixels, centre, bound, True, nothing, counts, nothing,
+                                    nothing)
+        offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        keys = np.empty(offsets[-1], np.int64)
+        entry_row = np.empty(offsets[-1], np.int32 if n < 2**31 else np.int64)
+        kernels.region_cells_kernel(pixels, centre, bound, False, offsets, counts, keys,
+                                    entry_row)
+        by_key = np.argsort(keys, kind="stable")
+        keys, entry_row = keys[by_key], entry_row[by_key]
+        # NUNIQ keys sort by order first; the keys of order o lie in [4**(o+1), 4**(o+2)).
+        bounds = np.searchsorted(keys, np.int64(4) << (2 * np.arange(MAX_ORDER + 2)))
+        orders = np.flatnonzero(bounds[1:] > bounds[:-1])
+        order_start = np.r_[bounds[orders], bounds[orders[-1] + 1] if len(orders) else 0]
+        if table is not None and table.num_rows != n:
+            raise InputError(f"{name}: {table.num_rows} payload rows for {n} regions")
+        return cls(np.ascontiguousarray(centre), inverse_form(
+            a * ARCSEC_TO_RAD, b * ARCSEC_TO_RAD, np.radians(pa)),
+            np.ascontiguousarray(np.square(reach)), orders, order_start.astype(np.int64),
+            np.ascontiguousarray(keys), np.ascontiguousarray(entry_row), table, name)
+
+    def __len__(self) -> int:
+        return len(self.centre)
+
+    def __repr__(self) -> str:
+        return (f"<RegionIndex {self.name!r}: {len(self)} regions in {len(self.keys)} cells "
+                f"at orders {self.orders.tolist()}>")
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.centre, self.form, self.reach2, self.keys,
+                                      self.entry_row))
+
+    def containing(self, ra, dec=None) -> pa.Table:
+        """Every (position, region) pair within the region's reach: columns
+        ``query_index``, ``row`` (the region), ``region_distance`` (normalised: 1 on the
+        boundary) and ``separation_arcsec`` (from the region's centre), grouped by position
+        and closest first (in normalised distance; ties by row)."""
+        ra_deg, dec_deg, _ = coords.positions(ra, dec)
+        n = len(ra_deg)
+        pixels = np.empty(n, np.int64)
+        search.radec_to_pixel_kernel(MAX_ORDER, np.radians(ra_deg), np.radians(dec_deg),
+                                     pixels)
+        by_pixel = np.argsort(pixels, kind="stable")
+        pixels = np.ascontiguousarray(pixels[by_pixel])
+        xyz = np.empty((n, 3))
+        search.unit_vectors_kernel(np.radians(ra_deg[by_pixel]), np.radians(dec_deg[by_pixel]),
+                                   xyz)
+        arrays = (pixels, xyz, self.orders, self.order_start, self.keys, self.entry_row,
+                  self.centre, self.form, self.reach2)
+        counts = np.empty(n, np.int64)
+        none_i, none_f = np.empty(0, np.int64), np.empty(0)
+        self._run(n, *arrays, none_i, True, counts, none_i, none_i, none_f, none_f)
+        offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        total = int(offsets[-1])
+        query, row = np.empty(total, np.int64), np.empty(total, np.int64)
+        rho, sep = np.empty(total), np.empty(total)
+        self._run(n, *arrays, offsets, False, counts, query, row, rho, sep)
+        query = by_pixel[query]
+        order = np.lexsort((row, rho, query))
+        return pa.table({QUERY_COLUMN: query[order], ROW_COLUMN: row[order],
+                         DISTANCE_COLUMN: rho[order],
+                         SEPARATION_COLUMN: sep[order] * RAD_TO_ARCSEC})
+
+    @staticmethod
+    def _run(n, *args):
+        if n <= search.QUERIES_PER_TASK:
+            kernels._containing_task(0, n, *args)
+        else:
+            with _LAUNCH:
+                kernels.containing_kernel(*args)
+
+
+def region_distances(centre_ra_deg, centre_dec_deg, semi_major_arcsec, semi_minor_arcsec,
+                     pa_deg, ra_deg, dec_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised distance and separation (arcsec) of each position from its own ellipse
+    (one ellipse for all, or one per position: pairs already made)."""
+    ra = np.asarray(ra_deg, np.float64).reshape(-1)
+    n = len(ra)
+    a, b, pa = check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n)
+    centre = np.empty((n, 3))
+    search.unit_vectors_kernel(np.radians(np.broadcast_to(centre_ra_deg, (n,)).astype(float)),
+                               np.radians(np.broadcast_to(centre_dec_deg, (n,)).astype(float)),
+                               centre)
+    xyz = np.empty((n, 3))
+    search.unit_vectors_kernel(np.radians(ra),
+                               np.radians(np.asarray(dec_deg, np.float64).reshape(-1)), xyz)
+    form = inverse_form(a * ARCSEC_TO_RAD, b * ARCSEC_TO_RAD, np.radians(pa))
+    rho, sep = np.empty(n), np.empty(n)
+    kernels.ellipse_rho_kernel(centre, form, xyz, rho, sep)
+    return rho, sep * RAD_TO_ARCSEC
+
+
+def vector_distances(ellipse, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised distance and separation (arcsec) of unit vectors (n, 3) from one
+    :class:`xmatch.sky.regions.Ellipse`."""
+    n = len(xyz)
+    centre = np.empty((1, 3))
+    search.unit_vectors_kernel(np.radians([ellipse.ra_deg]), np.radians([ellipse.dec_deg]),
+                               centre)
+    form = inverse_form(np.array([ellipse.semi_major_arcsec]) * ARCSEC_TO_RAD,
+                        np.array([ellipse.semi_minor_arcsec]) * ARCSEC_TO_RAD,
+                        np.radians([ellipse.pa_deg]))
+    rho, sep = np.empty(n), np.empty(n)
+    kernels.ellipse_rho_kernel(np.repeat(centre, n, axis=0), np.repeat(form, n, axis=0),
+                               xyz, rho, sep)
+    return rho, sep * RAD_TO_ARCSEC
