@@ -163,7 +163,7 @@ def table_spec():
 
 RANDOM_SPEC = CatalogSpec(name="random", id="id", ra="ra", dec="dec", key=("mag",),
                           threshold_rows=300, highest_order=6, default_radius_arcsec=2.0)
-BUNDLED = ("gaia_dr3", "hipparcos2", "gcvs", "glade_gw170817")
+BUNDLED = ("gaia_dr3", "hipparcos2", "gcvs", "glade_gw170817", "fermi_4fgl", "fermi_4lac")
 
 
 @pytest.fixture(scope="session")

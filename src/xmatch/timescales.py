@@ -49,8 +49,9 @@ def to_time(value, scale: str = "utc"):
         try:
             with future_utc():
                 value = Time(value, scale=scale).mjd
-        except ValueError as exc:
-            raise InputError(f"time {value!r} is not an ISO date and time: {exc}") from None
+        except ValueError:
+            raise InputError(f"time {value!r} is not an ISO date and time "
+                             "(2026-12-03 or 2026-12-03T04:05:06)") from None
     values = np.asarray(value, dtype=np.float64)
     bad = ~((values >= MJD_RANGE[0]) & (values <= MJD_RANGE[1]))  # NaN counts as bad
     if bad.any():

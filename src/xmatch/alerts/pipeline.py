@@ -88,7 +88,8 @@ class Summary:
 def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalogs=None,
                    radius_arcsec: dict | None = None, all_matches: bool = False,
                    schemas: dict | None = None, observatory: str | None = None,
-                   batch_size: int | None = None, progress: bool = True) -> Summary:
+                   context: bool = False, batch_size: int | None = None,
+                   progress: bool = True) -> Summary:
     """Annotate every alert of ``inputs`` through ``client`` into ``out``; returns the
     :class:`Summary`. Resumes an interrupted run of the same inputs and options."""
     from tqdm import tqdm
@@ -97,7 +98,8 @@ def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalog
     fmt = format_of(str(out), fmt)
     manifest = {"inputs": input_paths(inputs), "catalogs": list(catalogs or []),
                 "radius_arcsec": dict(sorted((radius_arcsec or {}).items())),
-                "all_matches": all_matches, "observatory": observatory or "", "format": fmt}
+                "all_matches": all_matches, "observatory": observatory or "", "format": fmt,
+                "context": context}
     writer = AnnotationWriter(out, fmt, manifest)
     summary = Summary(resumed=writer.resume())
     packets = itertools.islice(read_packets(inputs), summary.resumed, None)
@@ -107,7 +109,7 @@ def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalog
               initial=summary.resumed) as bar:
         for batch in client.annotate(packets, catalogs=catalogs, radius_arcsec=radius_arcsec,
                                      all_matches=all_matches, schemas=schemas,
-                                     observatory=observatory, **options):
+                                     observatory=observatory, context=context, **options):
             writer.write(batch)
             summary.add(batch.table, batch.packets)
             bar.update(batch.table.num_rows)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from xmatch.cli import common
+from xmatch.cli.context import add_context, context_config_of
 
 
 def add_parsers(commands) -> None:
@@ -49,6 +50,7 @@ def add_parsers(commands) -> None:
                                "(repeatable; Rubin's are known with lsst-alert-packet)")
     annotate.add_argument("--batch-size", type=common.positive_int, default=None,
                           help="alerts per streamed batch (default 5000)")
+    add_context(annotate)
     common.add_server(annotate, "serving the data directory in process")
     annotate.add_argument("--no-progress", action="store_true", help="no progress bar")
     common.add_data(annotate)
@@ -83,6 +85,7 @@ def run_annotate(args) -> int:
     from xmatch.service.client import Client
 
     check_inputs(args.inputs)  # before a server is started or a catalog loaded
+    context = context_config_of(args)
     catalogs = args.catalogs.split(",") if args.catalogs else None
     radius = radii_of(args.radius)
     schemas = {}
@@ -99,16 +102,32 @@ def run_annotate(args) -> int:
         if address is None:
             from xmatch.service.embedded import running_server, served_catalogs
 
-            served = served_catalogs(common.data_of(args), names=catalogs)
-            address = stack.enter_context(running_server(served))
+            data = common.data_of(args)
+            served = served_catalogs(data, names=context_catalogs(catalogs, args.context,
+                                                                  context, data))
+            address = stack.enter_context(running_server(served, context=context))
         client = stack.enter_context(Client(address, timeout=None))
         summary = annotate_files(client, args.inputs, args.out, fmt=args.format,
                                  catalogs=catalogs, radius_arcsec=radius or None,
                                  all_matches=args.all_matches, schemas=schemas,
-                                 observatory=args.observatory, batch_size=args.batch_size,
-                                 progress=not args.no_progress)
+                                 observatory=args.observatory, context=args.context,
+                                 batch_size=args.batch_size, progress=not args.no_progress)
     print_annotation_summary(summary)
     return 0
+
+
+def context_catalogs(catalogs: list[str] | None, with_context: bool, config, data
+                     ) -> list | None:
+    """The catalogs to serve in process: those asked for, and with context the ones its
+    layers read that the data directory has (a layer without its catalog fails, saying
+    so). None: every catalog."""
+    if catalogs is None or not with_context:
+        return catalogs
+    from xmatch.context.config import read_config
+
+    held = set(data.names())
+    layers = [name for name in (config or read_config()).catalogs if name in held]
+    return list(dict.fromkeys([*catalogs, *layers]))
 
 
 def print_annotation_summary(summary) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from xmatch.cli import common
+from xmatch.cli.context import add_context_config, context_config_of
 
 
 def _port(text: str) -> int:
@@ -30,6 +31,7 @@ def add_parsers(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=_port, default=50051, help="port (0: any free port)")
+    add_context_config(serve, "the bundled default")
     common.add_data(serve)
     serve.set_defaults(run=run_serve)
 
@@ -60,18 +62,21 @@ def add_parsers(commands) -> None:
                     "router in this process and restarts shards that die. Ctrl-C or SIGTERM "
                     "stops the router, then the shards, each draining running calls.")
     up.add_argument("--plan", required=True, metavar="FILE", help="the plan file")
+    add_context_config(up, "the bundled default; the router answers context")
     shard = steps.add_parser("shard", help="serve one shard of a plan")
     shard.add_argument("--plan", required=True, metavar="FILE", help="the plan file")
     shard.add_argument("--name", required=True, help="the shard's name in the plan (shard-0...)")
     router = steps.add_parser("router", help="serve the router of a plan")
     router.add_argument("--plan", required=True, metavar="FILE", help="the plan file")
+    add_context_config(router, "the bundled default")
     cluster.set_defaults(run=run_cluster)
 
 
 def run_serve(args) -> int:
     from xmatch.service.embedded import serve
 
-    serve(common.data_of(args), host=args.host, port=args.port)
+    serve(common.data_of(args), host=args.host, port=args.port,
+          context=context_config_of(args))
     return 0
 
 
@@ -91,9 +96,9 @@ def run_cluster(args) -> int:
         for i, shard in enumerate(plan.shards):
             print(f"  {shard.name} at {shard.address}: {plan.rows_held_by(i):,} rows")
     elif args.step == "up":
-        cluster.cluster_up(args.plan)
+        cluster.cluster_up(args.plan, context_config_of(args))
     elif args.step == "shard":
         cluster.serve_shard(Plan.read(args.plan), args.name)
     else:
-        cluster.serve_router(Plan.read(args.plan))
+        cluster.serve_router(Plan.read(args.plan), context=context_config_of(args))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from xmatch.cli import common
+from xmatch.cli.context import add_context, context_config_of
 
 EPILOG = """examples:
   xmatch stream --bootstrap kafka:9092 --input-topic ztf_alerts --output-topic ztf_xmatch \\
@@ -44,6 +45,7 @@ def add_parsers(commands) -> None:
                         help="radius for one catalog, e.g. gaia_dr3=1.5arcsec (repeatable)")
     stream.add_argument("--all-matches", action="store_true",
                         help="list every source within the radius, not only the nearest")
+    add_context(stream)
     stream.add_argument("--observatory", metavar="CODE",
                         help="MPC site for sso of compact alerts without a known survey")
     stream.add_argument("--schema-registry", metavar="URL",
@@ -153,7 +155,7 @@ def run_stream(args) -> int:
     from contextlib import ExitStack
 
     from xmatch.alerts.avro import Schemas
-    from xmatch.cli.alerts import radii_of
+    from xmatch.cli.alerts import context_catalogs, radii_of
     from xmatch.errors import InputError
     from xmatch.stream.annotator import ServerAnnotator
     from xmatch.stream.messages import Framing
@@ -181,6 +183,7 @@ def run_stream(args) -> int:
     if args.sso_orbits and args.catalogs and "sso" not in args.catalogs.split(","):
         raise InputError("--sso-orbits builds caches for the catalog sso, which --catalogs "
                          "does not name")
+    context = context_config_of(args)
     config = StreamConfig(
         bootstrap=args.bootstrap, input_topic=args.input_topic,
         output_topic=args.output_topic, group=args.group,
@@ -204,15 +207,16 @@ def run_stream(args) -> int:
             from xmatch.service.server import XmatchServicer
 
             data = common.data_of(args)
-            served = served_catalogs(data, names=catalogs)
+            served = served_catalogs(data, names=context_catalogs(catalogs, args.context,
+                                                                  context, data))
             address, servicer = stack.enter_context(
-                running_servicer(lambda: XmatchServicer(served)))
+                running_servicer(lambda: XmatchServicer(served, context=context)))
             if args.sso_orbits:
                 stack.enter_context(_cache_keeper(args, data, servicer))
         annotate = stack.enter_context(ServerAnnotator(
             address, catalogs=catalogs, radius_arcsec=radius,
             all_matches=args.all_matches, observatory=args.observatory,
-            deadline=args.deadline))
+            context=args.context, deadline=args.deadline))
         annotate.check()  # bad catalogs or radii: said now, not at the first alert
         if args.metrics_port is not None:
             server = serve_metrics(metrics, args.metrics_port)

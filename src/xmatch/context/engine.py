@@ -15,11 +15,13 @@ asks which reach each position:
   units, and in Gaussian sigma where the catalog gives the region's confidence level.
 
 Candidates of a position come closest first (in that distance). The class is the first rule
-that holds; otherwise ``orphan`` when every layer answered "no match", else ``unclear``.
+that holds; otherwise ``orphan`` when every layer a rule uses answered "no match", else
+``unclear`` (a layer failed, had no coverage there, or has a candidate no rule takes).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -233,7 +235,7 @@ class ContextEngine:
 
     def __init__(self, config: ContextConfig, catalog):
         self.config = config
-        self._catalog = catalog
+        self._catalog = functools.lru_cache(maxsize=None)(catalog)  # found ones only
         self._indexes: dict = {}
         self._built: dict = {}
         self._lock = threading.Lock()
@@ -421,16 +423,19 @@ def _classes(config: ContextConfig, n: int, states: dict, nearest: dict
         reason[hit_query] = rule.describe()
         open_[hit_query] = False
     if open_.any():
-        every = np.stack([states[layer.name] for layer in config.layers])
+        # Layers no rule uses are information only: they never keep a position from
+        # being an orphan.
+        used = list(dict.fromkeys(rule.layer for rule in config.rules))
+        every = np.stack([states[name] for name in used]) if used else np.empty((0, n))
         quiet = np.all(every == NO_MATCH, axis=0)
         orphan = open_ & quiet
         klass[orphan] = ORPHAN
-        reason[orphan] = "no layer has a candidate"
+        reason[orphan] = "no layer a rule uses has a candidate"
         rest = open_ & ~quiet
         klass[rest] = UNCLEAR
         for i in np.flatnonzero(rest):
-            why = [f"{layer.name} {states[layer.name][i].replace('_', ' ')}"
-                   for layer in config.layers if states[layer.name][i] != NO_MATCH]
+            why = [f"{name} {states[name][i].replace('_', ' ')}" for name in used
+                   if states[name][i] != NO_MATCH]
             reason[i] = "no rule holds; " + ", ".join(why)
     catalogs = {layer.name: layer.catalog for layer in config.layers}
     return {"class": pa.array(klass, pa.string()),
@@ -442,3 +447,56 @@ def _classes(config: ContextConfig, n: int, states: dict, nearest: dict
             "class_separation_arcsec": pa.array(separation, pa.float64(),
                                                 mask=np.isnan(separation)),
             "class_distance": pa.array(distance, pa.float64(), mask=np.isnan(distance))}
+
+
+def layer_columns(table: pa.Table) -> dict[str, list[str]]:
+    """The layers of a context table, in order, with their columns (without the layer's
+    prefix): each layer's columns run from its ``_state`` to the next layer's."""
+    layers: dict[str, list[str]] = {}
+    current = None
+    for name in table.column_names:
+        if name.startswith("class"):
+            break
+        if name.endswith("_state"):
+            current = name.removesuffix("_state")
+            layers[current] = []
+        layers[current].append(name.removeprefix(current + "_"))
+    return layers
+
+
+def store_context_catalog(catalog) -> ContextCatalog:
+    """A store catalog as a context layer reads it: whole, on first use."""
+    from xmatch.index import SkyIndex
+    from xmatch.sky.moc import coverage_moc_ascii
+    from xmatch.sky.regions import Moc
+    from xmatch.store.paths import ROW_ID_COLUMN
+
+    spec = catalog.spec
+    coverage = coverage_moc_ascii([p.order for p in catalog.partitions],
+                                  [p.pixel for p in catalog.partitions],
+                                  spec.coverage_dec_min_deg, spec.coverage_dec_max_deg)
+    return ContextCatalog(spec, spec.id or ROW_ID_COLUMN,
+                          Moc.of(coverage, name="coverage") if coverage else None,
+                          lambda: SkyIndex.from_catalog(catalog))
+
+
+def data_context_engine(data, config: ContextConfig | None = None) -> ContextEngine:
+    """Context over the catalogs of a data directory, read as layers need them (the
+    bundled default catalogs loaded first into an empty directory, as ``xmatch serve``
+    does); ``config`` defaults to the bundled configuration."""
+    from xmatch.context.config import read_config
+    from xmatch.loading import ensure_default_catalogs
+    from xmatch.store.catalog import open_catalog
+
+    if not data.names():
+        ensure_default_catalogs(data)
+
+    def catalog(name: str) -> ContextCatalog:
+        if name not in data.names():
+            raise CatalogNotFoundError(f"catalog {name} is not in the data directory "
+                                       f"{data.root}; load it with `xmatch load {name}`")
+        return store_context_catalog(open_catalog(name, data))
+
+    engine = ContextEngine(config or read_config(), catalog)
+    engine.check()
+    return engine

@@ -61,26 +61,29 @@ def check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n: int, what: str
         np.asarray(semi_minor_arcsec, np.float64), (n,))
     if pa_deg is None:
         if semi_minor_arcsec is not None and np.any(b != a):
-            raise InputError(f"a {what} ellipse needs the position angle of its major axis")
+            raise InputError(f"{what}: an ellipse needs the position angle of its major axis")
         pa = np.zeros(n)
     else:
         pa = np.broadcast_to(np.asarray(pa_deg, np.float64), (n,))
-    for values, name, limit in ((a, "semi-major axis", coords.MAX_RADIUS_ARCSEC),
-                                (b, "semi-minor axis", coords.MAX_RADIUS_ARCSEC)):
-        bad = ~(np.isfinite(values) & (values > 0) & (values <= limit))
+    def where(row: int) -> str:
+        return f"{what} row {row}" if n > 1 else what
+
+    for values, name in ((a, "semi-major axis"), (b, "semi-minor axis")):
+        bad = ~(np.isfinite(values) & (values > 0) & (values <= coords.MAX_RADIUS_ARCSEC))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{what} {row}: {name} {values[row]!r} arcsec is not a number in "
-                             f"(0, {limit:g}]")
+            raise InputError(f"{where(row)}: {name} {float(values[row])!r} arcsec is not a "
+                             f"number in (0, {coords.MAX_RADIUS_ARCSEC:g}]")
     bad = b > a
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{what} {row}: semi-minor axis {b[row]:g} arcsec is larger than the "
+        raise InputError(f"{where(row)}: semi-minor axis {b[row]:g} arcsec is larger than the "
                          f"semi-major axis {a[row]:g} arcsec")
     bad = ~np.isfinite(pa)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{what} {row}: position angle {pa[row]!r} deg is not a number")
+        raise InputError(f"{where(row)}: position angle {float(pa[row])!r} deg is not a "
+                         "number")
     return a, b, pa
 
 
@@ -113,7 +116,7 @@ class RegionIndex:
     @classmethod
     def from_arrays(cls, ra_deg, dec_deg, semi_major_arcsec, semi_minor_arcsec=None,
                     pa_deg=None, *, reach=1.0, table: pa.Table | None = None,
-                    name: str = "regions") -> RegionIndex:
+                    name: str = "region") -> RegionIndex:
         """Index ellipses (or circles, without ``semi_minor_arcsec``) centred at
         (``ra_deg``, ``dec_deg``) with their semi-axes in arcsec and the position angle of
         the major axis in degrees east of north. ``reach`` (a number, or one per region):
@@ -131,7 +134,7 @@ class RegionIndex:
         bound = np.ascontiguousarray(a * reach * ARCSEC_TO_RAD)
         if np.any(bound > math.pi):
             row = int(np.flatnonzero(bound > math.pi)[0])
-            raise InputError(f"{name} {row}: semi-major axis times reach exceeds 180 deg")
+            raise InputError(f"{name} row {row}: semi-major axis times reach exceeds 180 deg")
         centre = np.empty((n, 3))
         search.unit_vectors_kernel(np.radians(ra), np.radians(dec), centre)
         pixels = np.empty(n, np.int64)
@@ -216,7 +219,7 @@ def region_distances(centre_ra_deg, centre_dec_deg, semi_major_arcsec, semi_mino
     (one ellipse for all, or one per position: pairs already made)."""
     ra = np.asarray(ra_deg, np.float64).reshape(-1)
     n = len(ra)
-    a, b, pa = check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n)
+    a, b, pa = check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n, "ellipse")
     centre = np.empty((n, 3))
     search.unit_vectors_kernel(np.radians(np.broadcast_to(centre_ra_deg, (n,)).astype(float)),
                                np.radians(np.broadcast_to(centre_dec_deg, (n,)).astype(float)),

@@ -58,12 +58,13 @@ def serve_shard(plan: Plan, name: str, limits: Limits | None = None) -> None:
                               what=name, announce=_say))
 
 
-def serve_router(plan: Plan, limits: Limits | None = None) -> None:
-    """Serve the router of the plan until SIGINT / SIGTERM."""
+def serve_router(plan: Plan, limits: Limits | None = None, context=None) -> None:
+    """Serve the router of the plan until SIGINT / SIGTERM (``context``: its context
+    configuration, default the bundled one)."""
     from xmatch.service.router import Router
 
-    asyncio.run(serve_forever(lambda: Router(plan, limits), plan.router, what="router",
-                              announce=_say))
+    asyncio.run(serve_forever(lambda: Router(plan, limits, context), plan.router,
+                              what="router", announce=_say))
 
 
 def wait_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:
@@ -95,8 +96,9 @@ def start_shard(plan_path: str, name: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def cluster_up(plan_path: str) -> None:
-    """Run a whole cluster from a plan until Ctrl-C / SIGTERM."""
+def cluster_up(plan_path: str, context=None) -> None:
+    """Run a whole cluster from a plan until Ctrl-C / SIGTERM (``context``: the router's
+    context configuration, default the bundled one)."""
     plan = Plan.read(plan_path)
     processes = {s.name: start_shard(plan_path, s.name) for s in plan.shards}
     try:
@@ -122,7 +124,8 @@ def cluster_up(plan_path: str) -> None:
             watcher = asyncio.ensure_future(supervise(stop))
             from xmatch.service.router import Router
 
-            await serve_forever(lambda: Router(plan), plan.router, what="router",
+            await serve_forever(lambda: Router(plan, context=context), plan.router,
+                                what="router",
                                 announce=_say, stop=stop)
             stop.set()
             await watcher

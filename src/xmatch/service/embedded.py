@@ -67,8 +67,9 @@ async def serve_forever(make_servicer, address: str, what: str = "xmatch",
 
 
 def serve(data, host: str = "127.0.0.1", port: int = 50051,
-          limits: Limits | None = None) -> None:
-    """Load (if needed), index and serve every catalog of ``data``; blocks until stopped."""
+          limits: Limits | None = None, context=None) -> None:
+    """Load (if needed), index and serve every catalog of ``data``; blocks until stopped.
+    ``context``: the context configuration (default: the bundled one)."""
     from xmatch.service.server import check_address
 
     check_address(f"{host}:{port}")  # before minutes of indexing, not after
@@ -77,16 +78,18 @@ def serve(data, host: str = "127.0.0.1", port: int = 50051,
     rows = sum(len(c.index) for c in catalogs.values())
     print(f"xmatch: {rows:,} rows indexed in memory in {time.perf_counter() - started:.1f} s",
           flush=True)
-    asyncio.run(serve_forever(lambda: XmatchServicer(catalogs, limits), f"{host}:{port}",
-                              announce=lambda text: print(text, flush=True)))
+    if context is not None:  # a configuration of the user's: checked before serving
+        XmatchServicer(catalogs, limits, context=context).context_engine.check()
+    asyncio.run(serve_forever(lambda: XmatchServicer(catalogs, limits, context=context),
+                              f"{host}:{port}", announce=lambda text: print(text, flush=True)))
 
 
 @contextmanager
 def running_server(catalogs: dict[str, ServedCatalog], address: str = "127.0.0.1:0",
-                   limits: Limits | None = None):
+                   limits: Limits | None = None, context=None):
     """An embedded server on its own event-loop thread for the duration of a ``with``
     block; yields its ``host:port``. For the demo, tests and benchmarks in one process."""
-    with running(lambda: XmatchServicer(catalogs, limits), address) as bound:
+    with running(lambda: XmatchServicer(catalogs, limits, context=context), address) as bound:
         yield bound
 
 

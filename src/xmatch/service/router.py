@@ -65,20 +65,13 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
     def _context_catalog(self, name: str):
         """A context layer's catalog, read whole from the store on first use (shards hold
         slices; a halo or a galaxy reaches across them)."""
-        from xmatch.context.engine import ContextCatalog
-        from xmatch.index import SkyIndex
-        from xmatch.service.annotate import coverage_of
+        from xmatch.context.engine import store_context_catalog
         from xmatch.store.catalog import open_catalog
-        from xmatch.store.paths import ROW_ID_COLUMN
 
-        routed = self.catalogs.get(name)
-        if routed is None:
+        if name not in self.catalogs:
             raise CatalogNotFoundError(f"no catalog {name!r} here; catalogs served: "
                                        f"{', '.join(sorted(self.catalogs))}")
-        catalog = open_catalog(name, self._data)
-        return ContextCatalog(catalog.spec, catalog.spec.id or ROW_ID_COLUMN,
-                              coverage_of(routed.description.coverage_moc),
-                              lambda: SkyIndex.from_catalog(catalog))
+        return store_context_catalog(open_catalog(name, self._data))
 
     async def close(self) -> None:
         for link in self.links:

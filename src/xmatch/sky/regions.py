@@ -188,7 +188,7 @@ class Ellipse(Region):
         a = coords.radius_arcsec(semi_major_arcsec)
         b = coords.radius_arcsec(semi_minor_arcsec)
         pa = coords.position_angle_deg(pa_deg)
-        check_shapes(a, b, pa, 1, "the")
+        check_shapes(a, b, pa, 1, "ellipse")
         return cls(float(ra_deg[0]), float(dec_deg[0]), a, b, pa)
 
     @property
