@@ -43,5 +43,6 @@ def test_bad_specs_name_the_problem(text, message):
 
 
 def test_unknown_bundled_spec_lists_the_known_ones():
-    with pytest.raises(SpecError, match="no bundled catalog spec named .nope.; bundled: fermi_4fgl, fermi_4lac, gaia_dr3"):
+    with pytest.raises(SpecError, match="no bundled catalog spec named .nope.; bundled: "
+                                        "fermi_4fgl, fermi_4lac, gaia_dr3"):
         bundled_spec("nope")

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from xmatch import CatalogSpec, InputError, SkyIndex, SpecError
-from xmatch.context.config import parse_config, read_config
+from xmatch.context.config import parse_config, read_context_config
 from xmatch.context.engine import ContextCatalog, ContextEngine
 from xmatch.errors import CatalogNotFoundError
 from xmatch.sky.regions import Moc
@@ -77,7 +77,7 @@ def test_bad_configurations_name_the_key(text, message):
 
 
 def test_the_bundled_configuration_reads():
-    config = read_config()
+    config = read_context_config()
     assert [layer.kind for layer in config.layers] == [
         "bright_star", "bright_star", "variable_star", "agn", "error_region", "host_galaxy"]
     assert [rule.klass for rule in config.rules] == [

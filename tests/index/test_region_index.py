@@ -9,6 +9,7 @@ from __future__ import annotations
 import astropy.units as u
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
@@ -152,7 +153,7 @@ def test_empty_inputs_and_bad_shapes():
     assert len(index) == 0 and index.containing([10.0], [20.0]).num_rows == 0
     full = RegionIndex.from_arrays([10.0], [20.0], [5.0])
     assert full.containing(np.empty(0), np.empty(0)).num_rows == 0
-    with pytest.raises(InputError, match="region row 1: semi-major axis nan arcsec is not a number"):
+    with pytest.raises(InputError, match="region row 1: semi-major axis nan arcsec is not a "):
         RegionIndex.from_arrays([1.0, 2.0], [3.0, 4.0], [1.0, np.nan])
     with pytest.raises(InputError, match="semi-minor axis 2 arcsec is larger than the "
                                          "semi-major axis 1 arcsec"):
@@ -194,3 +195,53 @@ def test_ellipse_region_search_equals_brute_force():
 def test_bad_ellipses_are_refused(arguments, message):
     with pytest.raises(InputError, match=message):
         Ellipse.of(*arguments)
+
+
+def test_sigma_crossmatch_equals_a_covariance_chi2_and_keeps_its_completeness():
+    """Positions with 1-sigma error ellipses against a catalog with circular errors: chi
+    from the full covariance (astropy tangent-plane offsets, C = R diag(a^2, b^2) R^T +
+    s^2 I) equals xmatch's; and true counterparts displaced by those Gaussian errors are
+    kept at the completeness asked for."""
+    from xmatch.index.region_index import completeness_sigma, sigma_crossmatch
+
+    rng = np.random.default_rng(12)
+    n, s = 20_000, 0.3
+    ra0 = np.r_[rng.uniform(0, 360, n - 2000), rng.uniform(-0.01, 0.01, 1000) % 360,
+                rng.uniform(0, 360, 1000)]
+    dec0 = np.r_[np.degrees(np.arcsin(rng.uniform(-0.99, 0.99, n - 2000))),
+                 rng.uniform(-60, 60, 1000), rng.uniform(88.0, 89.9, 1000)]
+    a = rng.uniform(0.2, 3.0, n)
+    b = a * rng.uniform(0.1, 1.0, n)
+    theta = rng.uniform(0, 180, n)
+    # Sources where the catalog has them; queries displaced by both errors.
+    t = np.radians(theta)
+    along, across = rng.normal(0, 1, n) * a, rng.normal(0, 1, n) * b
+    east = along * np.sin(t) + across * np.cos(t) + rng.normal(0, s, n)
+    north = along * np.cos(t) - across * np.sin(t) + rng.normal(0, s, n)
+    source = SkyCoord(ra0 * u.deg, dec0 * u.deg)
+    moved = source.spherical_offsets_by(east * u.arcsec, north * u.arcsec)
+    catalog = SkyIndex.from_table(pa.table({"id": np.arange(n), "ra": ra0, "dec": dec0}))
+    for completeness in (0.9, 0.9973):
+        table = sigma_crossmatch(catalog, moved.ra.deg, moved.dec.deg, a, b, theta,
+                                 catalog_error_arcsec=s, completeness=completeness,
+                                 columns=["id"])
+        own = table.filter(pc.equal(table["id"], table["query_index"]))
+        kept = own.num_rows / n
+        assert abs(kept - completeness) < 4 * np.sqrt(completeness * (1 - completeness) / n)
+    # chi against the covariance form, in astropy's tangent-plane offsets.
+    q = own["query_index"].to_numpy()[:2000]
+    d_east, d_north = SkyCoord(moved.ra.deg[q] * u.deg, moved.dec.deg[q] * u.deg) \
+        .spherical_offsets_to(source[q])
+    d = np.stack([d_east.arcsec, d_north.arcsec], axis=1)
+    major = np.stack([np.sin(t[q]), np.cos(t[q])], axis=1)
+    minor = np.stack([np.cos(t[q]), -np.sin(t[q])], axis=1)
+    cov = (a[q, None, None] ** 2 * major[:, :, None] * major[:, None, :]
+           + b[q, None, None] ** 2 * minor[:, :, None] * minor[:, None, :]
+           + s ** 2 * np.eye(2))
+    chi2 = np.einsum("ni,nij,nj->n", d, np.linalg.inv(cov), d)
+    np.testing.assert_allclose(own["sigma_distance"].to_numpy()[:2000], np.sqrt(chi2),
+                               rtol=1e-6)
+    assert completeness_sigma(0.9973) == pytest.approx(3.4393, abs=1e-4)
+    with pytest.raises(InputError, match="completeness 1.5 must be a fraction"):
+        sigma_crossmatch(catalog, [1.0], [1.0], [1.0], catalog_error_arcsec=0.0,
+                         completeness=1.5)

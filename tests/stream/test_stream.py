@@ -190,3 +190,28 @@ def test_a_registry_that_goes_away_stalls_the_stream(kafka, embedded, registry):
         records = wait_for(kafka, out, len(packets))
     assert len(records) == len(packets)
     assert read_topic(kafka, f"{out}.dead-letter") == []
+
+
+def test_context_on_the_stream(kafka, embedded):
+    """With context, each annotated packet carries the context record `xmatch annotate
+    --context` gives it."""
+    packets = real_packets()[:30]
+    source, out = new_topic(kafka, 1, "in"), new_topic(kafka, 1, "out")
+    publish(kafka, source, packets)
+    config = StreamConfig(bootstrap=kafka, input_topic=source, output_topic=out,
+                          group=f"g-{source}", batch_size=100)
+    stream = StreamProcessor(config, ServerAnnotator(embedded, catalogs=CATALOGS, context=True),
+                             Schemas(), Framing("container", None))
+    with stream_thread(stream):
+        records = wait_for(kafka, out, len(packets))
+    with Client(embedded) as client:
+        tables = [b.table for b in client.annotate(packets, catalogs=CATALOGS, context=True)]
+    expected = {r["candid"] if "candid" in r else None: a for table in tables
+                for r, a in zip(table.select(["alert_id"]).rename_columns(["candid"])
+                                .to_pylist(), annotation_records(table), strict=True)}
+    for record in records:
+        annotation = decoded(record.value)["xmatch"]
+        assert annotation["context"] is not None
+        assert annotation == expected[int(record.key)]
+    assert {decoded(r.value)["xmatch"]["context"]["class"] for r in records} <= {
+        "orphan", "bright_star", "variable_star", "supernova", "nuclear", "agn", "unclear"}

@@ -37,6 +37,7 @@ class Summary:
     radius_arcsec: dict[str, float] = field(default_factory=dict)
     separations: dict[str, list] = field(default_factory=dict)  # numpy arrays, per batch
     error_examples: list[str] = field(default_factory=list)
+    classes: dict[str, int] = field(default_factory=dict)   # context classes, when asked for
 
     @property
     def annotated(self) -> int:
@@ -60,6 +61,10 @@ class Summary:
                 where = (packets[row].origin if packets is not None
                          else f"alert {first + row + 1}")
                 self.error_examples.append(f"{where}: {errors[int(row)].as_py()}")
+        if "context_class" in table.column_names:
+            for item in pc.value_counts(table.column("context_class")).to_pylist():
+                self.classes[item["values"]] = self.classes.get(item["values"], 0) + item[
+                    "counts"]
         for target in annotation_info(table)["catalogs"]:
             matched = pc.sum(pc.greater(table.column(f"{target.name}_count"), 0)).as_py()
             self.matched[target.name] = self.matched.get(target.name, 0) + (matched or 0)

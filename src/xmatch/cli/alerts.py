@@ -123,10 +123,10 @@ def context_catalogs(catalogs: list[str] | None, with_context: bool, config, dat
     so). None: every catalog."""
     if catalogs is None or not with_context:
         return catalogs
-    from xmatch.context.config import read_config
+    from xmatch.context.config import read_context_config
 
     held = set(data.names())
-    layers = [name for name in (config or read_config()).catalogs if name in held]
+    layers = [name for name in (config or read_context_config()).catalogs if name in held]
     return list(dict.fromkeys([*catalogs, *layers]))
 
 
@@ -143,3 +143,7 @@ def print_annotation_summary(summary) -> None:
         median = f"{median:.3f}\"" if matched else "-"
         print(f"{name:<14}{radius:>8.2f}\"{matched:>10,}{fraction:>10.1%}{median:>12}"
               f"{outside:>9,}{failed:>8,}")
+    if summary.classes:
+        print("\ncontext classes: " + ", ".join(
+            f"{name} {count:,}" for name, count in sorted(summary.classes.items(),
+                                                          key=lambda item: -item[1])))

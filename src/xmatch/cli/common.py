@@ -36,6 +36,22 @@ def radius(text: str) -> float:
 
 
 @_typed
+def error_angle(text: str) -> float:
+    """A positional error with its unit, 0 allowed ('0.1arcsec', '0arcsec') -> arcsec."""
+    import astropy.units as u
+
+    from xmatch.sky.coords import radius_of_text
+
+    try:
+        quantity = u.Quantity(text.strip().replace('"', "arcsec").replace("'", "arcmin"))
+        if quantity.unit.physical_type == "angle" and quantity.value == 0:
+            return 0.0
+    except (ValueError, TypeError):
+        pass
+    return radius_of_text(text)  # the checks and messages of any other angle
+
+
+@_typed
 def epoch(text: str) -> float:
     from xmatch.timescales import epoch_jyear_of_text
 

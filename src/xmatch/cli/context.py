@@ -61,7 +61,7 @@ def context_config_of(args):
     """The configuration ``--context-config`` names, read and checked (None: the default).
     Given without ``--context`` (where that exists) or with ``--server``, it would be
     ignored: an error."""
-    from xmatch.context.config import read_config
+    from xmatch.context.config import read_context_config
     from xmatch.errors import InputError
 
     if not args.context_config:
@@ -71,7 +71,7 @@ def context_config_of(args):
     if getattr(args, "server", None):
         raise InputError("--context-config applies to context computed here; a server uses "
                          "its own (start it with `xmatch serve --context-config FILE`)")
-    return read_config(args.context_config)
+    return read_context_config(args.context_config)
 
 
 def run_context(args) -> int:

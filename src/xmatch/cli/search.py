@@ -71,6 +71,18 @@ def add_parsers(commands) -> None:
     crossmatch.add_argument("--skip-invalid", action="store_true",
                             help="skip rows without a usable position (counted) instead of "
                                  "failing")
+    crossmatch.add_argument("--error-columns", metavar="A[,B,PA]", default=None,
+                            help="match by sigma-distance, as CDS XMatch: the columns of each "
+                                 "position's 1-sigma error ellipse (semi-major and semi-minor "
+                                 "axes in arcsec, position angle in deg east of north), or "
+                                 "one column of circular errors; in process only")
+    crossmatch.add_argument("--completeness", type=float, default=None,
+                            help="with --error-columns: the fraction of true counterparts "
+                                 "kept (default 0.9973, 3.44 sigma)")
+    crossmatch.add_argument("--catalog-error", type=common.error_angle, default=None,
+                            metavar="ANGLE",
+                            help="with --error-columns: the catalog's 1-sigma circular "
+                                 "error (default: its spec's positional_error_arcsec)")
     common.add_columns(crossmatch)
     common.add_output(crossmatch)
     common.add_server(crossmatch, "matching in process")
@@ -109,6 +121,49 @@ def run_cone(args) -> int:
     return 0
 
 
+def sigma_match(args, catalog, queries, columns):
+    """The sigma cross-match of ``--error-columns`` (see
+    :func:`xmatch.index.region_index.sigma_crossmatch`)."""
+    import numpy as np
+
+    from xmatch.errors import InputError, LoadError
+    from xmatch.index import SkyIndex
+    from xmatch.index.region_index import sigma_crossmatch
+
+    names = [c.strip() for c in args.error_columns.split(",")]
+    if len(names) not in (1, 3) or not all(names):
+        raise InputError(f"--error-columns {args.error_columns!r}: give one column (circular "
+                         "errors) or three (semi-major, semi-minor, position angle)")
+    values = []
+    for name in names:
+        if name not in queries.table.column_names:
+            raise LoadError("has no such column (--error-columns)", source=args.file,
+                            column=name)
+        column = queries.table.column(name)
+        try:
+            data = np.asarray(column.to_numpy(zero_copy_only=False), np.float64)
+        except (TypeError, ValueError):
+            raise LoadError("holds no numbers", source=args.file, column=name) from None
+        bad = ~np.isfinite(data)
+        if bad.any():
+            row = int(queries.rows[np.flatnonzero(bad)[0]])
+            raise LoadError("has no value here (an error ellipse needs every axis)",
+                            source=args.file, row=row, column=name)
+        values.append(data)
+    error = args.catalog_error
+    if error is None:
+        error = catalog.spec.positional_error_arcsec
+        if error is None:
+            raise InputError(f"{catalog.name} states no positional error; give it with "
+                             "--catalog-error (0arcsec for positions taken as exact)")
+    index = SkyIndex.from_catalog(catalog, columns=columns)
+    semi_minor, angle = (values[1], values[2]) if len(values) == 3 else (None, None)
+    return sigma_crossmatch(index, queries.ra, queries.dec, values[0], semi_minor, angle,
+                            catalog_error_arcsec=error, completeness=args.completeness
+                            if args.completeness is not None else 0.9973,
+                            mode=args.mode, columns=columns)
+
+
 def run_crossmatch(args) -> int:
     import pyarrow as pa
 
@@ -120,6 +175,14 @@ def run_crossmatch(args) -> int:
         raise InputError(f"--k {args.k} applies to --mode k; this is --mode {args.mode}")
     if args.mode == "k" and args.k is None:
         raise InputError("--mode k needs --k N, the number of matches per position")
+    sigma_options = [f"--{name.replace('_', '-')}" for name in ("completeness", "catalog_error")
+                     if getattr(args, name) is not None]
+    if sigma_options and not args.error_columns:
+        raise InputError(f"{' and '.join(sigma_options)} apply with --error-columns")
+    if args.error_columns and (args.server or args.mode == "k" or args.radius or args.epoch):
+        raise InputError("a sigma cross-match (--error-columns) runs in process, keeps all "
+                         "matches or the nearest (smallest sigma-distance), and takes its "
+                         "radius from the errors; drop --server, --mode k, --radius, --epoch")
     queries = read_positions(args.file, format=args.input_format, ra_column=args.ra_column,
                              dec_column=args.dec_column, skip_invalid=args.skip_invalid)
     columns = common.columns_of(args)
@@ -139,8 +202,11 @@ def run_crossmatch(args) -> int:
         catalog = open_catalog(args.catalog, common.data_of(args))
         positions = common.CatalogColumns.of_catalog(catalog)
         moving = catalog.has_proper_motions
-        result = catalog.crossmatch(queries.ra, queries.dec, radius_arcsec=args.radius,
-                                    **options)
+        if args.error_columns:
+            result = sigma_match(args, catalog, queries, columns)
+        else:
+            result = catalog.crossmatch(queries.ra, queries.dec, radius_arcsec=args.radius,
+                                        **options)
     if args.epoch is not None and not moving:
         common.note(no_epoch_motion(args.catalog))
     joined = queries.table.take(result[QUERY_COLUMN])

@@ -202,7 +202,7 @@ def parse_config(text: str, source: str = "<config>") -> ContextConfig:
     return ContextConfig(tuple(layers), tuple(rules), source)
 
 
-def read_config(path: str | Path | None = None) -> ContextConfig:
+def read_context_config(path: str | Path | None = None) -> ContextConfig:
     """A context configuration file, or the bundled default (``None``)."""
     if path is None:
         resource = resources.files("xmatch.context") / "default.toml"

@@ -113,9 +113,9 @@ def build_layer(layer: Layer, index, spec, id_column: str, epoch_jyear: float | 
             pa_deg = _float_column(table, axes.position_angle)
         keep = np.isfinite(a) & (a > 0)
         if b is not None:
-            keep &= np.isfinite(b) & (b > 0) & np.isfinite(pa_deg)
-            b = np.minimum(b, a)
-        reason = "no usable error region"
+            keep &= np.isfinite(b) & (b > 0) & (b <= a) & np.isfinite(pa_deg)
+        reason = ("no usable error region (a missing or non-positive axis, a minor axis "
+                  "longer than the major one, or no position angle)")
         reach = layer.reach
         sigma = roles.sigma_per_unit
         extra = {"sigma": np.full(len(ra), np.nan if sigma is None else sigma)}
@@ -140,9 +140,9 @@ def build_layer(layer: Layer, index, spec, id_column: str, epoch_jyear: float | 
                  "distance_source": pa.array(source, pa.string()), "shape": shape}
     rows = np.flatnonzero(keep)
     ids = _strings(table.column(id_column)).take(pa.array(rows))
-    b_rows = None if b is None else np.minimum(b[rows], a[rows])
     regions = RegionIndex.from_arrays(
-        ra[rows], dec[rows], a[rows], b_rows, None if pa_deg is None else pa_deg[rows],
+        ra[rows], dec[rows], a[rows], None if b is None else b[rows],
+        None if pa_deg is None else pa_deg[rows],
         reach=reach[rows] if isinstance(reach, np.ndarray) else reach, name=layer.name)
     fields = {ID_COLUMN: ids}
     for name, values in extra.items():
@@ -173,7 +173,8 @@ def positions_at(index, epoch_jyear: float | None) -> tuple[np.ndarray, np.ndarr
 
 def _galaxy_shapes(table: pa.Table, roles):
     """Semi-axes (arcsec), position angle (deg) and shape kind of each galaxy: an ellipse,
-    a circle of its semi-major axis (no minor axis or position angle), or none (NaN)."""
+    a circle of its semi-major axis (no minor axis or position angle, or a minor axis
+    longer than the major one), or none (NaN)."""
     n = table.num_rows
     shape = np.full(n, "none", dtype=object)
     axes = roles.shape
@@ -189,8 +190,8 @@ def _galaxy_shapes(table: pa.Table, roles):
     angle = (_float_column(table, axes.position_angle) if axes.position_angle
              else np.full(n, np.nan))
     sized = np.isfinite(a) & (a > 0)
-    ellipse = sized & np.isfinite(b) & (b > 0) & np.isfinite(angle)
-    b = np.where(ellipse, np.minimum(b, a), a)
+    ellipse = sized & np.isfinite(b) & (b > 0) & (b <= a) & np.isfinite(angle)
+    b = np.where(ellipse, b, a)
     angle = np.where(ellipse, angle, 0.0)
     shape[ellipse] = "ellipse"
     shape[sized & ~ellipse] = "circle"
@@ -484,7 +485,7 @@ def data_context_engine(data, config: ContextConfig | None = None) -> ContextEng
     """Context over the catalogs of a data directory, read as layers need them (the
     bundled default catalogs loaded first into an empty directory, as ``xmatch serve``
     does); ``config`` defaults to the bundled configuration."""
-    from xmatch.context.config import read_config
+    from xmatch.context.config import read_context_config
     from xmatch.loading import ensure_default_catalogs
     from xmatch.store.catalog import open_catalog
 
@@ -497,6 +498,6 @@ def data_context_engine(data, config: ContextConfig | None = None) -> ContextEng
                                        f"{data.root}; load it with `xmatch load {name}`")
         return store_context_catalog(open_catalog(name, data))
 
-    engine = ContextEngine(config or read_config(), catalog)
+    engine = ContextEngine(config or read_context_config(), catalog)
     engine.check()
     return engine

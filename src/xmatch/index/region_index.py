@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from xmatch.errors import InputError
 from xmatch.index.results import QUERY_COLUMN, SEPARATION_COLUMN
@@ -93,22 +94,21 @@ class RegionIndex:
 
     Attributes
     ----------
-    centre, form : numpy.ndarray
-        Unit vectors of the centres (m, 3) and inverse forms (m, 3) of the regions.
-    reach2 : numpy.ndarray
-        Squared reach of each region: the largest normalised distance reported.
-    orders, order_start, keys, entry_row : numpy.ndarray
+    regions : numpy.ndarray
+        One row per region (:data:`xmatch.kernels.regions.REGION_FIELDS`): the unit vector
+        of its centre, its inverse form and its squared reach (the largest normalised
+        distance reported).
+    orders, order_start, keys, entries, entry_row : numpy.ndarray
         The cell files (see :func:`xmatch.kernels.regions.containing_kernel`).
     table : pyarrow.Table or None
         Payload columns, one row per region.
     """
 
-    centre: np.ndarray
-    form: np.ndarray
-    reach2: np.ndarray
+    regions: np.ndarray
     orders: np.ndarray
     order_start: np.ndarray
     keys: np.ndarray
+    entries: np.ndarray
     entry_row: np.ndarray
     table: pa.Table | None = None
     name: str = "regions"
@@ -156,13 +156,19 @@ class RegionIndex:
         order_start = np.r_[bounds[orders], bounds[orders[-1] + 1] if len(orders) else 0]
         if table is not None and table.num_rows != n:
             raise InputError(f"{name}: {table.num_rows} payload rows for {n} regions")
-        return cls(np.ascontiguousarray(centre), inverse_form(
-            a * ARCSEC_TO_RAD, b * ARCSEC_TO_RAD, np.radians(pa)),
-            np.ascontiguousarray(np.square(reach)), orders, order_start.astype(np.int64),
-            np.ascontiguousarray(keys), np.ascontiguousarray(entry_row), table, name)
+        regions = np.empty((n, kernels.REGION_FIELDS))
+        regions[:, :3] = centre
+        regions[:, 3:6] = inverse_form(a * ARCSEC_TO_RAD, b * ARCSEC_TO_RAD, np.radians(pa))
+        regions[:, 6] = np.square(reach)
+        entries = np.empty((len(keys), 4), np.float32)
+        entries[:, :3] = centre[entry_row]
+        chord = 2 * np.sin(np.minimum(bound, np.pi) / 2) + kernels.ENTRY_CHORD_MARGIN
+        entries[:, 3] = np.square(chord)[entry_row]
+        return cls(regions, orders, order_start.astype(np.int64), np.ascontiguousarray(keys),
+                   entries, np.ascontiguousarray(entry_row), table, name)
 
     def __len__(self) -> int:
-        return len(self.centre)
+        return len(self.regions)
 
     def __repr__(self) -> str:
         return (f"<RegionIndex {self.name!r}: {len(self)} regions in {len(self.keys)} cells "
@@ -170,8 +176,7 @@ class RegionIndex:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.centre, self.form, self.reach2, self.keys,
-                                      self.entry_row))
+        return sum(a.nbytes for a in (self.regions, self.keys, self.entries, self.entry_row))
 
     def containing(self, ra, dec=None) -> pa.Table:
         """Every (position, region) pair within the region's reach: columns
@@ -188,21 +193,18 @@ class RegionIndex:
         xyz = np.empty((n, 3))
         search.unit_vectors_kernel(np.radians(ra_deg[by_pixel]), np.radians(dec_deg[by_pixel]),
                                    xyz)
-        arrays = (pixels, xyz, self.orders, self.order_start, self.keys, self.entry_row,
-                  self.centre, self.form, self.reach2)
+        arrays = (pixels, xyz, by_pixel, self.orders, self.order_start, self.keys,
+                  self.entries, self.entry_row, self.regions)
         counts = np.empty(n, np.int64)
         none_i, none_f = np.empty(0, np.int64), np.empty(0)
-        self._run(n, *arrays, none_i, True, counts, none_i, none_i, none_f, none_f)
+        self._run(n, *arrays, none_i, True, counts, none_i, none_f, none_f)
         offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
         total = int(offsets[-1])
-        query, row = np.empty(total, np.int64), np.empty(total, np.int64)
-        rho, sep = np.empty(total), np.empty(total)
-        self._run(n, *arrays, offsets, False, counts, query, row, rho, sep)
-        query = by_pixel[query]
-        order = np.lexsort((row, rho, query))
-        return pa.table({QUERY_COLUMN: query[order], ROW_COLUMN: row[order],
-                         DISTANCE_COLUMN: rho[order],
-                         SEPARATION_COLUMN: sep[order] * RAD_TO_ARCSEC})
+        row, rho, sep = np.empty(total, np.int64), np.empty(total), np.empty(total)
+        self._run(n, *arrays, offsets, False, counts, row, rho, sep)
+        return pa.table({QUERY_COLUMN: np.repeat(np.arange(n, dtype=np.int64), counts),
+                         ROW_COLUMN: row, DISTANCE_COLUMN: rho,
+                         SEPARATION_COLUMN: sep * RAD_TO_ARCSEC})
 
     @staticmethod
     def _run(n, *args):
@@ -247,3 +249,66 @@ def vector_distances(ellipse, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     kernels.ellipse_rho_kernel(np.repeat(centre, n, axis=0), np.repeat(form, n, axis=0),
                                xyz, rho, sep)
     return rho, sep * RAD_TO_ARCSEC
+
+
+#: Column of :func:`sigma_crossmatch`: the sigma-distance (chi) of each match.
+SIGMA_COLUMN = "sigma_distance"
+
+
+def completeness_sigma(completeness: float) -> float:
+    """The chi threshold k that keeps a fraction ``completeness`` of true counterparts of
+    2-D Gaussian errors: 1 - exp(-k^2 / 2) = completeness (CDS XMatch's criterion)."""
+    if not (isinstance(completeness, int | float) and 0 < completeness < 1):
+        raise InputError(f"completeness {completeness!r} must be a fraction in (0, 1), e.g. "
+                         "0.9973")
+    return math.sqrt(-2.0 * math.log(1.0 - completeness))
+
+
+def sigma_crossmatch(index, ra, dec, semi_major_arcsec, semi_minor_arcsec=None, pa_deg=None,
+                     *, catalog_error_arcsec: float, completeness: float = 0.9973,
+                     mode: str = "all", epoch=None, columns=None) -> pa.Table:
+    """Positions with their own 1-sigma error ellipses matched to a catalog by
+    sigma-distance, as CDS XMatch does: with the catalog's circular 1-sigma error s, the
+    two errors' combined covariance is the ellipse of semi-axes sqrt(a^2 + s^2) and
+    sqrt(b^2 + s^2) at the query's position angle, and a row matches when its normalised
+    distance from the query in that ellipse (chi, ``sigma_distance``) is at most k, with
+    1 - exp(-k^2 / 2) = ``completeness``. A left join like :meth:`SkyIndex.crossmatch`
+    (every query kept), ranked by chi; ``mode`` ``all`` or ``nearest`` (smallest chi).
+
+    ``catalog_error_arcsec`` is required (0 for positions taken as exact): a catalog
+    without a stated error gets none silently."""
+    from xmatch.index.results import MOVED_COLUMNS, RANK_COLUMN, left_join_of_matches
+
+    if mode not in ("all", "nearest"):
+        raise InputError(f"mode {mode!r}: a sigma cross-match keeps all matches or the "
+                         "nearest (smallest sigma-distance)")
+    k = completeness_sigma(completeness)
+    ra_deg, dec_deg, _ = coords.positions(ra, dec)
+    n = len(ra_deg)
+    a, b, angle = check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n,
+                                 "error ellipse")
+    error = float(catalog_error_arcsec)
+    if not (math.isfinite(error) and error >= 0):
+        raise InputError(f"catalog_error_arcsec {catalog_error_arcsec!r} must be a number "
+                         ">= 0")
+    big = np.sqrt(a ** 2 + error ** 2)
+    small = np.sqrt(b ** 2 + error ** 2)
+    payload = index.payload_columns(columns)
+    wanted = list(dict.fromkeys([*payload, index.ra_column, index.dec_column]))
+    found = index.crossmatch(ra_deg, dec_deg, radius_arcsec=np.minimum(
+        k * big, coords.MAX_RADIUS_ARCSEC), mode="all", epoch=epoch, columns=wanted)
+    matched = found.filter(pc.is_valid(found.column(RANK_COLUMN)))
+    query = matched.column(QUERY_COLUMN).to_numpy()
+    row_ra = matched.column(index.ra_column).to_numpy(zero_copy_only=False)
+    row_dec = matched.column(index.dec_column).to_numpy(zero_copy_only=False)
+    if MOVED_COLUMNS[0] in matched.column_names:  # rows moved to the queries' epochs
+        row_ra = np.asarray(matched.column(MOVED_COLUMNS[0]).to_numpy(zero_copy_only=False))
+        row_dec = np.asarray(matched.column(MOVED_COLUMNS[1]).to_numpy(zero_copy_only=False))
+    chi = (region_distances(ra_deg[query], dec_deg[query], big[query], small[query],
+                            angle[query], row_ra, row_dec)[0] if len(query) else np.empty(0))
+    keep = chi <= k
+    matched = matched.filter(pa.array(keep)).append_column(SIGMA_COLUMN, pa.array(chi[keep]))
+    extra = [c for c in wanted if c not in payload]
+    table = left_join_of_matches(matched.drop_columns(extra), query[keep], n,
+                                 k=1 if mode == "nearest" else None, rank_by=SIGMA_COLUMN)
+    return table

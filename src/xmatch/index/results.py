@@ -107,13 +107,15 @@ def take_payload(column: pa.ChunkedArray, safe_rows: np.ndarray, nulls: Nulls) -
 
 
 def left_join_of_matches(matches: pa.Table, query: np.ndarray, n: int,
-                         k: int | None = None, unique: str | None = None) -> pa.Table:
+                         k: int | None = None, unique: str | None = None,
+                         rank_by: str = SEPARATION_COLUMN) -> pa.Table:
     """The left join over ``n`` queries from the rows of their matches in any order
     (``matches``: a left-join table's columns, its ``query_index`` and ``match_rank`` ignored,
     ``query`` the query of each row): per query the ``k`` closest (every one when ``k`` is
-    None), ranked, and a null row for each query without a match. ``unique``: a column
-    naming the same source found more than once (by several shards): kept once per query."""
-    ranked = np.lexsort((matches.column(SEPARATION_COLUMN).to_numpy(), query))
+    None; closest in the column ``rank_by``), ranked, and a null row for each query without
+    a match. ``unique``: a column naming the same source found more than once (by several
+    shards): kept once per query."""
+    ranked = np.lexsort((matches.column(rank_by).to_numpy(), query))
     if unique is not None and len(ranked):
         names = pc.index_in(matches.column(unique), value_set=pc.unique(matches.column(unique)))
         pairs = query * matches.num_rows + names.to_numpy(zero_copy_only=False)

@@ -16,7 +16,7 @@ import asyncio
 import numpy as np
 import pyarrow as pa
 
-from xmatch.context.config import ContextConfig, read_config
+from xmatch.context.config import ContextConfig, read_context_config
 from xmatch.context.engine import ContextCatalog, ContextEngine
 from xmatch.errors import InputError
 from xmatch.service.codec import table_to_ipc
@@ -40,7 +40,7 @@ class ContextService:
     @property
     def context_engine(self) -> ContextEngine:
         if self._context_engine is None:
-            self._context_engine = ContextEngine(self.context_config or read_config(),
+            self._context_engine = ContextEngine(self.context_config or read_context_config(),
                                                  self._context_catalog)
         return self._context_engine
 

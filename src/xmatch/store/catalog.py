@@ -168,7 +168,8 @@ class Catalog(Searches):
             "registered": self.registered,
             "disk_bytes": disk,
             "spec": {**self.spec.role_columns, "keep": list(self.spec.keep or []) or "all",
-                     "key": list(self.spec.key), "loader": self.spec.loader},
+                     "key": list(self.spec.key), "loader": self.spec.loader,
+                     **({"context": self.spec.context} if self.spec.context else {})},
             "provenance": self.provenance,
         }
 
