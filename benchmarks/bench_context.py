@@ -194,6 +194,8 @@ def galaxies(data, work: Path, n: int):
 
 
 def annotation_figures(args) -> dict:
+    import pyarrow.compute as pc
+
     from xmatch.service.client import Client
 
     data, ps1 = bench_alerts.alerts_data(args.work_dir, args.ps1_rows)
@@ -218,8 +220,9 @@ def annotation_figures(args) -> dict:
                 for batch in client.annotate(alerts, catalogs=catalogs, context=context,
                                              batch_size=bench_alerts.VISIT):
                     if context:
-                        for name in batch.table["context_class"].to_pylist():
-                            classes[name] = classes.get(name, 0) + 1
+                        for item in pc.value_counts(batch.table["context_class"]).to_pylist():
+                            classes[item["values"]] = (classes.get(item["values"], 0)
+                                                       + item["counts"])
                 seconds = time.perf_counter() - start
                 if seconds < figures.get(label, {}).get("seconds", float("inf")):
                     figures[label] = {"seconds": seconds,

@@ -1,5 +1,6 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch|regions|service|alerts|stream|sso|sso-accuracy for one of them).
+--only load|crossmatch|regions|service|alerts|context|stream|sso|sso-accuracy for one of
+them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -13,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_alerts  # noqa: E402
+import bench_context  # noqa: E402
 import bench_crossmatch  # noqa: E402
 import bench_load  # noqa: E402
 import bench_regions  # noqa: E402
@@ -28,7 +30,7 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
     parser.add_argument("--only", choices=["load", "crossmatch", "regions", "service", "alerts",
-                                           "stream", "sso", "sso-accuracy"],
+                                           "context", "stream", "sso", "sso-accuracy"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -54,6 +56,12 @@ def main():
                  if args.quick else [])
         print("== alert annotation (embedded and 2-shard cluster) vs astropy, Avro in/out ==")
         bench_alerts.main([*sizes, "--json", str(results)])
+    if args.only in (None, "context"):
+        sizes = (["--ellipses", "1000000", "--positions", "200000", "--alerts", "100000",
+                  "--ps1-rows", "1000000", "--galaxies", "100000"] if args.quick else [])
+        print("== context: error regions over 10 M ellipses vs astropy; annotation with and "
+              "without context ==")
+        bench_context.main([*sizes, "--json", str(results)])
     if args.only in (None, "stream"):
         sizes = (["--packets", "3000", "--compact", "10000", "--visits", "2",
                   "--visit-alerts", "2000", "--visit-seconds", "10", "--memory-alerts", "50000"]

@@ -13,7 +13,8 @@ from xmatch import DataDirectory, SkyIndex, open_catalog
 from xmatch.cli import build_parser, main
 
 COMMANDS = ("demo", "load", "list", "info", "verify", "remove", "specs", "loaders", "cone",
-            "crossmatch", "skymap", "moc", "annotate", "stream", "serve", "cluster", "sso")
+            "crossmatch", "skymap", "moc", "context", "annotate", "stream", "serve", "cluster",
+            "sso")
 
 
 def xmatch(capsys, *args) -> tuple[int, str, str]:
@@ -34,7 +35,7 @@ def test_help_lists_every_command_and_each_has_help_with_examples(capsys):
     for command in COMMANDS:
         code, out, _ = xmatch(capsys, command, "--help")
         assert code == 0 and out.startswith(f"usage: xmatch {command}")
-    for command in ("cone", "crossmatch", "load", "skymap", "moc", "annotate", "serve"):
+    for command in ("cone", "crossmatch", "load", "skymap", "moc", "context", "annotate", "serve"):
         assert "example" in xmatch(capsys, command, "--help")[1], command
     sso = xmatch(capsys, "sso", "--help")[1]
     assert "`build`" in sso and "`cone`" in sso and "positions" not in sso

@@ -242,7 +242,8 @@ def test_extremes_then_still_healthy(served):
     assert_healthy(stub, channel)
     listed = stub.ListCatalogs(xmatch_pb2.ListCatalogsRequest())
     assert {c.name for c in listed.catalogs} == {"gaia_dr3", "hipparcos2", "gcvs",
-                                                 "glade_gw170817", "random"}
+                                                 "glade_gw170817", "fermi_4fgl",
+                                                 "fermi_4lac", "random"}
 
 
 def test_healthy_after_fuzzing(served):

@@ -194,6 +194,8 @@ def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.T
 def _context_columns(context: pa.Table, slot: np.ndarray, alert_errors: np.ndarray) -> dict:
     """The context columns of the usable alerts spread over every alert: an alert that
     could not be read has every layer failed (with its error) and the class unclear."""
+    if np.all(slot >= 0):  # every alert was read: the columns as they are
+        return {name: context.column(name) for name in context.column_names}
     indices = pa.array(slot, pa.int64(), mask=slot < 0)
     unread = pa.array(slot < 0)
     out = {}

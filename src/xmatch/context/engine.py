@@ -33,7 +33,12 @@ import pyarrow.compute as pc
 
 from xmatch.context.config import KINDS, ORPHAN, UNCLEAR, ContextConfig, Layer
 from xmatch.errors import CatalogNotFoundError, InputError
-from xmatch.index.region_index import DISTANCE_COLUMN, ROW_COLUMN, RegionIndex
+from xmatch.index.region_index import (
+    DISTANCE_COLUMN,
+    ROW_COLUMN,
+    QueryPositions,
+    RegionIndex,
+)
 from xmatch.index.results import QUERY_COLUMN, SEPARATION_COLUMN
 from xmatch.sky import coords
 
@@ -269,12 +274,13 @@ class ContextEngine:
                 self._built[key] = built
         return built
 
-    def candidates(self, layer: Layer, ra: np.ndarray, dec: np.ndarray,
-                   epoch_jyear: float | None = None) -> pa.Table:
-        """Every candidate of ``layer`` for each position (``query_index``, ``id``,
-        ``separation_arcsec``, ``distance``, the kind's extra columns), closest first."""
+    def candidates(self, layer: Layer, positions, epoch_jyear: float | None = None
+                   ) -> pa.Table:
+        """Every candidate of ``layer`` for each position (:class:`QueryPositions`;
+        ``query_index``, ``id``, ``separation_arcsec``, ``distance``, the kind's extra
+        columns), closest first."""
         built = self.layer_index(layer, epoch_jyear)
-        found = built.regions.containing(ra, dec)
+        found = built.regions.containing(positions)
         rows = found.column(ROW_COLUMN)
         table = {QUERY_COLUMN: found.column(QUERY_COLUMN),
                  ID_COLUMN: built.fields.column(ID_COLUMN).take(rows),
@@ -300,16 +306,18 @@ class ContextEngine:
             raise InputError(f"{len(ra)} right ascensions for {len(dec)} declinations")
         coords.check_radec(ra, dec)
         n = len(ra)
+        positions = QueryPositions.of(ra, dec)
         candidates, failures, outside = {}, {}, {}
         for layer in self.config.layers:
             try:
                 found = self._catalog(layer.catalog)
-                candidates[layer.name] = self.candidates(layer, ra, dec, epoch_jyear)
+                candidates[layer.name] = self.candidates(layer, positions, epoch_jyear)
             except (CatalogNotFoundError, InputError) as error:
                 failures[layer.name] = np.full(n, f"{layer.catalog}: {error}", dtype=object)
                 continue
-            if found.coverage is not None:
-                outside[layer.name] = ~found.coverage.contains(ra, dec)
+            coverage = found.coverage
+            if coverage is not None and coverage.sky_fraction < 1.0:
+                outside[layer.name] = ~positions.inside(coverage.ranges)
         return context_table(self.config, n, candidates, failures, outside)
 
 
@@ -327,6 +335,16 @@ def check_layer(layer: Layer, spec) -> None:
                          f"{', '.join(roles.magnitudes) or 'none'})")
 
 
+#: States as small integers while a table is built (an index into STATE_NAMES).
+STATE_NAMES = pa.array([MATCHED, NO_MATCH, OUTSIDE_COVERAGE, FAILED], pa.string())
+S_MATCHED, S_NO_MATCH, S_OUTSIDE, S_FAILED = range(4)
+
+
+def _texts(texts: list[str], codes: np.ndarray) -> pa.Array:
+    """Strings from a short list by code (-1: null), without a Python object per row."""
+    return pa.array(texts, pa.string()).take(pa.array(codes, pa.int64(), mask=codes < 0))
+
+
 def context_table(config: ContextConfig, n: int, candidates: dict[str, pa.Table],
                   failures: dict[str, np.ndarray], outside: dict[str, np.ndarray]
                   ) -> pa.Table:
@@ -340,8 +358,9 @@ def context_table(config: ContextConfig, n: int, candidates: dict[str, pa.Table]
     states, nearest = {}, {}
     for layer in config.layers:
         table = candidates.get(layer.name)
-        failure = failures.get(layer.name, np.full(n, None, dtype=object))
-        failed = np.not_equal(failure, None)
+        failure = failures.get(layer.name)
+        failed = (np.not_equal(failure, None) if failure is not None
+                  else np.zeros(n, bool))
         if table is None:
             table = empty_candidates(layer)
         query = table.column(QUERY_COLUMN).to_numpy()
@@ -351,22 +370,23 @@ def context_table(config: ContextConfig, n: int, candidates: dict[str, pa.Table]
         take = np.full(n, -1, np.int64)
         take[query[first]] = np.flatnonzero(first)
         take[failed] = -1
-        away = outside.get(layer.name, np.zeros(n, bool))
-        state = np.where(failed, FAILED, np.where(count > 0, MATCHED, np.where(
-            away, OUTSIDE_COVERAGE, NO_MATCH)))
+        state = np.where(count > 0, S_MATCHED, S_NO_MATCH).astype(np.int8)
+        if layer.name in outside:
+            state[(count == 0) & outside[layer.name]] = S_OUTSIDE
+        state[failed] = S_FAILED
         states[layer.name] = state
-        nearest[layer.name] = (table, take)
+        nearest[layer.name] = table
         prefix = f"{layer.name}_"
-        columns[prefix + "state"] = pa.array(state, pa.string())
-        columns[prefix + "failure"] = pa.array(failure, pa.string())
+        columns[prefix + "state"] = STATE_NAMES.take(pa.array(state))
+        columns[prefix + "failure"] = (pa.array(failure, pa.string()) if failure is not None
+                                       else pa.nulls(n, pa.string()))
         columns[prefix + "count"] = pa.array(count, pa.int32(), mask=failed)
         indices = pa.array(take, pa.int64(), mask=take < 0)
         for name in (ID_COLUMN, SEPARATION_COLUMN, "distance", *EXTRA_COLUMNS[layer.kind]):
             columns[prefix + name] = table.column(name).take(indices)
         if layer.kind == "host_galaxy":
-            columns[prefix + "hostless"] = pa.array(state == NO_MATCH, pa.bool_(),
-                                                    mask=(state == FAILED)
-                                                    | (state == OUTSIDE_COVERAGE))
+            columns[prefix + "hostless"] = pa.array(
+                state == S_NO_MATCH, pa.bool_(), mask=(state == S_FAILED) | (state == S_OUTSIDE))
     columns.update(_classes(config, n, states, nearest))
     return pa.table(columns)
 
@@ -380,23 +400,33 @@ def empty_candidates(layer: Layer) -> pa.Table:
 
 def _classes(config: ContextConfig, n: int, states: dict, nearest: dict
              ) -> dict[str, pa.Array]:
-    """Each position's class from the first rule that holds, and the evidence."""
-    klass = np.full(n, None, dtype=object)
-    layer_of = np.full(n, None, dtype=object)
-    evidence_id = np.full(n, None, dtype=object)
+    """Each position's class from the first rule that holds, and the evidence: classes,
+    reasons and layers as codes into short lists, the evidence taken from the candidates
+    tables (no Python object per position but for the unclear ones' reasons)."""
+    rules = config.rules
+    names = [layer.name for layer in config.layers]
+    labels = [rule.klass for rule in rules] + [ORPHAN, UNCLEAR]
+    reasons = ([rule.describe() for rule in rules]
+               + [f"{rule.layer} failed, so the rule '{rule.describe()}' is undecided"
+                  for rule in rules] + ["no layer a rule uses has a candidate"])
+    klass = np.full(n, -1, np.int64)
+    reason = np.full(n, -1, np.int64)
+    layer_of = np.full(n, -1, np.int64)
     separation = np.full(n, np.nan)
     distance = np.full(n, np.nan)
-    reason = np.full(n, None, dtype=object)
+    evidence = np.full(n, -1, np.int64)  # row in the concatenated evidence ids
+    ids: list[pa.Array] = []
+    held = 0
     open_ = np.ones(n, bool)
-    for rule in config.rules:
+    for r, rule in enumerate(rules):
         state = states[rule.layer]
         # A layer that failed leaves its rule undecided: the class cannot be known.
-        failed = open_ & (state == FAILED)
-        klass[failed] = UNCLEAR
-        layer_of[failed] = rule.layer
-        reason[failed] = f"{rule.layer} failed, so the rule '{rule.describe()}' is undecided"
+        failed = open_ & (state == S_FAILED)
+        klass[failed] = len(rules) + 1
+        reason[failed] = len(rules) + r
+        layer_of[failed] = names.index(rule.layer)
         open_ &= ~failed
-        table, _ = nearest[rule.layer]
+        table = nearest[rule.layer]
         if table.num_rows == 0 or not open_.any():
             continue
         query = table.column(QUERY_COLUMN).to_numpy()
@@ -406,45 +436,50 @@ def _classes(config: ContextConfig, n: int, states: dict, nearest: dict
         if math.isfinite(rule.max_separation_arcsec):
             ok &= table.column(SEPARATION_COLUMN).to_numpy() <= rule.max_separation_arcsec
         if rule.types:
-            types = table.column("type")
-            ok &= pc.fill_null(pc.is_in(types, pa.array(rule.types)), False).to_numpy(
-                zero_copy_only=False)
+            ok &= pc.fill_null(pc.is_in(table.column("type"), pa.array(rule.types)),
+                               False).to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(ok)
         if not len(rows):
             continue
         hit_query = query[rows]
         first = np.r_[True, hit_query[1:] != hit_query[:-1]]
         rows, hit_query = rows[first], hit_query[first]
-        klass[hit_query] = rule.klass
-        layer_of[hit_query] = rule.layer
-        evidence_id[hit_query] = table.column(ID_COLUMN).take(pa.array(rows)).to_numpy(
-            zero_copy_only=False)
+        klass[hit_query] = r
+        reason[hit_query] = r
+        layer_of[hit_query] = names.index(rule.layer)
+        ids.extend(table.column(ID_COLUMN).take(pa.array(rows)).cast(pa.string()).chunks)
+        evidence[hit_query] = held + np.arange(len(rows))
+        held += len(rows)
         separation[hit_query] = table.column(SEPARATION_COLUMN).to_numpy()[rows]
         distance[hit_query] = table.column("distance").to_numpy()[rows]
-        reason[hit_query] = rule.describe()
         open_[hit_query] = False
+    reason_array = None
     if open_.any():
         # Layers no rule uses are information only: they never keep a position from
         # being an orphan.
-        used = list(dict.fromkeys(rule.layer for rule in config.rules))
+        used = list(dict.fromkeys(rule.layer for rule in rules))
         every = np.stack([states[name] for name in used]) if used else np.empty((0, n))
-        quiet = np.all(every == NO_MATCH, axis=0)
+        quiet = np.all(every == S_NO_MATCH, axis=0)
         orphan = open_ & quiet
-        klass[orphan] = ORPHAN
-        reason[orphan] = "no layer a rule uses has a candidate"
-        rest = open_ & ~quiet
-        klass[rest] = UNCLEAR
-        for i in np.flatnonzero(rest):
-            why = [f"{name} {states[name][i].replace('_', ' ')}" for name in used
-                   if states[name][i] != NO_MATCH]
-            reason[i] = "no rule holds; " + ", ".join(why)
-    catalogs = {layer.name: layer.catalog for layer in config.layers}
-    return {"class": pa.array(klass, pa.string()),
-            "class_reason": pa.array(reason, pa.string()),
-            "class_layer": pa.array(layer_of, pa.string()),
-            "class_catalog": pa.array([catalogs.get(name) if name else None
-                                       for name in layer_of], pa.string()),
-            "class_id": pa.array(evidence_id, pa.string()),
+        klass[orphan] = len(rules)
+        reason[orphan] = 2 * len(rules)
+        rest = np.flatnonzero(open_ & ~quiet)
+        klass[rest] = len(rules) + 1
+        if len(rest):
+            texts = _texts(reasons, reason).to_numpy(zero_copy_only=False)
+            for i in rest:
+                why = [f"{name} {STATE_NAMES[int(states[name][i])].as_py().replace('_', ' ')}"
+                       for name in used if states[name][i] != S_NO_MATCH]
+                texts[i] = "no rule holds; " + ", ".join(why)
+            reason_array = pa.array(texts, pa.string())
+    evidence_ids = (pa.chunked_array(ids, pa.string()).combine_chunks() if ids
+                    else pa.array([], pa.string()))
+    return {"class": _texts(labels, klass),
+            "class_reason": reason_array if reason_array is not None
+            else _texts(reasons, reason),
+            "class_layer": _texts(names, layer_of),
+            "class_catalog": _texts([layer.catalog for layer in config.layers], layer_of),
+            "class_id": evidence_ids.take(pa.array(evidence, pa.int64(), mask=evidence < 0)),
             "class_separation_arcsec": pa.array(separation, pa.float64(),
                                                 mask=np.isnan(separation)),
             "class_distance": pa.array(distance, pa.float64(), mask=np.isnan(distance))}

@@ -89,6 +89,42 @@ def check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n: int, what: str
 
 
 @dataclass(frozen=True, eq=False)
+class QueryPositions:
+    """Positions as a lookup takes them, worked out once for several indexes: their
+    order-29 pixels and unit vectors sorted by pixel, and each one's place in the input."""
+
+    pixels: np.ndarray
+    xyz: np.ndarray
+    by_pixel: np.ndarray
+
+    @classmethod
+    def of(cls, ra, dec=None) -> QueryPositions:
+        if isinstance(ra, QueryPositions):
+            return ra
+        ra_deg, dec_deg, _ = coords.positions(ra, dec)
+        pixels = np.empty(len(ra_deg), np.int64)
+        search.radec_to_pixel_kernel(MAX_ORDER, np.radians(ra_deg), np.radians(dec_deg),
+                                     pixels)
+        by_pixel = np.argsort(pixels, kind="stable")
+        xyz = np.empty((len(ra_deg), 3))
+        search.unit_vectors_kernel(np.radians(ra_deg[by_pixel]), np.radians(dec_deg[by_pixel]),
+                                   xyz)
+        return cls(np.ascontiguousarray(pixels[by_pixel]), xyz, by_pixel)
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def inside(self, ranges29: np.ndarray) -> np.ndarray:
+        """Whether each position (in input order) lies in sorted order-29 ranges."""
+        inside = np.empty(len(self), bool)
+        found = np.empty(len(self), bool)
+        search.in_ranges_kernel(self.pixels, np.ascontiguousarray(ranges29[:, 0]),
+                                np.ascontiguousarray(ranges29[:, 1]), found)
+        inside[self.by_pixel] = found
+        return inside
+
+
+@dataclass(frozen=True, eq=False)
 class RegionIndex:
     """Circles and ellipses filed by HEALPix cell, for "which regions contain this position".
 
@@ -100,8 +136,6 @@ class RegionIndex:
         distance reported).
     orders, order_start, keys, entries, entry_row : numpy.ndarray
         The cell files (see :func:`xmatch.kernels.regions.containing_kernel`).
-    table : pyarrow.Table or None
-        Payload columns, one row per region.
     """
 
     regions: np.ndarray
@@ -110,13 +144,11 @@ class RegionIndex:
     keys: np.ndarray
     entries: np.ndarray
     entry_row: np.ndarray
-    table: pa.Table | None = None
-    name: str = "regions"
+    name: str = "region"
 
     @classmethod
     def from_arrays(cls, ra_deg, dec_deg, semi_major_arcsec, semi_minor_arcsec=None,
-                    pa_deg=None, *, reach=1.0, table: pa.Table | None = None,
-                    name: str = "region") -> RegionIndex:
+                    pa_deg=None, *, reach=1.0, name: str = "region") -> RegionIndex:
         """Index ellipses (or circles, without ``semi_minor_arcsec``) centred at
         (``ra_deg``, ``dec_deg``) with their semi-axes in arcsec and the position angle of
         the major axis in degrees east of north. ``reach`` (a number, or one per region):
@@ -137,25 +169,19 @@ class RegionIndex:
             raise InputError(f"{name} row {row}: semi-major axis times reach exceeds 180 deg")
         centre = np.empty((n, 3))
         search.unit_vectors_kernel(np.radians(ra), np.radians(dec), centre)
-        pixels = np.empty(n, np.int64)
-        search.radec_to_pixel_kernel(MAX_ORDER, np.radians(ra), np.radians(dec), pixels)
         counts = np.empty(n, np.int64)
         nothing = np.empty(0, np.int64)
-        kernels.region_cells_kernel(pixels, centre, bound, True, nothing, counts, nothing,
-                                    nothing)
+        kernels.region_cells_kernel(centre, bound, True, nothing, counts, nothing, nothing)
         offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
         keys = np.empty(offsets[-1], np.int64)
         entry_row = np.empty(offsets[-1], np.int32 if n < 2**31 else np.int64)
-        kernels.region_cells_kernel(pixels, centre, bound, False, offsets, counts, keys,
-                                    entry_row)
+        kernels.region_cells_kernel(centre, bound, False, offsets, counts, keys, entry_row)
         by_key = np.argsort(keys, kind="stable")
         keys, entry_row = keys[by_key], entry_row[by_key]
         # NUNIQ keys sort by order first; the keys of order o lie in [4**(o+1), 4**(o+2)).
         bounds = np.searchsorted(keys, np.int64(4) << (2 * np.arange(MAX_ORDER + 2)))
         orders = np.flatnonzero(bounds[1:] > bounds[:-1])
         order_start = np.r_[bounds[orders], bounds[orders[-1] + 1] if len(orders) else 0]
-        if table is not None and table.num_rows != n:
-            raise InputError(f"{name}: {table.num_rows} payload rows for {n} regions")
         regions = np.empty((n, kernels.REGION_FIELDS))
         regions[:, :3] = centre
         regions[:, 3:6] = inverse_form(a * ARCSEC_TO_RAD, b * ARCSEC_TO_RAD, np.radians(pa))
@@ -165,7 +191,7 @@ class RegionIndex:
         chord = 2 * np.sin(np.minimum(bound, np.pi) / 2) + kernels.ENTRY_CHORD_MARGIN
         entries[:, 3] = np.square(chord)[entry_row]
         return cls(regions, orders, order_start.astype(np.int64), np.ascontiguousarray(keys),
-                   entries, np.ascontiguousarray(entry_row), table, name)
+                   entries, np.ascontiguousarray(entry_row), name)
 
     def __len__(self) -> int:
         return len(self.regions)
@@ -182,19 +208,12 @@ class RegionIndex:
         """Every (position, region) pair within the region's reach: columns
         ``query_index``, ``row`` (the region), ``region_distance`` (normalised: 1 on the
         boundary) and ``separation_arcsec`` (from the region's centre), grouped by position
-        and closest first (in normalised distance; ties by row)."""
-        ra_deg, dec_deg, _ = coords.positions(ra, dec)
-        n = len(ra_deg)
-        pixels = np.empty(n, np.int64)
-        search.radec_to_pixel_kernel(MAX_ORDER, np.radians(ra_deg), np.radians(dec_deg),
-                                     pixels)
-        by_pixel = np.argsort(pixels, kind="stable")
-        pixels = np.ascontiguousarray(pixels[by_pixel])
-        xyz = np.empty((n, 3))
-        search.unit_vectors_kernel(np.radians(ra_deg[by_pixel]), np.radians(dec_deg[by_pixel]),
-                                   xyz)
-        arrays = (pixels, xyz, by_pixel, self.orders, self.order_start, self.keys,
-                  self.entries, self.entry_row, self.regions)
+        and closest first (in normalised distance; ties by row). Positions in any form
+        :mod:`xmatch.sky.coords` reads, or :class:`QueryPositions`."""
+        queries = QueryPositions.of(ra, dec)
+        n = len(queries)
+        arrays = (queries.pixels, queries.xyz, queries.by_pixel, self.orders,
+                  self.order_start, self.keys, self.entries, self.entry_row, self.regions)
         counts = np.empty(n, np.int64)
         none_i, none_f = np.empty(0, np.int64), np.empty(0)
         self._run(n, *arrays, none_i, True, counts, none_i, none_f, none_f)
