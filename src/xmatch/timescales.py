@@ -107,6 +107,13 @@ def future_utc():
         yield
 
 
+def tai_mjd(value, scale: str = "utc") -> np.ndarray:
+    """TAI MJDs of times in any form :func:`to_time` reads (a ``Time``, ISO strings, MJDs
+    in ``scale``), as an array."""
+    with future_utc():
+        return np.atleast_1d(np.asarray(to_time(value, scale).tai.mjd, np.float64))
+
+
 def jyear_of_tai_mjd(mjd_tai: np.ndarray) -> np.ndarray:
     """Julian-year epochs of TAI MJDs, for proper motions (TT = TAI + 32.184 s; TDB - TT
     stays under 2 ms, far below what a proper motion can show)."""

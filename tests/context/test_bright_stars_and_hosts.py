@@ -22,6 +22,7 @@ from xmatch.context.config import parse_config
 from xmatch.context.engine import ContextCatalog, ContextEngine, data_context_engine
 
 HALO = "halo = { slope = -0.2, intercept = 3.7, cap_arcsec = 1800.0 }"
+STAR_RULE = '[[rule]]\nclass = "bright_star"\nlayer = "star"\n'
 
 
 def around(ra, dec, radius_arcsec, n, seed):
@@ -39,7 +40,7 @@ def around(ra, dec, radius_arcsec, n, seed):
                                                  ("gaia_dr3", "G", "phot_g_mean_mag")])
 def test_bright_star_halos_equal_brute_force(session_data, catalog, band, column):
     config = parse_config(f'[[layer]]\nname = "star"\nkind = "bright_star"\n'
-                          f'catalog = "{catalog}"\nband = "{band}"\n{HALO}\n')
+                          f'catalog = "{catalog}"\nband = "{band}"\n{HALO}\n{STAR_RULE}')
     engine = data_context_engine(session_data, config)
     store = open_catalog(catalog, session_data)
     stars = store.read([store.spec.id, "ra", "dec", column])
@@ -81,7 +82,7 @@ def test_bright_star_halos_equal_brute_force(session_data, catalog, band, column
 def test_bright_stars_move_with_their_proper_motion(session_data):
     """Barnard's star (HIP 87937, 10.4"/yr): its halo in 2025 is where astropy puts it."""
     config = parse_config(f'[[layer]]\nname = "star"\nkind = "bright_star"\n'
-                          f'catalog = "hipparcos2"\nband = "Hp"\n{HALO}\n')
+                          f'catalog = "hipparcos2"\nband = "Hp"\n{HALO}\n{STAR_RULE}')
     engine = data_context_engine(session_data, config)
     stars = open_catalog("hipparcos2", session_data).read()
     hip = stars.filter(pc.equal(stars["hip"], 87937)).to_pylist()[0]

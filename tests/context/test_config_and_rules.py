@@ -50,6 +50,7 @@ def test_roles_add_their_columns_to_what_a_load_reads():
 
 @pytest.mark.parametrize("text,message", [
     ("", "no \\[\\[layer\\]\\]"),
+    ('[[layer]]\nkind = "agn"\ncatalog = "c"\nradius_arcsec = 1\n', "no \\[\\[rule\\]\\]"),
     ('[[layer]]\nkind = "star"\ncatalog = "c"\n', "kind must be one of"),
     ('[[layer]]\nkind = "agn"\ncatalog = "c"\n', "radius_arcsec \\(the match radius\\) is "
                                                  "required"),

@@ -79,7 +79,9 @@ def test_region_lookup_finds_each_counterparts_source(pairs):
 
 def test_gamma_ray_layer_reports_sigma_distances(session_data, pairs):
     config = parse_config('[[layer]]\nname = "gamma"\nkind = "error_region"\n'
-                          'catalog = "fermi_4fgl"\n')
+                          'catalog = "fermi_4fgl"\n[[layer]]\nname = "agn"\nkind = "agn"\n'
+                          'catalog = "fermi_4lac"\nradius_arcsec = 0.001\n'
+                          '[[rule]]\nclass = "agn"\nlayer = "agn"\n')
     engine = data_context_engine(session_data, config)
     sample = pairs.iloc[:300]
     table = engine.context(sample.agn_ra.to_numpy(), sample.agn_dec.to_numpy())
@@ -94,5 +96,10 @@ def test_gamma_ray_layer_reports_sigma_distances(session_data, pairs):
     np.testing.assert_allclose(np.asarray(table["gamma_distance"])[own], rho[own], rtol=1e-10)
     np.testing.assert_allclose(np.asarray(table["gamma_sigma"])[own], rho[own] * SIGMA_95,
                                rtol=1e-10)
-    # The class: this layer has no rule, so nothing here is more than an orphan.
-    assert set(np.asarray(table["class"])) == {"orphan"}
+    # At the AGN positions the AGN rule decides; at the gamma-ray sources' centres (inside
+    # their own ellipse, far from any AGN) the gamma-ray layer, which no rule uses, leaves
+    # them orphans.
+    assert set(np.asarray(table["class"])) == {"agn"}
+    centres = engine.context(sample.ra.to_numpy(), sample.dec.to_numpy())
+    assert set(np.asarray(centres["gamma_state"])) == {"matched"}
+    assert set(np.asarray(centres["class"])) == {"orphan"}

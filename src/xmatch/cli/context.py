@@ -99,10 +99,10 @@ def run_context(args) -> int:
             table = client.context(ra, dec, time=time, arrow=True)
     else:
         from xmatch.context.engine import data_context_engine
-        from xmatch.timescales import jyear_of_tai_mjd
+        from xmatch.timescales import jyear_of_tai_mjd, tai_mjd
 
         engine = data_context_engine(common.data_of(args), context_config_of(args))
-        epoch = None if time is None else float(jyear_of_tai_mjd(time.tai.mjd))
+        epoch = None if time is None else float(jyear_of_tai_mjd(tai_mjd(time))[0])
         table = engine.context(ra, dec, epoch)
     if args.table is not None:
         table = _with_positions(positions, table)

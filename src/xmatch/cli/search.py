@@ -178,7 +178,9 @@ def run_crossmatch(args) -> int:
     sigma_options = [f"--{name.replace('_', '-')}" for name in ("completeness", "catalog_error")
                      if getattr(args, name) is not None]
     if sigma_options and not args.error_columns:
-        raise InputError(f"{' and '.join(sigma_options)} apply with --error-columns")
+        raise InputError(f"{' and '.join(sigma_options)} "
+                         f"{'applies' if len(sigma_options) == 1 else 'apply'} with "
+                         "--error-columns")
     if args.error_columns and (args.server or args.mode == "k" or args.radius or args.epoch):
         raise InputError("a sigma cross-match (--error-columns) runs in process, keeps all "
                          "matches or the nearest (smallest sigma-distance), and takes its "

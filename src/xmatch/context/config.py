@@ -199,6 +199,9 @@ def parse_config(text: str, source: str = "<config>") -> ContextConfig:
             _number(table["max_separation_arcsec"], f"{where}: max_separation_arcsec")
             if "max_separation_arcsec" in table else math.inf,
             tuple(types)))
+    if not rules:
+        raise InputError(f"{source}: no [[rule]]: the class of a position comes from the "
+                         "rules; give at least one (docs/context.md)")
     return ContextConfig(tuple(layers), tuple(rules), source)
 
 

@@ -18,7 +18,6 @@ import time as _time
 from collections.abc import Iterator
 
 import grpc
-import numpy as np
 import pyarrow as pa
 
 from xmatch.errors import InputError
@@ -295,12 +294,12 @@ def skymap_request(catalog, skymap, level, columns, limit, rank_by):
 
 
 def context_request(ra, dec, time, scale) -> xmatch_pb2.ContextRequest:
-    from xmatch.timescales import to_time
+    from xmatch.timescales import tai_mjd
 
     ra_deg, dec_deg, _ = coords.positions(ra, dec)
     request = xmatch_pb2.ContextRequest(ra_deg=ra_deg, dec_deg=dec_deg)
     if time is not None:
-        request.mjd_tai.extend(np.atleast_1d(to_time(time, scale).tai.mjd).astype(float))
+        request.mjd_tai.extend(tai_mjd(time, scale))
     return request
 
 
