@@ -67,8 +67,6 @@ class AnnotateService:
                 columns=target.columns))
             match["coverage"] = coverage_of(description.coverage_moc)
             matching.append(match)
-        if options.context:
-            self.context_engine.check()
         return {"targets": targets, "matching": matching, "all_matches": options.all_matches,
                 "schemas": Schemas(dict(options.avro_schemas)), "context": options.context}
 
