@@ -11,6 +11,7 @@ import fastavro
 import grpc
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv  # noqa: F401 (pa.csv)
 import pyarrow.parquet as pq
 import pytest
 
@@ -168,3 +169,44 @@ def test_engine_classes_are_the_documented_ones(expected):
         "variable_star", "agn", "bright_star", "nuclear", "supernova", "orphan", "unclear"}
     assert np.all(np.asarray(expected["class_distance"].to_numpy(zero_copy_only=False))[:2]
                   <= 1)
+
+
+def test_sigma_crossmatch_through_the_crossmatch_stream(server_address, reference):
+    """Positions with error ellipses matched by sigma-distance through a server's (or a
+    router's) cross-match stream equal the same match on the index in process."""
+    from xmatch.index.region_index import CatalogSearch, sigma_crossmatch
+
+    stars = reference["gaia_dr3"].table.slice(0, 300)
+    rng = np.random.default_rng(4)
+    ra = stars["ra"].to_numpy() + rng.normal(0, 1, 300) / 3600
+    dec = np.clip(stars["dec"].to_numpy() + rng.normal(0, 1, 300) / 3600, -90, 90)
+    a = rng.uniform(0.5, 3, 300)
+    b = a * rng.uniform(0.2, 1, 300)
+    theta = rng.uniform(0, 180, 300)
+    options = {"catalog_error_arcsec": 0.1, "completeness": 0.99, "columns": ["source_id"]}
+    local = sigma_crossmatch(reference["gaia_dr3"], ra, dec, a, b, theta, **options)
+    with Client(server_address) as client:
+        remote = sigma_crossmatch(CatalogSearch.of(client, "gaia_dr3"), ra, dec, a, b, theta,
+                                  **options)
+    assert remote.column_names == local.column_names
+    assert remote["source_id"].to_pylist() == local["source_id"].to_pylist()
+    np.testing.assert_allclose(remote["sigma_distance"].to_numpy(zero_copy_only=False),
+                               local["sigma_distance"].to_numpy(zero_copy_only=False))
+    assert 0 < local["source_id"].null_count < 150  # most found, some not
+
+
+def test_crossmatch_command_by_sigma_distance(capsys, session_data, tmp_path):
+    positions = tmp_path / "sources.csv"
+    positions.write_text("name,ra,dec,emaj,emin,epa\nvega,279.2347,38.7837,2.0,1.0,30\n"
+                         "nothing,123.4,-5.0,1.0,1.0,0\n")
+    out = tmp_path / "matched.csv"
+    code, _, err = xmatch(capsys, "crossmatch", positions, "--catalog", "hipparcos2",
+                          "--error-columns", "emaj,emin,epa", "--catalog-error", "0.01arcsec",
+                          "--epoch", "1991.25", "--out", out, "--data", session_data.root)
+    assert code == 0, err
+    rows = pa.csv.read_csv(out)
+    assert rows["name"].to_pylist() == ["vega", "nothing"]
+    assert rows["hip"].to_pylist()[0] == 91262 and rows["hip"].null_count == 1
+    code, _, err = xmatch(capsys, "crossmatch", positions, "--catalog", "gcvs",
+                          "--error-columns", "emaj", "--data", session_data.root)
+    assert code == 2 and "gcvs states no positional error; give it with --catalog-error" in err

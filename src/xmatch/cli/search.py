@@ -75,7 +75,7 @@ def add_parsers(commands) -> None:
                             help="match by sigma-distance, as CDS XMatch: the columns of each "
                                  "position's 1-sigma error ellipse (semi-major and semi-minor "
                                  "axes in arcsec, position angle in deg east of north), or "
-                                 "one column of circular errors; in process only")
+                                 "one column of circular errors")
     crossmatch.add_argument("--completeness", type=float, default=None,
                             help="with --error-columns: the fraction of true counterparts "
                                  "kept (default 0.9973, 3.44 sigma)")
@@ -121,13 +121,12 @@ def run_cone(args) -> int:
     return 0
 
 
-def sigma_match(args, catalog, queries, columns):
-    """The sigma cross-match of ``--error-columns`` (see
+def sigma_match(args, searcher, queries, columns, catalog_error_arcsec: float):
+    """The sigma cross-match of ``--error-columns`` against ``searcher`` (see
     :func:`xmatch.index.region_index.sigma_crossmatch`)."""
     import numpy as np
 
     from xmatch.errors import InputError, LoadError
-    from xmatch.index import SkyIndex
     from xmatch.index.region_index import sigma_crossmatch
 
     names = [c.strip() for c in args.error_columns.split(",")]
@@ -150,18 +149,12 @@ def sigma_match(args, catalog, queries, columns):
             raise LoadError("has no value here (an error ellipse needs every axis)",
                             source=args.file, row=row, column=name)
         values.append(data)
-    error = args.catalog_error
-    if error is None:
-        error = catalog.spec.positional_error_arcsec
-        if error is None:
-            raise InputError(f"{catalog.name} states no positional error; give it with "
-                             "--catalog-error (0arcsec for positions taken as exact)")
-    index = SkyIndex.from_catalog(catalog, columns=columns)
     semi_minor, angle = (values[1], values[2]) if len(values) == 3 else (None, None)
-    return sigma_crossmatch(index, queries.ra, queries.dec, values[0], semi_minor, angle,
-                            catalog_error_arcsec=error, completeness=args.completeness
+    return sigma_crossmatch(searcher, queries.ra, queries.dec, values[0], semi_minor, angle,
+                            catalog_error_arcsec=catalog_error_arcsec,
+                            completeness=args.completeness
                             if args.completeness is not None else 0.9973,
-                            mode=args.mode, columns=columns)
+                            mode=args.mode, epoch=args.epoch, columns=columns)
 
 
 def run_crossmatch(args) -> int:
@@ -181,10 +174,10 @@ def run_crossmatch(args) -> int:
         raise InputError(f"{' and '.join(sigma_options)} "
                          f"{'applies' if len(sigma_options) == 1 else 'apply'} with "
                          "--error-columns")
-    if args.error_columns and (args.server or args.mode == "k" or args.radius or args.epoch):
-        raise InputError("a sigma cross-match (--error-columns) runs in process, keeps all "
-                         "matches or the nearest (smallest sigma-distance), and takes its "
-                         "radius from the errors; drop --server, --mode k, --radius, --epoch")
+    if args.error_columns and (args.mode == "k" or args.radius):
+        raise InputError("a sigma cross-match (--error-columns) keeps all matches or the "
+                         "nearest (smallest sigma-distance) and takes its radius from the "
+                         "errors; drop --mode k and --radius")
     queries = read_positions(args.file, format=args.input_format, ra_column=args.ra_column,
                              dec_column=args.dec_column, skip_invalid=args.skip_invalid)
     columns = common.columns_of(args)
@@ -196,8 +189,17 @@ def run_crossmatch(args) -> int:
             described = client.describe(args.catalog)
             positions = common.CatalogColumns.of_description(described)
             moving = described["proper_motions"]
-            result = client.crossmatch(args.catalog, queries.ra, queries.dec,
-                                       radius_arcsec=args.radius, arrow=True, **options)
+            if args.error_columns:
+                from xmatch.index.region_index import CatalogSearch
+
+                if args.catalog_error is None:
+                    raise InputError("with --server, give the catalog's 1-sigma error with "
+                                     "--catalog-error (0arcsec for positions taken as exact)")
+                result = sigma_match(args, CatalogSearch.of(client, args.catalog), queries,
+                                     columns, args.catalog_error)
+            else:
+                result = client.crossmatch(args.catalog, queries.ra, queries.dec,
+                                           radius_arcsec=args.radius, arrow=True, **options)
     else:
         from xmatch.store.catalog import open_catalog
 
@@ -205,7 +207,17 @@ def run_crossmatch(args) -> int:
         positions = common.CatalogColumns.of_catalog(catalog)
         moving = catalog.has_proper_motions
         if args.error_columns:
-            result = sigma_match(args, catalog, queries, columns)
+            from xmatch.index import SkyIndex
+
+            error = args.catalog_error
+            if error is None:
+                error = catalog.spec.positional_error_arcsec
+                if error is None:
+                    raise InputError(f"{catalog.name} states no positional error; give it "
+                                     "with --catalog-error (0arcsec for positions taken as "
+                                     "exact)")
+            result = sigma_match(args, SkyIndex.from_catalog(catalog, columns=columns),
+                                 queries, columns, error)
         else:
             result = catalog.crossmatch(queries.ra, queries.dec, radius_arcsec=args.radius,
                                         **options)

@@ -283,8 +283,8 @@ def completeness_sigma(completeness: float) -> float:
     return math.sqrt(-2.0 * math.log(1.0 - completeness))
 
 
-def sigma_crossmatch(index, ra, dec, semi_major_arcsec, semi_minor_arcsec=None, pa_deg=None,
-                     *, catalog_error_arcsec: float, completeness: float = 0.9973,
+def sigma_crossmatch(searcher, ra, dec, semi_major_arcsec, semi_minor_arcsec=None,
+                     pa_deg=None, *, catalog_error_arcsec: float, completeness: float = 0.9973,
                      mode: str = "all", epoch=None, columns=None) -> pa.Table:
     """Positions with their own 1-sigma error ellipses matched to a catalog by
     sigma-distance, as CDS XMatch does: with the catalog's circular 1-sigma error s, the
@@ -294,8 +294,11 @@ def sigma_crossmatch(index, ra, dec, semi_major_arcsec, semi_minor_arcsec=None, 
     1 - exp(-k^2 / 2) = ``completeness``. A left join like :meth:`SkyIndex.crossmatch`
     (every query kept), ranked by chi; ``mode`` ``all`` or ``nearest`` (smallest chi).
 
-    ``catalog_error_arcsec`` is required (0 for positions taken as exact): a catalog
-    without a stated error gets none silently."""
+    ``searcher`` finds the candidates: a :class:`SkyIndex`, or a :class:`CatalogSearch` (a
+    catalog behind a client: the cross-match stream of a server or a router, each position
+    with its own radius). ``catalog_error_arcsec`` is required
+    (0 for positions taken as exact): a catalog without a stated error gets none
+    silently."""
     from xmatch.index.results import MOVED_COLUMNS, RANK_COLUMN, left_join_of_matches
 
     if mode not in ("all", "nearest"):
@@ -305,21 +308,22 @@ def sigma_crossmatch(index, ra, dec, semi_major_arcsec, semi_minor_arcsec=None, 
     ra_deg, dec_deg, _ = coords.positions(ra, dec)
     n = len(ra_deg)
     a, b, angle = check_shapes(semi_major_arcsec, semi_minor_arcsec, pa_deg, n,
-                                 "error ellipse")
+                               "error ellipse")
     error = float(catalog_error_arcsec)
     if not (math.isfinite(error) and error >= 0):
         raise InputError(f"catalog_error_arcsec {catalog_error_arcsec!r} must be a number "
                          ">= 0")
     big = np.sqrt(a ** 2 + error ** 2)
     small = np.sqrt(b ** 2 + error ** 2)
-    payload = index.payload_columns(columns)
-    wanted = list(dict.fromkeys([*payload, index.ra_column, index.dec_column]))
-    found = index.crossmatch(ra_deg, dec_deg, radius_arcsec=np.minimum(
+    ra_column, dec_column = searcher.ra_column, searcher.dec_column
+    wanted = None if columns is None else list(dict.fromkeys([*columns, ra_column,
+                                                              dec_column]))
+    found = searcher.crossmatch(ra_deg, dec_deg, radius_arcsec=np.minimum(
         k * big, coords.MAX_RADIUS_ARCSEC), mode="all", epoch=epoch, columns=wanted)
     matched = found.filter(pc.is_valid(found.column(RANK_COLUMN)))
     query = matched.column(QUERY_COLUMN).to_numpy()
-    row_ra = matched.column(index.ra_column).to_numpy(zero_copy_only=False)
-    row_dec = matched.column(index.dec_column).to_numpy(zero_copy_only=False)
+    row_ra = matched.column(ra_column).to_numpy(zero_copy_only=False)
+    row_dec = matched.column(dec_column).to_numpy(zero_copy_only=False)
     if MOVED_COLUMNS[0] in matched.column_names:  # rows moved to the queries' epochs
         row_ra = np.asarray(matched.column(MOVED_COLUMNS[0]).to_numpy(zero_copy_only=False))
         row_dec = np.asarray(matched.column(MOVED_COLUMNS[1]).to_numpy(zero_copy_only=False))
@@ -327,7 +331,26 @@ def sigma_crossmatch(index, ra, dec, semi_major_arcsec, semi_minor_arcsec=None, 
                             angle[query], row_ra, row_dec)[0] if len(query) else np.empty(0))
     keep = chi <= k
     matched = matched.filter(pa.array(keep)).append_column(SIGMA_COLUMN, pa.array(chi[keep]))
-    extra = [c for c in wanted if c not in payload]
-    table = left_join_of_matches(matched.drop_columns(extra), query[keep], n,
-                                 k=1 if mode == "nearest" else None, rank_by=SIGMA_COLUMN)
-    return table
+    extra = [] if columns is None else [c for c in wanted if c not in columns]
+    return left_join_of_matches(matched.drop_columns(extra), query[keep], n,
+                                k=1 if mode == "nearest" else None, rank_by=SIGMA_COLUMN)
+
+
+@dataclass(frozen=True)
+class CatalogSearch:
+    """A served catalog as :func:`sigma_crossmatch` searches it: through a
+    :class:`xmatch.Client`'s cross-match stream."""
+
+    client: object
+    catalog: str
+    ra_column: str
+    dec_column: str
+
+    @classmethod
+    def of(cls, client, catalog: str) -> CatalogSearch:
+        described = client.describe(catalog)
+        return cls(client, catalog, described["ra_column"], described["dec_column"])
+
+    def crossmatch(self, ra, dec, *, radius_arcsec, mode, epoch, columns) -> pa.Table:
+        return self.client.crossmatch(self.catalog, ra, dec, radius_arcsec=radius_arcsec,
+                                      mode=mode, epoch=epoch, columns=columns, arrow=True)
