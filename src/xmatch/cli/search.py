@@ -53,7 +53,9 @@ def add_parsers(commands) -> None:
                "  xmatch crossmatch targets.fits --catalog gaia_dr3 --mode k --k 3 "
                "--radius 5arcsec --out k3.ecsv\n"
                "  xmatch crossmatch list.txt --catalog gcvs --ra-column RA_hms --dec-column "
-               "DE_dms --radius 2arcsec")
+               "DE_dms --radius 2arcsec\n"
+               "  xmatch crossmatch radio.csv --catalog gaia_dr3 --error-columns "
+               "emaj,emin,epa --completeness 0.9973 --out matched.parquet")
     crossmatch.add_argument("file", help="table of positions")
     crossmatch.add_argument("--catalog", required=True, help="catalog to match against")
     crossmatch.add_argument("--radius", type=common.radius, default=None,
