@@ -100,11 +100,9 @@ def run_annotate(args) -> int:
     with ExitStack() as stack:
         address = args.server
         if address is None:
-            from xmatch.service.embedded import running_server, served_catalogs
+            from xmatch.service.embedded import running_server
 
-            data = common.data_of(args)
-            served = served_catalogs(data, names=context_catalogs(catalogs, args.context,
-                                                                  context, data))
+            _, served = served_for_annotation(args, catalogs, context)
             address = stack.enter_context(running_server(served, context=context))
         client = stack.enter_context(Client(address, timeout=None))
         summary = annotate_files(client, args.inputs, args.out, fmt=args.format,
@@ -116,18 +114,20 @@ def run_annotate(args) -> int:
     return 0
 
 
-def context_catalogs(catalogs: list[str] | None, with_context: bool, config, data
-                     ) -> list | None:
-    """The catalogs to serve in process: those asked for, and with context the ones its
-    layers read that the data directory has (a layer without its catalog fails, saying
-    so). None: every catalog."""
-    if catalogs is None or not with_context:
-        return catalogs
+def served_for_annotation(args, catalogs: list[str] | None, config):
+    """The data directory and the catalogs to serve in process for an annotation: those
+    asked for (None: every one), and with ``--context`` the ones its layers read that the
+    directory has (a layer without its catalog fails, saying so)."""
     from xmatch.context.config import read_context_config
+    from xmatch.service.embedded import served_catalogs
 
-    held = set(data.names())
-    layers = [name for name in (config or read_context_config()).catalogs if name in held]
-    return list(dict.fromkeys([*catalogs, *layers]))
+    data = common.data_of(args)
+    names = catalogs
+    if catalogs is not None and args.context:
+        held = set(data.names())
+        layers = [name for name in (config or read_context_config()).catalogs if name in held]
+        names = list(dict.fromkeys([*catalogs, *layers]))
+    return data, served_catalogs(data, names=names)
 
 
 def print_annotation_summary(summary) -> None:

@@ -155,7 +155,7 @@ def run_stream(args) -> int:
     from contextlib import ExitStack
 
     from xmatch.alerts.avro import Schemas
-    from xmatch.cli.alerts import context_catalogs, radii_of
+    from xmatch.cli.alerts import radii_of, served_for_annotation
     from xmatch.errors import InputError
     from xmatch.stream.annotator import ServerAnnotator
     from xmatch.stream.messages import Framing
@@ -203,12 +203,10 @@ def run_stream(args) -> int:
     with ExitStack() as stack:
         address = args.server
         if address is None:
-            from xmatch.service.embedded import running_servicer, served_catalogs
+            from xmatch.service.embedded import running_servicer
             from xmatch.service.server import XmatchServicer
 
-            data = common.data_of(args)
-            served = served_catalogs(data, names=context_catalogs(catalogs, args.context,
-                                                                  context, data))
+            data, served = served_for_annotation(args, catalogs, context)
             address, servicer = stack.enter_context(
                 running_servicer(lambda: XmatchServicer(served, context=context)))
             if args.sso_orbits:
