@@ -49,16 +49,18 @@ async def serve_forever(make_servicer, address: str, what: str = "xmatch",
                         announce=print, stop: asyncio.Event | None = None) -> None:
     """Serve the servicer ``make_servicer()`` makes (in this event loop) until SIGINT,
     SIGTERM or ``stop``, then drain gracefully."""
+    # Signals are handled before "serving" is said: whoever reads that line (a supervisor,
+    # a test) may send SIGTERM at once, and must get a drain, not a kill.
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     servicer = make_servicer()
     server, port = await create_server(servicer, address)
     host = address.rsplit(":", 1)[0]
     catalogs = servicer.catalogs
     announce(f"{what}: serving {len(catalogs)} catalog(s) ({', '.join(sorted(catalogs))}) "
              f"on {host}:{port}")
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     announce(f"{what}: stopping (health NOT_SERVING, {GRACE_SECONDS:g} s for running calls)")
     await stop_server(server, GRACE_SECONDS)
