@@ -40,7 +40,6 @@ from xmatch.index.region_index import (
     RegionIndex,
 )
 from xmatch.index.results import QUERY_COLUMN, SEPARATION_COLUMN
-from xmatch.sky import coords
 
 log = logging.getLogger("xmatch.context")
 
@@ -299,14 +298,10 @@ class ContextEngine:
         return pa.table(table)
 
     def context(self, ra, dec, epoch_jyear: float | None = None) -> pa.Table:
-        """The context table (:func:`context_table`) of positions (degrees)."""
-        ra = np.ascontiguousarray(ra, np.float64).reshape(-1)
-        dec = np.ascontiguousarray(dec, np.float64).reshape(-1)
-        if ra.shape != dec.shape:
-            raise InputError(f"{len(ra)} right ascensions for {len(dec)} declinations")
-        coords.check_radec(ra, dec)
-        n = len(ra)
+        """The context table (:func:`context_table`) of positions (any form
+        :mod:`xmatch.sky.coords` reads, checked there)."""
         positions = QueryPositions.of(ra, dec)
+        n = len(positions)
         candidates, failures, outside = {}, {}, {}
         for layer in self.config.layers:
             try:
