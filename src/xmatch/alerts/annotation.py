@@ -44,15 +44,20 @@ from xmatch.index import POSITION_ANGLE_COLUMN, QUERY_COLUMN, RANK_COLUMN, SEPAR
 
 #: Version of the annotation record; a change that is not backward compatible bumps the
 #: major number.
-ANNOTATION_VERSION = "2.1"
+ANNOTATION_VERSION = "2.2"
 METADATA_KEY = b"xmatch.annotation"
 ALERT_COLUMNS = ("alert_id", "object_id", "survey", "ra_deg", "dec_deg", "mjd_tai", "band",
-                 "mag", "error")
+                 "mag", "mag_err", "error")
 
 #: What a catalog says about an alert. "no_match" and "failed" never look alike: a failed
 #: catalog has no count, and says why.
 MATCHED, NO_MATCH, OUTSIDE_COVERAGE, FAILED = STATES = (
     "matched", "no_match", "outside_coverage", "failed")
+
+#: What the alert history says of an alert (xmatch.history.store.STATES).
+HISTORY_STATES = ("new", "known", "duplicate", "failed")
+HISTORY_PREFIX = "history_"
+WATCH_HITS_COLUMN = "watch_hits"
 
 #: The annotation catalog of known solar-system objects, and what a match of it carries.
 SSO_CATALOG = "sso"
@@ -122,6 +127,34 @@ AVRO_ANNOTATION = {
                             ]}], "default": None},
                     ]}}},
             ]}], "default": None},
+        {"name": "history", "type": ["null", {
+            "type": "record", "name": "History",
+            "doc": "The alert's object in the alert history (docs/history.md); null when "
+                   "not asked for",
+            "fields": [
+                {"name": "state", "type": {"type": "enum", "name": "HistoryState",
+                                           "symbols": list(HISTORY_STATES)}},
+                {"name": "failure", "type": ["null", "string"], "default": None},
+                {"name": "object_id", "type": ["null", "long"], "default": None},
+                {"name": "separation_arcsec", "type": ["null", "double"], "default": None},
+                {"name": "detections", "type": ["null", "int"], "default": None},
+                {"name": "first_mjd_tai", "type": ["null", "double"], "default": None},
+                {"name": "last_mjd_tai", "type": ["null", "double"], "default": None},
+                {"name": "surveys", "type": ["null", "string"], "default": None},
+                {"name": "peak_mag", "type": ["null", "double"], "default": None},
+                {"name": "peak_band", "type": ["null", "string"], "default": None},
+                {"name": "previous_mag", "type": ["null", "double"], "default": None},
+                {"name": "previous_mjd_tai", "type": ["null", "double"], "default": None},
+                {"name": "rate_mag_per_day", "type": ["null", "double"], "default": None},
+            ]}], "default": None},
+        {"name": "watch_hits", "type": ["null", {"type": "array", "items": {
+            "type": "record", "name": "WatchHit", "fields": [
+                {"name": "watch", "type": "string"},
+                {"name": "kind", "type": "string"},
+                {"name": "entry", "type": ["null", "long"], "default": None},
+                {"name": "entry_name", "type": ["null", "string"], "default": None},
+                {"name": "separation_arcsec", "type": ["null", "double"], "default": None},
+            ]}}], "default": None},
     ],
 }
 
@@ -158,7 +191,8 @@ class Target:
 def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.Table],
                      all_matches: bool, failures: dict[str, np.ndarray] | None = None,
                      outside: dict[str, np.ndarray] | None = None,
-                     context: pa.Table | None = None, context_layers: list | None = None
+                     context: pa.Table | None = None, context_layers: list | None = None,
+                     history: pa.Table | None = None, watch_hits: pa.Array | None = None
                      ) -> pa.Table:
     """The annotation of ``alerts`` (rows of ALERT_SCHEMA) from one left join per target
     over the alerts without an error (``query_index`` counting those alerts).
@@ -167,7 +201,9 @@ def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.T
     object array over the usable alerts, None where it answered). ``outside``: for a target
     with a coverage, the usable alerts outside it (a boolean array). ``context``: the
     ``context_`` columns of the usable alerts, and ``context_layers`` (name, kind, catalog)
-    of its layers."""
+    of its layers. ``history``: the ``history_`` columns of every alert
+    (:data:`xmatch.history.store.HISTORY_SCHEMA`); ``watch_hits``: every alert's hits in
+    the watchlists and watchmaps (a list of structs)."""
     n = alerts.num_rows
     usable = pc.is_null(alerts.column("error")).to_numpy(zero_copy_only=False)
     slot = np.full(n, -1, np.int64)          # alert -> its position among the usable
@@ -187,6 +223,12 @@ def annotation_table(alerts: pa.Table, targets: list[Target], matches: list[pa.T
     if context is not None:
         columns.update(_context_columns(context, slot, alert_errors))
         info["context_layers"] = [list(layer) for layer in context_layers]
+    if history is not None:
+        columns.update({name: history.column(name) for name in history.column_names})
+        info["history"] = True
+    if watch_hits is not None:
+        columns[WATCH_HITS_COLUMN] = watch_hits
+        info["watches"] = True
     metadata = {METADATA_KEY: json.dumps(info)}
     return pa.table(columns).replace_schema_metadata(metadata)
 
@@ -254,6 +296,8 @@ def annotation_info(table: pa.Table) -> dict:
     info = json.loads(metadata[METADATA_KEY])
     info["catalogs"] = [Target(**t) for t in info["catalogs"]]
     info.setdefault("context_layers", None)
+    info.setdefault("history", False)
+    info.setdefault("watches", False)
     return info
 
 
@@ -274,6 +318,10 @@ def annotation_records(table: pa.Table) -> list[dict]:
     times = finite_floats(table.column("mjd_tai"))
     contexts = (_context_records(table, info["context_layers"])
                 if info["context_layers"] is not None else [None] * table.num_rows)
+    histories = (_history_records(table) if info["history"]
+                 else [None] * table.num_rows)
+    hits = (table.column(WATCH_HITS_COLUMN).to_pylist() if info["watches"]
+            else [None] * table.num_rows)
     records = []
     for row in range(table.num_rows):
         record = []
@@ -286,8 +334,19 @@ def annotation_records(table: pa.Table) -> list[dict]:
                 "matches": [_counterpart(target, m) for m in matches[row] or ()]
                 if matches is not None else []})
         records.append({"schema_version": info["version"], "error": errors[row],
-                        "mjd_tai": times[row], "catalogs": record, "context": contexts[row]})
+                        "mjd_tai": times[row], "catalogs": record, "context": contexts[row],
+                        "history": histories[row], "watch_hits": hits[row]})
     return records
+
+
+def _history_records(table: pa.Table) -> list[dict]:
+    """The ``history`` record (:data:`AVRO_ANNOTATION`) of each alert."""
+    columns = {name[len(HISTORY_PREFIX):]: (finite_floats(table.column(name))
+                                            if pa.types.is_floating(table.column(name).type)
+                                            else table.column(name).to_pylist())
+               for name in table.column_names if name.startswith(HISTORY_PREFIX)}
+    return [{name: values[row] for name, values in columns.items()}
+            for row in range(table.num_rows)]
 
 
 def _context_records(table: pa.Table, layers: list) -> list[dict]:

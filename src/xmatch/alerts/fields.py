@@ -44,6 +44,7 @@ ALERT_SCHEMA = pa.schema([
     ("mjd_tai", pa.float64()),
     ("band", pa.string()),
     ("mag", pa.float64()),
+    ("mag_err", pa.float64()),
     ("error", pa.string()),
 ])
 
@@ -51,6 +52,7 @@ ZTF_BANDS = {1: "g", 2: "r", 3: "i"}
 #: AB magnitude of 1 nJy: Rubin fluxes are nJy, m = 31.4 - 2.5 log10(flux / nJy).
 NJY_ZERO_POINT = 31.4
 MJD_OF_JD = 2400000.5
+MAG_PER_FLUX_FRACTION = 2.5 / math.log(10.0)
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Layout:
     survey: str
     prefix: dict                 # parsed writer schema cut after the last field needed
     read: Callable[[dict], tuple]  # record -> (alert_id, object_id, ra, dec, ra_err, dec_err,
-    #                                          time, band, mag)
+    #                                          time, band, mag, mag_err)
     time_scale: str              # "utc-jd" (ZTF jd) or "tai-mjd" (Rubin midpointMjdTai)
 
 
@@ -98,12 +100,13 @@ def _find_layout(schema: Schema) -> Layout:
         top_id = "candid" if "candid" in fields else None
         needed = [n for n in ("objectId", "candid", "candidate") if n in fields]
         mag = "magpsf" if "magpsf" in candidate else None
+        mag_err = "sigmapsf" if "sigmapsf" in candidate else None
 
         def read_ztf(record):
             c = record["candidate"]
             return (record[top_id] if top_id else c.get("candid"), record.get("objectId"),
                     c["ra"], c["dec"], None, None, c["jd"], ZTF_BANDS.get(c.get("fid")),
-                    c.get(mag) if mag else None)
+                    c.get(mag) if mag else None, c.get(mag_err) if mag_err else None)
 
         return Layout("ZTF", _prefix(top, needed), read_ztf, "utc-jd")
 
@@ -119,6 +122,7 @@ def _find_layout(schema: Schema) -> Layout:
         dec_err = first(("decErr", "declErr"), source)
         band = first(("band", "filterName"), source)
         flux = first(("psfFlux", "psFlux"), source)
+        flux_err = first(("psfFluxErr", "psFluxErr"), source)
         needed = [n for n in (top_id, "diaSource") if n]
 
         def read_rubin(record):
@@ -129,7 +133,9 @@ def _find_layout(schema: Schema) -> Layout:
                     _arcsec(s.get(ra_err)) if ra_err else None,
                     _arcsec(s.get(dec_err)) if dec_err else None, s[time],
                     s.get(band) if band else None,
-                    _magnitude(s.get(flux)) if flux else None)
+                    _magnitude(s.get(flux)) if flux else None,
+                    _magnitude_error(s.get(flux), s.get(flux_err)) if flux and flux_err
+                    else None)
 
         return Layout("LSST", _prefix(top, needed), read_rubin, "tai-mjd")
     raise PacketError(f"schema {schema.name!r} is neither a ZTF alert (a 'candidate' record "
@@ -149,6 +155,13 @@ def _magnitude(flux_njy):
     if flux_njy is None or not flux_njy > 0:
         return None
     return NJY_ZERO_POINT - 2.5 * math.log10(flux_njy)
+
+
+def _magnitude_error(flux_njy, flux_err_njy):
+    """The magnitude error of a flux and its error (first order: 2.5 / ln 10 · σ_F / F)."""
+    if flux_njy is None or flux_err_njy is None or not flux_njy > 0:
+        return None
+    return MAG_PER_FLUX_FRACTION * flux_err_njy / flux_njy
 
 
 def read_alert(schema: Schema, body: bytes) -> tuple:
@@ -200,18 +213,20 @@ def packet_row(packet: bytes, schemas: Schemas) -> tuple[tuple, tuple[Schema, by
 
 
 COMPACT_COLUMNS = {"alert_id": pa.int64(), "object_id": pa.string(), "survey": pa.string(),
-                   "ra_deg": pa.float64(), "dec_deg": pa.float64(), "mjd_tai": pa.float64()}
+                   "ra_deg": pa.float64(), "dec_deg": pa.float64(), "mjd_tai": pa.float64(),
+                   "band": pa.string(), "mag": pa.float64(), "mag_err": pa.float64()}
 
 
 def compact_alerts(table: pa.Table) -> pa.Table:
-    """Compact alerts (ra_deg, dec_deg; optionally alert_id, object_id, survey, mjd_tai) as
+    """Compact alerts (ra_deg, dec_deg; optionally alert_id, object_id, survey, mjd_tai,
+    band, mag, mag_err) as
     :data:`ALERT_SCHEMA`, without a per-alert Python step. Bad positions, and missing times
     in a batch where other alerts have one, become per-alert errors."""
     missing = [c for c in ("ra_deg", "dec_deg") if c not in table.column_names]
     if missing:
         raise InputError(f"compact alerts need columns ra_deg and dec_deg (missing: "
-                         f"{', '.join(missing)}); alert_id, object_id, survey and mjd_tai are "
-                         "optional")
+                         f"{', '.join(missing)}); alert_id, object_id, survey, mjd_tai, band, "
+                         "mag and mag_err are optional")
     n = table.num_rows
     columns = {}
     for name, kind in COMPACT_COLUMNS.items():
@@ -231,13 +246,13 @@ def compact_alerts(table: pa.Table) -> pa.Table:
             "the alert has no mjd_tai while others of its batch have one; give every alert "
             "of a batch a time, or none")
     bad = _position_errors(ra, dec, errors)
-    null = pa.nulls(n, pa.string())
     nan = pa.nulls(n, pa.float64())
     return pa.table([
         columns["alert_id"], columns["object_id"], columns["survey"],
         pa.array(np.where(bad, np.nan, ra % 360.0), pa.float64(), mask=bad),
         pa.array(np.where(bad, np.nan, dec), pa.float64(), mask=bad), nan, nan,
-        times, null, nan, pa.array(errors, pa.string()),
+        times, columns["band"], columns["mag"], columns["mag_err"],
+        pa.array(errors, pa.string()),
     ], schema=ALERT_SCHEMA)
 
 
@@ -256,12 +271,13 @@ def _position_errors(ra: np.ndarray, dec: np.ndarray, errors: np.ndarray) -> np.
 
 def alert_table(rows: list, errors: list) -> pa.Table:
     """Rows of ``(survey, alert_id, object_id, ra, dec, ra_err, dec_err, time, band, mag,
-    time_scale)`` (None for unreadable packets) as :data:`ALERT_SCHEMA`, with times
+    mag_err, time_scale)`` (None for unreadable packets) as :data:`ALERT_SCHEMA`, with times
     converted to TAI MJD and bad positions marked as errors."""
     n = len(rows)
-    columns = list(zip(*[r if r is not None else (None,) * 11 for r in rows], strict=True)) \
-        if n else [()] * 11
-    survey, alert_id, object_id, ra, dec, ra_err, dec_err, time, band, mag, scale = columns
+    columns = list(zip(*[r if r is not None else (None,) * 12 for r in rows], strict=True)) \
+        if n else [()] * 12
+    (survey, alert_id, object_id, ra, dec, ra_err, dec_err, time, band, mag, mag_err,
+     scale) = columns
     ra_deg = _floats(ra)
     dec_deg = _floats(dec)
     mjd_tai = _mjd_tai(_floats(time), np.array(scale, dtype=object))
@@ -278,6 +294,7 @@ def alert_table(rows: list, errors: list) -> pa.Table:
         pa.array(mjd_tai, pa.float64(), from_pandas=True),
         pa.array(band, pa.string()),
         pa.array(_floats(mag), pa.float64(), from_pandas=True),
+        pa.array(_floats(mag_err), pa.float64(), from_pandas=True),
         pa.array(errors, pa.string()),
     ], schema=ALERT_SCHEMA)
 

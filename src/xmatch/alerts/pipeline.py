@@ -93,8 +93,8 @@ class Summary:
 def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalogs=None,
                    radius_arcsec: dict | None = None, all_matches: bool = False,
                    schemas: dict | None = None, observatory: str | None = None,
-                   context: bool = False, batch_size: int | None = None,
-                   progress: bool = True) -> Summary:
+                   context: bool = False, history: bool = False, watches: bool = False,
+                   batch_size: int | None = None, progress: bool = True) -> Summary:
     """Annotate every alert of ``inputs`` through ``client`` into ``out``; returns the
     :class:`Summary`. Resumes an interrupted run of the same inputs and options."""
     from tqdm import tqdm
@@ -104,7 +104,7 @@ def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalog
     manifest = {"inputs": input_paths(inputs), "catalogs": list(catalogs or []),
                 "radius_arcsec": dict(sorted((radius_arcsec or {}).items())),
                 "all_matches": all_matches, "observatory": observatory or "", "format": fmt,
-                "context": context}
+                "context": context, "history": history, "watches": watches}
     writer = AnnotationWriter(out, fmt, manifest)
     summary = Summary(resumed=writer.resume())
     packets = itertools.islice(read_packets(inputs), summary.resumed, None)
@@ -114,7 +114,8 @@ def annotate_files(client, inputs: list, out, *, fmt: str | None = None, catalog
               initial=summary.resumed) as bar:
         for batch in client.annotate(packets, catalogs=catalogs, radius_arcsec=radius_arcsec,
                                      all_matches=all_matches, schemas=schemas,
-                                     observatory=observatory, context=context, **options):
+                                     observatory=observatory, context=context,
+                                     history=history, watches=watches, **options):
             writer.write(batch)
             summary.add(batch.table, batch.packets)
             bar.update(batch.table.num_rows)

@@ -51,6 +51,7 @@ def add_parsers(commands) -> None:
     annotate.add_argument("--batch-size", type=common.positive_int, default=None,
                           help="alerts per streamed batch (default 5000)")
     add_context(annotate)
+    common.add_memory(annotate)
     common.add_server(annotate, "serving the data directory in process")
     annotate.add_argument("--no-progress", action="store_true", help="no progress bar")
     common.add_data(annotate)
@@ -102,13 +103,18 @@ def run_annotate(args) -> int:
         if address is None:
             from xmatch.service.embedded import running_server
 
-            _, served = served_for_annotation(args, catalogs, context)
-            address = stack.enter_context(running_server(served, context=context))
+            data, served = served_for_annotation(args, catalogs, context)
+            memory = common.memory_of(args, data)
+            if memory is not None:
+                stack.enter_context(memory)
+            address = stack.enter_context(running_server(served, context=context,
+                                                         memory=memory))
         client = stack.enter_context(Client(address, timeout=None))
         summary = annotate_files(client, args.inputs, args.out, fmt=args.format,
                                  catalogs=catalogs, radius_arcsec=radius or None,
                                  all_matches=args.all_matches, schemas=schemas,
                                  observatory=args.observatory, context=args.context,
+                                 history=args.history, watches=args.watches,
                                  batch_size=args.batch_size, progress=not args.no_progress)
     print_annotation_summary(summary)
     return 0

@@ -200,3 +200,24 @@ class CatalogColumns:
             return None
         wanted = [*columns, self.id, self.ra, self.dec]
         return [c for c in dict.fromkeys(wanted) if c is not None]
+
+
+def add_memory(parser) -> None:
+    """``--history`` and ``--watches`` of the commands that annotate."""
+    parser.add_argument("--history", action="store_true",
+                        help="record every alert in the alert history (the data directory's, "
+                             "or the server's) and add each alert's object and light-curve "
+                             "summary (history_* columns; docs/history.md)")
+    parser.add_argument("--watches", action="store_true",
+                        help="add each alert's hits in the watchlists and watchmaps "
+                             "(watch_hits; `xmatch watch --help`)")
+
+
+def memory_of(args, data):
+    """The :class:`~xmatch.history.memory.AlertMemory` an in-process server keeps for
+    ``--history``/``--watches`` (None without either)."""
+    if not (args.history or args.watches):
+        return None
+    from xmatch.history.memory import AlertMemory
+
+    return AlertMemory(data, history=args.history)

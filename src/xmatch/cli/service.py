@@ -32,6 +32,10 @@ def add_parsers(commands) -> None:
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=_port, default=50051, help="port (0: any free port)")
     add_context_config(serve, "the bundled default")
+    serve.add_argument("--history", action="store_true",
+                       help="keep the data directory's alert history: Annotate with history "
+                            "records alerts; ObjectHistory answers (docs/history.md). "
+                            "Watchlists and watchmaps are served either way")
     common.add_data(serve)
     serve.set_defaults(run=run_serve)
 
@@ -73,10 +77,13 @@ def add_parsers(commands) -> None:
 
 
 def run_serve(args) -> int:
+    from xmatch.history.memory import AlertMemory
     from xmatch.service.embedded import serve
 
-    serve(common.data_of(args), host=args.host, port=args.port,
-          context=context_config_of(args))
+    data = common.data_of(args)
+    with AlertMemory(data, history=args.history) as memory:
+        serve(data, host=args.host, port=args.port, context=context_config_of(args),
+              memory=memory)
     return 0
 
 

@@ -46,6 +46,7 @@ def add_parsers(commands) -> None:
     stream.add_argument("--all-matches", action="store_true",
                         help="list every source within the radius, not only the nearest")
     add_context(stream)
+    common.add_memory(stream)
     stream.add_argument("--observatory", metavar="CODE",
                         help="MPC site for sso of compact alerts without a known survey")
     stream.add_argument("--schema-registry", metavar="URL",
@@ -207,14 +208,18 @@ def run_stream(args) -> int:
             from xmatch.service.server import XmatchServicer
 
             data, served = served_for_annotation(args, catalogs, context)
-            address, servicer = stack.enter_context(
-                running_servicer(lambda: XmatchServicer(served, context=context)))
+            memory = common.memory_of(args, data)
+            if memory is not None:
+                stack.enter_context(memory)
+            address, servicer = stack.enter_context(running_servicer(
+                lambda: XmatchServicer(served, context=context, memory=memory)))
             if args.sso_orbits:
                 stack.enter_context(_cache_keeper(args, data, servicer))
         annotate = stack.enter_context(ServerAnnotator(
             address, catalogs=catalogs, radius_arcsec=radius,
             all_matches=args.all_matches, observatory=args.observatory,
-            context=args.context, deadline=args.deadline))
+            context=args.context, history=args.history, watches=args.watches,
+            deadline=args.deadline))
         annotate.check()  # bad catalogs or radii: said now, not at the first alert
         if args.metrics_port is not None:
             server = serve_metrics(metrics, args.metrics_port)

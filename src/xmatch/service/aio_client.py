@@ -9,6 +9,7 @@ one client.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import grpc
@@ -28,17 +29,20 @@ from xmatch.service.client import (
     BATCH_SIZE,
     DEFAULT_TIMEOUT,
     CrossmatchStream,
+    add_watch_request,
     astropy_table,
     channel_options,
     cone_request,
     context_request,
     description_dict,
+    history_tables,
     region_request,
     region_table,
     rows_table,
     skymap_request,
     sso_cone_request,
     summary_dict,
+    watch_answer,
 )
 from xmatch.service.codec import client_error, ipc_to_table
 from xmatch.sky.regions import Cone, Moc, Polygon
@@ -152,6 +156,27 @@ class AsyncClient:
             ra, dec, radius_arcsec, time, observatory, catalog, scale, limit))
         return rows_table([ipc_to_table(answer.arrow_ipc)], answer.rows_found, arrow)
 
+    async def object_history(self, object_id: int, arrow: bool = False) -> tuple:
+        answer = await self._call("ObjectHistory",
+                                  xmatch_pb2.ObjectHistoryRequest(object_id=int(object_id)))
+        return history_tables(answer, arrow)
+
+    async def add_watch(self, name: str, *, watchlist=None, moc=None, skymap=None,
+                        level: float | None = None, radius_column: str | None = None,
+                        radius_arcsec: float | None = None, name_column: str | None = None,
+                        replace: bool = False, arrow: bool = False) -> tuple[dict, object]:
+        answer = await self._call("AddWatch", add_watch_request(
+            name, watchlist, moc, skymap, level, radius_column, radius_arcsec, name_column,
+            replace))
+        return watch_answer(answer, arrow)
+
+    async def list_watches(self) -> list[dict]:
+        answer = await self._call("ListWatches", xmatch_pb2.ListWatchesRequest())
+        return json.loads(answer.watches_json)
+
+    async def remove_watch(self, name: str) -> None:
+        await self._call("RemoveWatch", xmatch_pb2.RemoveWatchRequest(name=name))
+
     async def context(self, ra, dec=None, *, time=None, scale: str = "utc",
                       arrow: bool = False):
         answer = await self._call("Context", context_request(ra, dec, time, scale))
@@ -161,10 +186,11 @@ class AsyncClient:
     async def annotate(self, alerts, *, catalogs=None, radius_arcsec=None,
                        all_matches: bool = False, schemas: dict[int, str] | None = None,
                        observatory: str | None = None, context: bool = False,
+                       history: bool = False, watches: bool = False,
                        batch_size: int = BATCH_ALERTS, window: int = WINDOW,
                        retries: int = RETRIES) -> AsyncIterator[AnnotatedBatch]:
         options = annotate_options(catalogs, radius_arcsec, all_matches, schemas, observatory,
-                                   context)
+                                   context, history, watches)
         stream = _AsyncAnnotateStream(self._stub, options, alert_batches(alerts, batch_size),
                                       window, retries, self.address)
         async for batch in stream:

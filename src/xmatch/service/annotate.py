@@ -23,6 +23,7 @@ from xmatch.alerts.annotation import (
 from xmatch.alerts.avro import Schemas
 from xmatch.alerts.fields import compact_alerts, decode
 from xmatch.errors import CatalogNotFoundError, InputError
+from xmatch.history.store import HISTORY_CATALOGS
 from xmatch.index.results import QUERY_COLUMN
 from xmatch.service.codec import ipc_to_table, table_to_ipc
 from xmatch.store.paths import ROW_ID_COLUMN
@@ -35,8 +36,11 @@ class AnnotateService:
     ``_match_table`` (mixed into :class:`xmatch.service.server.Boundary`)."""
 
     def _annotate_options(self, options) -> dict:
+        # By default every sky catalog, less the history's own (alerts are not their own
+        # counterparts; ask for them by name).
         names = list(options.catalogs) or sorted(
-            name for name, c in self.catalogs.items() if c.night is None) + (
+            name for name, c in self.catalogs.items()
+            if c.night is None and name not in HISTORY_CATALOGS) + (
             [SSO_CATALOG] if self._night_caches() else [])
         if len(set(names)) != len(names):
             raise InputError(f"catalogs {names} name a catalog twice")
@@ -67,10 +71,29 @@ class AnnotateService:
                 columns=target.columns))
             match["coverage"] = coverage_of(description.coverage_moc)
             matching.append(match)
+        if (options.history or options.watches) and self.memory is None:
+            raise InputError("this server keeps no alert history or watches; start it with "
+                             "--history (xmatch serve --history) to record alerts and "
+                             "match watches")
+        if options.history and self.memory.history is None:
+            raise InputError("this server keeps watches but no alert history; start it with "
+                             "--history to record alerts")
         return {"targets": targets, "matching": matching, "all_matches": options.all_matches,
-                "schemas": Schemas(dict(options.avro_schemas)), "context": options.context}
+                "schemas": Schemas(dict(options.avro_schemas)), "context": options.context,
+                "history": options.history, "watches": options.watches}
 
     async def _annotate_batch(self, options: dict, batch, context) -> xmatch_pb2.AnnotateResponse:
+        # Batches are answered a few at a time, but reach the alert history in the order
+        # they came: each waits for the one before (set up before the first await).
+        previous = options.get("memory_turn")
+        turn = options["memory_turn"] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._annotate_batch_in_turn(options, batch, context, previous)
+        finally:
+            turn.set_result(None)
+
+    async def _annotate_batch_in_turn(self, options: dict, batch, context, previous
+                                      ) -> xmatch_pb2.AnnotateResponse:
         kind = batch.WhichOneof("alerts")
         if kind == "packets":
             packets = list(batch.packets.packets)
@@ -110,10 +133,21 @@ class AnnotateService:
         async def no_context():
             return None
 
+        async def remembered():
+            if not (options["history"] or options["watches"]):
+                return None, None
+            if previous is not None:
+                await previous
+            # In arrival order: one batch at a time reaches the history (its own lock).
+            return await asyncio.to_thread(self.memory.annotate, alerts,
+                                           history=options["history"],
+                                           watches=options["watches"])
+
         context_of = (self._context_columns(ra, dec, times.to_numpy(zero_copy_only=False))
                       if options["context"] else no_context())
-        results, context_columns = await asyncio.gather(
-            asyncio.gather(*(catalog_table(m) for m in options["matching"])), context_of)
+        results, context_columns, (history, watch_hits) = await asyncio.gather(
+            asyncio.gather(*(catalog_table(m) for m in options["matching"])), context_of,
+            remembered())
         failures = {target.name: reasons for target, (_, reasons) in
                     zip(options["targets"], results, strict=True) if reasons is not None}
         outside = {target.name: ~match["coverage"].contains(ra, dec)
@@ -123,7 +157,7 @@ class AnnotateService:
                   for layer in self.context_engine.config.layers] if options["context"] else None
         table = annotation_table(alerts, options["targets"], [t for t, _ in results],
                                  options["all_matches"], failures, outside, context_columns,
-                                 layers)
+                                 layers, history, watch_hits)
         return xmatch_pb2.AnnotateResponse(
             batch_id=batch.batch_id, arrow_ipc=table_to_ipc(table), alerts=alerts.num_rows,
             errors=alerts.num_rows - found.num_rows)

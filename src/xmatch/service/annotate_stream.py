@@ -54,19 +54,23 @@ class AnnotatedBatch:
 
 
 def annotate_options(catalogs, radius_arcsec, all_matches: bool, schemas,
-                     observatory: str | None = None, context: bool = False
+                     observatory: str | None = None, context: bool = False,
+                     history: bool = False, watches: bool = False
                      ) -> xmatch_pb2.AnnotateOptions:
     """The stream's options. ``radius_arcsec``: one radius for every catalog, or by catalog
     name; arcsec or angle Quantities. ``schemas``: JSON text of Confluent schemas by id.
     ``observatory``: MPC site of alerts without a known survey (for ``sso``). ``context``:
-    add each alert's context (docs/context.md)."""
+    add each alert's context (docs/context.md). ``history``: record each alert in the
+    server's alert history and add its history; ``watches``: add its watch hits
+    (docs/history.md)."""
     if isinstance(catalogs, str):
         catalogs = [catalogs]
     options = xmatch_pb2.AnnotateOptions(catalogs=list(catalogs or []),
                                          all_matches=all_matches,
                                          avro_schemas=dict(schemas or {}),
                                          observatory=observatory or "",
-                                         context=bool(context))
+                                         context=bool(context), history=bool(history),
+                                         watches=bool(watches))
     if radius_arcsec is not None:
         if not isinstance(radius_arcsec, dict):
             if not catalogs:

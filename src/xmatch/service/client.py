@@ -14,6 +14,7 @@ at the address).
 
 from __future__ import annotations
 
+import json
 import time as _time
 from collections.abc import Iterator
 
@@ -193,9 +194,40 @@ class Client:
         table = ipc_to_table(answer.arrow_ipc)
         return table if arrow else astropy_table(table)
 
+    # ------------------------------------------------------------------ history, watches
+
+    def object_history(self, object_id: int, arrow: bool = False) -> tuple:
+        """An object of the server's alert history: ``(object, detections)`` tables (one
+        row; its detections by time)."""
+        answer = self._call("ObjectHistory",
+                            xmatch_pb2.ObjectHistoryRequest(object_id=int(object_id)))
+        return history_tables(answer, arrow)
+
+    def add_watch(self, name: str, *, watchlist=None, moc=None, skymap=None,
+                  level: float | None = None, radius_column: str | None = None,
+                  radius_arcsec: float | None = None, name_column: str | None = None,
+                  replace: bool = False, arrow: bool = False) -> tuple[dict, object]:
+        """Add (or ``replace``) a watchlist (``watchlist``: a table with ra_deg, dec_deg and
+        radius_arcsec, or the radius options) or a watchmap (``moc``: text or FITS bytes;
+        ``skymap``: FITS bytes with ``level``). Returns its description and its hits among
+        the detections already recorded (back-matching)."""
+        answer = self._call("AddWatch", add_watch_request(
+            name, watchlist, moc, skymap, level, radius_column, radius_arcsec, name_column,
+            replace))
+        return watch_answer(answer, arrow)
+
+    def list_watches(self) -> list[dict]:
+        """The server's watchlists and watchmaps."""
+        return json.loads(self._call("ListWatches",
+                                     xmatch_pb2.ListWatchesRequest()).watches_json)
+
+    def remove_watch(self, name: str) -> None:
+        self._call("RemoveWatch", xmatch_pb2.RemoveWatchRequest(name=name))
+
     def annotate(self, alerts, *, catalogs=None, radius_arcsec=None, all_matches: bool = False,
                  schemas: dict[int, str] | None = None, observatory: str | None = None,
-                 context: bool = False, batch_size: int = BATCH_ALERTS, window: int = WINDOW,
+                 context: bool = False, history: bool = False, watches: bool = False,
+                 batch_size: int = BATCH_ALERTS, window: int = WINDOW,
                  retries: int = RETRIES) -> Iterator[AnnotatedBatch]:
         """Annotate alerts with their counterparts in ``catalogs`` (default: all served).
 
@@ -213,9 +245,12 @@ class Client:
         cannot be read raise :class:`~xmatch.errors.LoadError` naming the file (and tar
         member); a packet that cannot be decoded gets a row with its ``error``. ``context``:
         add each alert's context and class (``context_*`` columns; docs/context.md).
+        ``history``: record each alert in the server's alert history and add its object's
+        history (``history_*`` columns); ``watches``: add its hits in the server's
+        watchlists and watchmaps (``watch_hits``; docs/history.md).
         """
         options = annotate_options(catalogs, radius_arcsec, all_matches, schemas, observatory,
-                                   context)
+                                   context, history, watches)
         batches = alert_batches(alerts, batch_size)
         return iter(AnnotateStream(self._stub, options, batches, window, retries,
                                    self.address))
@@ -291,6 +326,43 @@ def skymap_request(catalog, skymap, level, columns, limit, rank_by):
         catalog=catalog, columns=column_list(columns), limit=check_limit(limit),
         skymap=xmatch_pb2.SkyMapRegion(fits=data, credible_level=check_level(level),
                                        rank_by=rank_by or ""))
+
+
+def history_tables(answer, arrow: bool) -> tuple:
+    tables = (ipc_to_table(answer.object_ipc), ipc_to_table(answer.detections_ipc))
+    return tables if arrow else tuple(astropy_table(t) for t in tables)
+
+
+def add_watch_request(name, watchlist, moc, skymap, level, radius_column, radius_arcsec,
+                      name_column, replace) -> xmatch_pb2.AddWatchRequest:
+    from xmatch.service.codec import table_to_ipc
+
+    given = [kind for kind, value in (("watchlist", watchlist), ("moc", moc),
+                                      ("skymap", skymap)) if value is not None]
+    if len(given) != 1:
+        raise InputError("give one of watchlist, moc or skymap")
+    request = xmatch_pb2.AddWatchRequest(
+        name=name, replace=replace, level=level or 0.0, radius_column=radius_column or "",
+        radius_arcsec=radius_arcsec or 0.0, name_column=name_column or "")
+    if watchlist is not None:
+        if not isinstance(watchlist, pa.Table):
+            from xmatch.io.tables import arrow_of_astropy
+
+            watchlist = arrow_of_astropy(watchlist)
+        request.list_ipc = table_to_ipc(watchlist)
+    elif moc is not None:
+        if isinstance(moc, bytes):
+            request.moc_fits = moc
+        else:
+            request.moc = str(moc)
+    else:
+        request.skymap_fits = skymap
+    return request
+
+
+def watch_answer(answer, arrow: bool) -> tuple[dict, object]:
+    found = ipc_to_table(answer.back_matches_ipc)
+    return json.loads(answer.description_json), found if arrow else astropy_table(found)
 
 
 def context_request(ra, dec, time, scale) -> xmatch_pb2.ContextRequest:

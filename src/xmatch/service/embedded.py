@@ -69,9 +69,10 @@ async def serve_forever(make_servicer, address: str, what: str = "xmatch",
 
 
 def serve(data, host: str = "127.0.0.1", port: int = 50051,
-          limits: Limits | None = None, context=None) -> None:
+          limits: Limits | None = None, context=None, memory=None) -> None:
     """Load (if needed), index and serve every catalog of ``data``; blocks until stopped.
-    ``context``: the context configuration (default: the bundled one)."""
+    ``context``: the context configuration (default: the bundled one). ``memory``: the
+    :class:`~xmatch.history.memory.AlertMemory` kept (alert history, watches), or None."""
     from xmatch.service.server import check_address
 
     check_address(f"{host}:{port}")  # before minutes of indexing, not after
@@ -82,16 +83,18 @@ def serve(data, host: str = "127.0.0.1", port: int = 50051,
           flush=True)
     if context is not None:  # a configuration of the user's: checked before serving
         XmatchServicer(catalogs, limits, context=context).context_engine.check()
-    asyncio.run(serve_forever(lambda: XmatchServicer(catalogs, limits, context=context),
+    asyncio.run(serve_forever(lambda: XmatchServicer(catalogs, limits, context=context,
+                                                     memory=memory),
                               f"{host}:{port}", announce=lambda text: print(text, flush=True)))
 
 
 @contextmanager
 def running_server(catalogs: dict[str, ServedCatalog], address: str = "127.0.0.1:0",
-                   limits: Limits | None = None, context=None):
+                   limits: Limits | None = None, context=None, memory=None):
     """An embedded server on its own event-loop thread for the duration of a ``with``
     block; yields its ``host:port``. For the demo, tests and benchmarks in one process."""
-    with running(lambda: XmatchServicer(catalogs, limits, context=context), address) as bound:
+    with running(lambda: XmatchServicer(catalogs, limits, context=context, memory=memory),
+                 address) as bound:
         yield bound
 
 

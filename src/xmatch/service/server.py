@@ -26,6 +26,7 @@ from xmatch.service.annotate import AnnotateService
 from xmatch.service.catalogs import ServedCatalog, SkyMaps
 from xmatch.service.codec import ErrorInterceptor, table_to_ipc
 from xmatch.service.context import ContextService
+from xmatch.service.history import HistoryService
 from xmatch.service.validation import Limits
 from xmatch.sky.regions import Cone
 from xmatch.timescales import tdb_mjd
@@ -51,7 +52,7 @@ def rows_response(table, **fields) -> xmatch_pb2.RowsResponse:
                                    rows_found=found, **fields)
 
 
-class Boundary(AnnotateService, ContextService):
+class Boundary(AnnotateService, ContextService, HistoryService):
     """What every server of the service (embedded, shard, router) shares: the catalog
     listing, the cross-match and annotation streams, and the checks at the boundary.
     Subclasses answer searches, and one cross-match batch with ``_crossmatch_options``
@@ -189,8 +190,9 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
     """Answers ``xmatch.v1.Xmatch`` from in-memory catalogs."""
 
     def __init__(self, catalogs: dict[str, ServedCatalog], limits: Limits | None = None,
-                 workers: int | None = None, context=None):
+                 workers: int | None = None, context=None, memory=None):
         self.catalogs = dict(catalogs)
+        self.memory = memory
         self.limits = limits or Limits()
         self.context_config = context
         self.skymaps = SkyMaps(self.limits.skymaps_kept)

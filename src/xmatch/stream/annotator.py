@@ -16,11 +16,12 @@ class ServerAnnotator:
 
     def __init__(self, address: str, *, catalogs=None, radius_arcsec=None,
                  all_matches: bool = False, observatory: str | None = None,
-                 context: bool = False, deadline: float = 30.0):
+                 context: bool = False, history: bool = False, watches: bool = False,
+                 deadline: float = 30.0):
         self.client = Client(address, timeout=deadline)
         self.options = {"catalogs": catalogs, "radius_arcsec": radius_arcsec,
                         "all_matches": all_matches, "observatory": observatory,
-                        "context": context}
+                        "context": context, "history": history, "watches": watches}
 
     def __call__(self, alerts: pa.Table) -> pa.Table:
         batches = self.client.annotate(alerts, batch_size=max(alerts.num_rows, 1), retries=0,

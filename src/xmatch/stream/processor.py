@@ -232,7 +232,8 @@ class StreamProcessor:
             return
         usable = pc.is_null(decoded.alerts.column("error")).to_numpy(zero_copy_only=False)
         alerts = decoded.alerts.filter(usable).select(
-            ["alert_id", "object_id", "survey", "ra_deg", "dec_deg", "mjd_tai"])
+            ["alert_id", "object_id", "survey", "ra_deg", "dec_deg", "mjd_tai", "band", "mag",
+             "mag_err"])
         table = self._retrying(lambda: self.annotate(alerts), stop, generation)
         if table is None:
             return

@@ -255,7 +255,7 @@ class CrossmatchResponse(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ..., arrow_ipc: _Optional[bytes] = ..., queries: _Optional[int] = ..., matches: _Optional[int] = ...) -> None: ...
 
 class AnnotateOptions(_message.Message):
-    __slots__ = ("catalogs", "radius_arcsec", "all_matches", "avro_schemas", "observatory", "context")
+    __slots__ = ("catalogs", "radius_arcsec", "all_matches", "avro_schemas", "observatory", "context", "history", "watches")
     class RadiusArcsecEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -276,13 +276,103 @@ class AnnotateOptions(_message.Message):
     AVRO_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
     OBSERVATORY_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    WATCHES_FIELD_NUMBER: _ClassVar[int]
     catalogs: _containers.RepeatedScalarFieldContainer[str]
     radius_arcsec: _containers.ScalarMap[str, float]
     all_matches: bool
     avro_schemas: _containers.ScalarMap[int, str]
     observatory: str
     context: bool
-    def __init__(self, catalogs: _Optional[_Iterable[str]] = ..., radius_arcsec: _Optional[_Mapping[str, float]] = ..., all_matches: _Optional[bool] = ..., avro_schemas: _Optional[_Mapping[int, str]] = ..., observatory: _Optional[str] = ..., context: _Optional[bool] = ...) -> None: ...
+    history: bool
+    watches: bool
+    def __init__(self, catalogs: _Optional[_Iterable[str]] = ..., radius_arcsec: _Optional[_Mapping[str, float]] = ..., all_matches: _Optional[bool] = ..., avro_schemas: _Optional[_Mapping[int, str]] = ..., observatory: _Optional[str] = ..., context: _Optional[bool] = ..., history: _Optional[bool] = ..., watches: _Optional[bool] = ...) -> None: ...
+
+class ObjectHistoryRequest(_message.Message):
+    __slots__ = ("object_id",)
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    object_id: int
+    def __init__(self, object_id: _Optional[int] = ...) -> None: ...
+
+class ObjectHistoryResponse(_message.Message):
+    __slots__ = ("object_ipc", "detections_ipc")
+    OBJECT_IPC_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_IPC_FIELD_NUMBER: _ClassVar[int]
+    object_ipc: bytes
+    detections_ipc: bytes
+    def __init__(self, object_ipc: _Optional[bytes] = ..., detections_ipc: _Optional[bytes] = ...) -> None: ...
+
+class AddWatchRequest(_message.Message):
+    __slots__ = ("name", "replace", "list_ipc", "moc", "moc_fits", "skymap_fits", "level", "radius_column", "radius_arcsec", "name_column")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    LIST_IPC_FIELD_NUMBER: _ClassVar[int]
+    MOC_FIELD_NUMBER: _ClassVar[int]
+    MOC_FITS_FIELD_NUMBER: _ClassVar[int]
+    SKYMAP_FITS_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_ARCSEC_FIELD_NUMBER: _ClassVar[int]
+    NAME_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    replace: bool
+    list_ipc: bytes
+    moc: str
+    moc_fits: bytes
+    skymap_fits: bytes
+    level: float
+    radius_column: str
+    radius_arcsec: float
+    name_column: str
+    def __init__(self, name: _Optional[str] = ..., replace: _Optional[bool] = ..., list_ipc: _Optional[bytes] = ..., moc: _Optional[str] = ..., moc_fits: _Optional[bytes] = ..., skymap_fits: _Optional[bytes] = ..., level: _Optional[float] = ..., radius_column: _Optional[str] = ..., radius_arcsec: _Optional[float] = ..., name_column: _Optional[str] = ...) -> None: ...
+
+class AddWatchResponse(_message.Message):
+    __slots__ = ("description_json", "back_matches_ipc")
+    DESCRIPTION_JSON_FIELD_NUMBER: _ClassVar[int]
+    BACK_MATCHES_IPC_FIELD_NUMBER: _ClassVar[int]
+    description_json: str
+    back_matches_ipc: bytes
+    def __init__(self, description_json: _Optional[str] = ..., back_matches_ipc: _Optional[bytes] = ...) -> None: ...
+
+class ListWatchesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWatchesResponse(_message.Message):
+    __slots__ = ("watches_json",)
+    WATCHES_JSON_FIELD_NUMBER: _ClassVar[int]
+    watches_json: str
+    def __init__(self, watches_json: _Optional[str] = ...) -> None: ...
+
+class RemoveWatchRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RemoveWatchResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class NoticeRequest(_message.Message):
+    __slots__ = ("notice", "galaxy_catalog", "level")
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
+    GALAXY_CATALOG_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    notice: bytes
+    galaxy_catalog: str
+    level: float
+    def __init__(self, notice: _Optional[bytes] = ..., galaxy_catalog: _Optional[str] = ..., level: _Optional[float] = ...) -> None: ...
+
+class NoticeResponse(_message.Message):
+    __slots__ = ("summary_json", "alerts_ipc", "galaxies_ipc")
+    SUMMARY_JSON_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_IPC_FIELD_NUMBER: _ClassVar[int]
+    GALAXIES_IPC_FIELD_NUMBER: _ClassVar[int]
+    summary_json: str
+    alerts_ipc: bytes
+    galaxies_ipc: bytes
+    def __init__(self, summary_json: _Optional[str] = ..., alerts_ipc: _Optional[bytes] = ..., galaxies_ipc: _Optional[bytes] = ...) -> None: ...
 
 class ContextRequest(_message.Message):
     __slots__ = ("ra_deg", "dec_deg", "mjd_tai")

@@ -74,6 +74,31 @@ class XmatchStub:
                 request_serializer=xmatch_dot_v1_dot_xmatch__pb2.ContextRequest.SerializeToString,
                 response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.ContextResponse.FromString,
                 _registered_method=True)
+        self.ObjectHistory = channel.unary_unary(
+                '/xmatch.v1.Xmatch/ObjectHistory',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.ObjectHistoryRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.ObjectHistoryResponse.FromString,
+                _registered_method=True)
+        self.AddWatch = channel.unary_unary(
+                '/xmatch.v1.Xmatch/AddWatch',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.AddWatchRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.AddWatchResponse.FromString,
+                _registered_method=True)
+        self.ListWatches = channel.unary_unary(
+                '/xmatch.v1.Xmatch/ListWatches',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.ListWatchesRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.ListWatchesResponse.FromString,
+                _registered_method=True)
+        self.RemoveWatch = channel.unary_unary(
+                '/xmatch.v1.Xmatch/RemoveWatch',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.RemoveWatchRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.RemoveWatchResponse.FromString,
+                _registered_method=True)
+        self.Notice = channel.unary_unary(
+                '/xmatch.v1.Xmatch/Notice',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.NoticeRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.NoticeResponse.FromString,
+                _registered_method=True)
 
 
 class XmatchServicer:
@@ -144,6 +169,41 @@ class XmatchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ObjectHistory(self, request, context):
+        """The alert history of an object: its summary and its detections (docs/history.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddWatch(self, request, context):
+        """Add (or replace) a watchlist or watchmap; the answer carries its hits in the history
+        recorded so far (back-matching).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWatches(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveWatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Notice(self, request, context):
+        """A gravitational-wave notice (IGWN JSON or Avro): its 90 % region becomes a watchmap
+        (removed on retraction) and the answer carries the ranked candidates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_XmatchServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +246,31 @@ def add_XmatchServicer_to_server(servicer, server):
                     servicer.Context,
                     request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.ContextRequest.FromString,
                     response_serializer=xmatch_dot_v1_dot_xmatch__pb2.ContextResponse.SerializeToString,
+            ),
+            'ObjectHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ObjectHistory,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.ObjectHistoryRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.ObjectHistoryResponse.SerializeToString,
+            ),
+            'AddWatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddWatch,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.AddWatchRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.AddWatchResponse.SerializeToString,
+            ),
+            'ListWatches': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWatches,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.ListWatchesRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.ListWatchesResponse.SerializeToString,
+            ),
+            'RemoveWatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveWatch,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.RemoveWatchRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.RemoveWatchResponse.SerializeToString,
+            ),
+            'Notice': grpc.unary_unary_rpc_method_handler(
+                    servicer.Notice,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.NoticeRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.NoticeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -404,6 +489,141 @@ class Xmatch:
             '/xmatch.v1.Xmatch/Context',
             xmatch_dot_v1_dot_xmatch__pb2.ContextRequest.SerializeToString,
             xmatch_dot_v1_dot_xmatch__pb2.ContextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ObjectHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmatch.v1.Xmatch/ObjectHistory',
+            xmatch_dot_v1_dot_xmatch__pb2.ObjectHistoryRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.ObjectHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddWatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmatch.v1.Xmatch/AddWatch',
+            xmatch_dot_v1_dot_xmatch__pb2.AddWatchRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.AddWatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmatch.v1.Xmatch/ListWatches',
+            xmatch_dot_v1_dot_xmatch__pb2.ListWatchesRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.ListWatchesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveWatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmatch.v1.Xmatch/RemoveWatch',
+            xmatch_dot_v1_dot_xmatch__pb2.RemoveWatchRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.RemoveWatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Notice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmatch.v1.Xmatch/Notice',
+            xmatch_dot_v1_dot_xmatch__pb2.NoticeRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.NoticeResponse.FromString,
             options,
             channel_credentials,
             insecure,
