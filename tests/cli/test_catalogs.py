@@ -13,8 +13,8 @@ from xmatch import DataDirectory, SkyIndex, open_catalog
 from xmatch.cli import build_parser, main
 
 COMMANDS = ("demo", "load", "list", "info", "verify", "remove", "specs", "loaders", "cone",
-            "crossmatch", "skymap", "moc", "context", "annotate", "history", "watch", "stream",
-            "serve", "cluster", "sso")
+            "crossmatch", "skymap", "moc", "context", "annotate", "history", "watch", "notices",
+            "stream", "serve", "cluster", "sso")
 
 
 def xmatch(capsys, *args) -> tuple[int, str, str]:

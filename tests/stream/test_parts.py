@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.conftest import RegistryServer, real_packets
 from xmatch.alerts.avro import PacketError, Schemas
+from xmatch.alerts.fields import alert_table
 from xmatch.cli import main
 from xmatch.errors import InputError
 from xmatch.stream.messages import Framing, compact_row, decode_values
@@ -30,13 +31,23 @@ from xmatch.stream.replay import amplified
     (b'{"ra_deg": true, "dec_deg": 2.0}', "ra_deg must be a number"),
     (b'{"ra_deg": 1.0, "dec_deg": 2.0, "alert_id": 1.5}', "alert_id must be an integer"),
     (b'{"ra_deg": 1.0, "dec_deg": 2.0, "survey": 3}', "survey must be a string"),
-    (b'{"ra_deg": 1.0, "dec_deg": 2.0, "mag": 3}', "has no field mag"),
+    (b'{"ra_deg": 1.0, "dec_deg": 2.0, "flux": 3}', "has no field flux"),
+    (b'{"ra_deg": 1.0, "dec_deg": 2.0, "mag": "bright"}', "mag must be a number"),
     (b'[1, 2]', "a compact alert is a JSON object"),
     (b'{"ra_deg": 1.0,', "is not JSON"),
 ])
 def test_bad_compact_alerts_are_refused_with_the_reason(value, message):
     with pytest.raises(PacketError, match=message):
         compact_row(value)
+
+
+def test_a_compact_alert_carries_its_photometry_into_the_alert_row():
+    row = compact_row(b'{"ra_deg": 1.0, "dec_deg": 2.0, "band": "r", "mag": 18.5, '
+                      b'"mag_err": 0.05}')
+    table = alert_table([row, compact_row(b'{"ra_deg": 1.0, "dec_deg": 2.0}')], [None, None])
+    assert table.column("band").to_pylist() == ["r", None]
+    assert table.column("mag").to_pylist() == [18.5, None]
+    assert table.column("mag_err").to_pylist() == [0.05, None]
 
 
 def test_a_batch_mixing_packets_compact_alerts_and_garbage():

@@ -54,7 +54,7 @@ def add_parsers(commands) -> None:
                "  xmatch watch remove field-1")
     steps = watch.add_subparsers(dest="step", required=True, metavar="STEP")
     add = steps.add_parser("add", help="add (or replace) a watchlist from a table")
-    add.add_argument("name", help="the watch's name (letters, digits, _ . : -)")
+    add.add_argument("name", help="the watch's name (letters, digits, _ . -)")
     add.add_argument("--from", dest="source", required=True, metavar="FILE",
                      help="the table (CSV, ECSV, FITS, Parquet, VOTable ...)")
     add.add_argument("--radius-column", metavar="COLUMN",
@@ -66,7 +66,7 @@ def add_parsers(commands) -> None:
     add.add_argument("--ra-column", metavar="COLUMN", help="right ascension column")
     add.add_argument("--dec-column", metavar="COLUMN", help="declination column")
     watchmap = steps.add_parser("map", help="add (or replace) a watchmap: a MOC or a sky map")
-    watchmap.add_argument("name", help="the watch's name (letters, digits, _ . : -)")
+    watchmap.add_argument("name", help="the watch's name (letters, digits, _ . -)")
     region = watchmap.add_mutually_exclusive_group(required=True)
     region.add_argument("--moc", metavar="MOC",
                         help="a MOC file (FITS, ASCII, JSON) or an ASCII MOC such as "

@@ -27,6 +27,7 @@ already recorded is recognised (``duplicate``), never recorded twice.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -83,6 +84,24 @@ _SNAPSHOT_ARRAYS = ("obj_xyz", "obj_sum", "obj_home", "obj_surveys", "obj_count"
                     "obj_peak_band", "obj_band_mag", "obj_band_mjd")
 
 
+def _claim(root: Path):
+    """The open lock file of the history at ``root``, locked for this process: one writer
+    of a log at a time (a second process would interleave its records)."""
+    handle = open(root / "owner.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise InputError(f"the alert history in {root} is in use by {owner}; stop it, or go "
+                         "through its server (--server)") from None
+    handle.truncate(0)
+    handle.write(f"process {os.getpid()}")
+    handle.flush()
+    return handle
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -110,6 +129,14 @@ class AlertHistory:
         self.data = data if isinstance(data, DataDirectory) else DataDirectory(data)
         self.root = self.data.root / HISTORY_DIR
         self.root.mkdir(parents=True, exist_ok=True)
+        self._owner = _claim(self.root)
+        try:
+            self._open(association, compact_every)
+        except BaseException:
+            self._owner.close()
+            raise
+
+    def _open(self, association: Association | None, compact_every: int) -> None:
         self.association = self._settled_association(association)
         self.compact_every = compact_every
         self._lock = threading.RLock()       # recording, in arrival order
@@ -379,6 +406,7 @@ class AlertHistory:
         if self._compactor is not None:
             self._compactor.join()
         self.log.close()
+        self._owner.close()  # releases the claim
 
     def __enter__(self) -> AlertHistory:
         return self

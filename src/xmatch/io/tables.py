@@ -550,7 +550,7 @@ def _encoded(table: pa.Table, fmt: str) -> bytes:
     if fmt in ("csv", "tsv", "ecsv", "json", "jsonl"):
         table = _floats_as_written(table)
     if fmt in ("json", "jsonl"):
-        rows = [_json_ready(row) for row in table.to_pylist()]
+        rows = [json_ready(row) for row in table.to_pylist()]
         if fmt == "json":
             return (json.dumps(rows) + "\n").encode()
         return "".join(json.dumps(row) + "\n" for row in rows).encode()
@@ -615,14 +615,14 @@ def _readable_precision(table) -> None:
         column.info.format = {"deg": ".6f", "arcsec": ".4f", "mag": ".3f"}.get(unit, default)
 
 
-def _json_ready(value):
+def json_ready(value):
     """JSON has no NaN or bytes: NaN becomes null, bytes text."""
     if isinstance(value, float) and value != value:
         return None
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return value if isinstance(value, str | int | float | bool) or value is None else str(value)

@@ -36,6 +36,8 @@ from xmatch.service.client import (
     context_request,
     description_dict,
     history_tables,
+    notice_answer,
+    notice_request,
     region_request,
     region_table,
     rows_table,
@@ -176,6 +178,11 @@ class AsyncClient:
 
     async def remove_watch(self, name: str) -> None:
         await self._call("RemoveWatch", xmatch_pb2.RemoveWatchRequest(name=name))
+
+    async def notice(self, notice, *, galaxy_catalog: str | None = None,
+                     level: float | None = None, arrow: bool = False) -> tuple:
+        answer = await self._call("Notice", notice_request(notice, galaxy_catalog, level))
+        return notice_answer(answer, arrow)
 
     async def context(self, ra, dec=None, *, time=None, scale: str = "utc",
                       arrow: bool = False):

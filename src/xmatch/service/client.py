@@ -224,6 +224,15 @@ class Client:
     def remove_watch(self, name: str) -> None:
         self._call("RemoveWatch", xmatch_pb2.RemoveWatchRequest(name=name))
 
+    def notice(self, notice, *, galaxy_catalog: str | None = None,
+               level: float | None = None, arrow: bool = False) -> tuple:
+        """Follow an IGWN notice (JSON bytes or text, a dict, Avro bytes, or a ``Path``):
+        the server replaces the superevent's watchmap (removes it on a retraction) and
+        answers ``(summary, alert candidates, galaxy candidates)``, the galaxies of
+        ``galaxy_catalog`` ranked by 3-D probability (None without one); docs/history.md."""
+        return notice_answer(self._call("Notice", notice_request(notice, galaxy_catalog,
+                                                                 level)), arrow)
+
     def annotate(self, alerts, *, catalogs=None, radius_arcsec=None, all_matches: bool = False,
                  schemas: dict[int, str] | None = None, observatory: str | None = None,
                  context: bool = False, history: bool = False, watches: bool = False,
@@ -358,6 +367,33 @@ def add_watch_request(name, watchlist, moc, skymap, level, radius_column, radius
     else:
         request.skymap_fits = skymap
     return request
+
+
+def notice_request(notice, galaxy_catalog, level) -> xmatch_pb2.NoticeRequest:
+    from pathlib import Path
+
+    from xmatch.notices import notice_json
+
+    if isinstance(notice, Path):
+        notice = notice.read_bytes()
+    elif isinstance(notice, dict):
+        notice = notice_json(notice)
+    elif isinstance(notice, str):
+        notice = notice.encode()
+    elif not isinstance(notice, bytes):
+        raise InputError(f"a notice is JSON bytes or text, a dict, Avro bytes or a Path, not "
+                         f"{type(notice).__name__}")
+    return xmatch_pb2.NoticeRequest(notice=notice, galaxy_catalog=galaxy_catalog or "",
+                                    level=level or 0.0)
+
+
+def notice_answer(answer, arrow: bool) -> tuple:
+    alerts = ipc_to_table(answer.alerts_ipc)
+    galaxies = ipc_to_table(answer.galaxies_ipc) if answer.galaxies_ipc else None
+    if not arrow:
+        alerts = astropy_table(alerts)
+        galaxies = None if galaxies is None else astropy_table(galaxies)
+    return json.loads(answer.summary_json), alerts, galaxies
 
 
 def watch_answer(answer, arrow: bool) -> tuple[dict, object]:

@@ -48,6 +48,23 @@ class HistoryService:
         await asyncio.to_thread(self._memory().remove_watch, request.name)
         return xmatch_pb2.RemoveWatchResponse()
 
+    async def Notice(self, request, context):
+        from xmatch.notices import read_notice
+        from xmatch.notices.follow import DEFAULT_LEVEL, NoticeFollower
+
+        memory = self._memory()
+        galaxies = None
+        if request.galaxy_catalog:
+            galaxies = self._catalog(request.galaxy_catalog).slice_index("")
+        follower = NoticeFollower(memory, galaxies=galaxies,
+                                  galaxy_catalog=request.galaxy_catalog or None,
+                                  level=request.level or DEFAULT_LEVEL)
+        notice = await asyncio.to_thread(read_notice, request.notice)
+        done = await asyncio.to_thread(follower.follow, notice)
+        return xmatch_pb2.NoticeResponse(
+            summary_json=json.dumps(done.summary), alerts_ipc=table_to_ipc(done.alerts),
+            galaxies_ipc=b"" if done.galaxies is None else table_to_ipc(done.galaxies))
+
 
 def watch_of_request(request):
     """The watchlist or watchmap an ``AddWatchRequest`` describes, checked."""

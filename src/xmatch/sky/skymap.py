@@ -124,6 +124,29 @@ class SkyMap:
             raise InputError(f"{self.name}: the probabilities sum to {total:.6g}, not 1 (within "
                              f"{NORMALISATION_TOLERANCE:g}); the map is not normalised")
 
+    def multiorder_fits(self, date_obs: str | None = None) -> bytes:
+        """This map as a multi-order FITS file (what an IGWN notice carries): ``UNIQ``,
+        ``PROBDENSITY`` and the distance layers, in ligo.skymap's units and header keys
+        (``DATE-OBS``: the event time, ISO 8601 UTC without a zone, if given)."""
+        from astropy.io import fits
+
+        columns = [fits.Column("UNIQ", "K", array=self.uniq),
+                   fits.Column("PROBDENSITY", "D", unit="sr-1", array=self.probdensity)]
+        if self.has_distance:
+            columns += [fits.Column("DISTMU", "D", unit="Mpc", array=self.distmu),
+                        fits.Column("DISTSIGMA", "D", unit="Mpc", array=self.distsigma),
+                        fits.Column("DISTNORM", "D", unit="Mpc-2", array=self.distnorm)]
+        table = fits.BinTableHDU.from_columns(columns)
+        table.header["PIXTYPE"] = "HEALPIX"
+        table.header["ORDERING"] = "NUNIQ"
+        table.header["COORDSYS"] = "C"
+        table.header["MOCORDER"] = int(self.order.max())
+        if date_obs is not None:
+            table.header["DATE-OBS"] = date_obs
+        buffer = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(), table]).writeto(buffer)
+        return buffer.getvalue()
+
     @property
     def has_distance(self) -> bool:
         return self.distmu is not None

@@ -32,7 +32,9 @@ ANNOTATION_FORMATS = ("json", "avro")
 #: Compact alerts: field -> (accepted JSON types, what to say when it is something else).
 COMPACT_FIELDS = {"alert_id": (int, "an integer"), "object_id": (str, "a string"),
                   "survey": (str, "a string"), "ra_deg": ((int, float), "a number"),
-                  "dec_deg": ((int, float), "a number"), "mjd_tai": ((int, float), "a number")}
+                  "dec_deg": ((int, float), "a number"), "mjd_tai": ((int, float), "a number"),
+                  "band": (str, "a string"), "mag": ((int, float), "a number"),
+                  "mag_err": ((int, float), "a number")}
 _SYNC = b"xmatch-stream-v2"  # the sync marker of every container xmatch stream writes
 _ALERT_ANNOTATION = fastavro.parse_schema(AVRO_ALERT_ANNOTATION)
 _ALERT_ANNOTATION_TEXT = json.dumps(AVRO_ALERT_ANNOTATION)
@@ -93,7 +95,8 @@ def compact_row(value: bytes) -> tuple:
             raise PacketError(f"the compact alert's {name} must be {what}, not {value!r}")
     time = alert.get("mjd_tai")
     return (alert.get("survey"), alert.get("alert_id"), alert.get("object_id"),
-            alert["ra_deg"], alert["dec_deg"], None, None, time, None, None, "tai-mjd")
+            alert["ra_deg"], alert["dec_deg"], None, None, time, alert.get("band"),
+            alert.get("mag"), alert.get("mag_err"), "tai-mjd")
 
 
 class Framing:

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from xmatch.errors import (
     InputError,
     LoadError,
+    length_mismatch,
     missing_column,
     missing_value,
     not_numeric,
@@ -36,6 +37,7 @@ from xmatch.errors import (
 )
 from xmatch.index.region_index import ROW_COLUMN, QueryPositions, RegionIndex
 from xmatch.index.results import QUERY_COLUMN, SEPARATION_COLUMN
+from xmatch.io.tables import positions_of, read_table
 from xmatch.sky import coords
 
 #: The widest radius of a watchlist entry (1 deg).
@@ -46,11 +48,12 @@ DEFAULT_RADIUS_COLUMN = "radius_arcsec"
 #: Column of :meth:`Watchlist.matches` and of the store's hits: the entry's 0-based row.
 ENTRY_COLUMN = "entry"
 
-#: A watch name: it is also a file name in the store, and notices register maps named like
-#: ``gw:S250101a``, hence the colon.
-WATCH_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
-WATCH_NAME_ALLOWED = ("1 to 128 letters, digits, '_', '.', ':' or '-', starting with a "
-                      "letter or a digit")
+#: A watch name: it is also a file name in the store and the end of its subscription's
+#: Kafka topic name (whose characters these are); notices register maps named like
+#: ``gw.S250101a``.
+WATCH_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+WATCH_NAME_ALLOWED = ("1 to 128 letters, digits, '_', '.' or '-', starting with a letter or "
+                      "a digit")
 
 _UNIT = b"unit"
 
@@ -115,8 +118,7 @@ class Watchlist:
             lengths["entry_names"] = len(names)
             object.__setattr__(self, "entry_names", names)
         if len(set(lengths.values())) > 1:
-            raise InputError(f"{where}: {', '.join(f'{k} has {v}' for k, v in lengths.items())}"
-                             "; every entry needs each")
+            raise InputError(f"{where}: {length_mismatch(lengths)}")
         try:
             coords.check_radec(self.ra_deg, self.dec_deg)
         except InputError as error:
@@ -125,8 +127,9 @@ class Watchlist:
         bad = ~((radius > 0) & (radius <= MAX_WATCH_RADIUS_ARCSEC))  # NaN is bad
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{where}: radius_arcsec = {float(radius[row])!r} (at position "
-                             f"{row}) is not allowed; {RADIUS_ALLOWED}")
+            raise InputError(f"{where}: " + out_of_range(
+                "radius_arcsec", float(radius[row]), row,
+                f"> 0 and <= {MAX_WATCH_RADIUS_ARCSEC:g} arcsec"))
         if not isinstance(self.source, str):
             raise InputError(f"{where}: source must be a str, not {type(self.source).__name__}")
 
@@ -168,6 +171,7 @@ class Watchlist:
             value, and what is allowed.
         """
         check_watch_name(name)
+        source = str(source)
         where = f"watchlist {source}"
         if not isinstance(table, pa.Table):
             raise InputError(f"{where}: a watchlist is read from a pyarrow Table, not "
@@ -187,8 +191,6 @@ class Watchlist:
                 problem = missing_column(column, table.column_names)
                 raise InputError(_located(where, None, column,
                                           f"{problem} (given with {option})"))
-        from xmatch.io.tables import positions_of
-
         try:
             found = positions_of(table, source, ra_column, dec_column)
         except LoadError as error:
@@ -206,8 +208,6 @@ class Watchlist:
     def read(cls, name: str, path, *, format: str | None = None, **options) -> Watchlist:
         """A watchlist from a user's table file (any format
         :func:`xmatch.io.tables.read_table` reads); ``options`` as :meth:`from_table`."""
-        from xmatch.io.tables import read_table
-
         given = [options[key] for key in ("ra_column", "dec_column") if options.get(key)]
         try:
             table = read_table(path, format=format, text_columns=given)
@@ -270,10 +270,12 @@ class Watchlist:
 
 def _one_radius(value, where: str) -> float:
     """One radius for every entry: a number of arcsec or an angle Quantity."""
-    try:
-        radius = coords.radius_arcsec(value)
-    except InputError:
-        radius = float("nan")
+    radius = float("nan")
+    if not isinstance(value, str | bytes | bool | np.bool_):  # text needs a unit: refused
+        try:
+            radius = coords.radius_arcsec(value)
+        except InputError:
+            pass
     if not 0 < radius <= MAX_WATCH_RADIUS_ARCSEC:
         raise InputError(f"{where}: radius_arcsec = {value!r} is not allowed; "
                          f"{RADIUS_ALLOWED}")
@@ -288,20 +290,20 @@ def _radii_of_column(table: pa.Table, column: str, where: str) -> np.ndarray:
         values = values.dictionary_decode()
     kind = values.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        text = values
+        trimmed = pc.utf8_trim_whitespace(values)
         try:
-            values = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())
+            values = pc.cast(pc.if_else(pc.equal(trimmed, ""), None, trimmed), pa.float64())
         except pa.ArrowInvalid:
-            # Find the value that is not a number (the error path only, so a loop is fine).
-            for row, value in enumerate(text.to_pylist()):
-                if value is not None and value.strip():
-                    try:
-                        float(value)
-                    except ValueError:
-                        raise InputError(_located(where, row + 1, column,
-                                                  not_numeric(value))) from None
-            values = pc.cast(pc.if_else(pc.equal(pc.utf8_trim_whitespace(text), ""), None,
-                                        text), pa.float64())
+            # Some value is not a number as Arrow reads them: read each as Python does and
+            # name the first that is not (the error path of a text column only).
+            numbers = []
+            for row, value in enumerate(trimmed.to_pylist()):
+                try:
+                    numbers.append(float(value) if value else None)
+                except ValueError:
+                    raise InputError(_located(where, row + 1, column,
+                                              not_numeric(value))) from None
+            values = pa.array(numbers, pa.float64())
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         values = pc.cast(values, pa.float64())
     else:

@@ -203,9 +203,11 @@ class WatchStore:
         name, then entry), then map hits by watch name.
 
         Positions in any form :mod:`xmatch.sky.coords` reads, or a
-        :class:`~xmatch.index.region_index.QueryPositions` shared with other lookups.
-        The first call after a list changed builds the index of all lists' entries
-        (about 6 s per million entries; :meth:`prepare` builds it ahead).
+        :class:`~xmatch.index.region_index.QueryPositions` shared with other lookups. Maps
+        are tested on the order-29 pixels those compute (numba), which equal cdshealpix's
+        (:meth:`Watchmap.contains`) except, rarely, for a position on a pixel's edge
+        (pixels of 0.4 mas). The first call after a list changed builds the index of all
+        lists' entries (about 6 s per million entries; :meth:`prepare` builds it ahead).
         """
         snapshot = self._snapshot
         queries = QueryPositions.of(ra_deg, dec_deg)
@@ -325,40 +327,50 @@ class WatchStore:
                     "level": None if is_list else watch.level, "added": added}
         table = table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()})
         with self._mutating:
-            path = self._write(watch.name, table, replace)
+            stamp = self._write(watch.name, table, replace)
             records = dict(self._snapshot.records)
-            records[watch.name] = _Record(watch, added, _stamp(path.stat()))
+            records[watch.name] = _Record(watch, added, stamp)
             self._snapshot = self._snapshot.changed(records)
 
-    def _write(self, name: str, table: pa.Table, replace: bool) -> Path:
-        """Write ``table`` as the watch ``name`` atomically (see the module docstring)."""
+    def _write(self, name: str, table: pa.Table, replace: bool) -> tuple:
+        """Write ``table`` as the watch ``name`` atomically (see the module docstring);
+        the stamp of the file written."""
         path = self._path(name)
         temporary = self.directory / (f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
                                       f"{TEMPORARY_SUFFIX}")
+        exists = InputError(f"a watch named {name!r} exists already in {self.directory}; "
+                            "remove it first or add with replace")
         try:
             with open(temporary, "wb") as handle:
                 pq.write_table(table, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+                # The file's identity once published: rename and link keep the inode and
+                # the modification time.
+                stamp = _stamp(os.fstat(handle.fileno()))
             if replace:
                 os.replace(temporary, path)  # the atomic step
             else:
                 try:
                     os.link(temporary, path)  # the atomic step; fails if the name exists
                 except FileExistsError:
-                    raise InputError(f"a watch named {name!r} exists already in "
-                                     f"{self.directory}; remove it first or add with "
-                                     "replace") from None
+                    raise exists from None
+                except OSError:  # a file system without hard links: check, then rename
+                    if path.exists():
+                        raise exists from None
+                    os.replace(temporary, path)
             _fsync_dir(self.directory)
         finally:
             temporary.unlink(missing_ok=True)
-        return path
+        return stamp
 
     def _scan(self, known: dict) -> dict:
         """The watches in the directory: ``known`` records kept where their file has not
         changed, the others read."""
+        with os.scandir(self.directory) as listing:
+            entries = list(listing)
         records = {}
-        for entry in os.scandir(self.directory):
+        for entry in entries:
             if not entry.name.endswith(SUFFIX):
                 continue
             name = entry.name[:-len(SUFFIX)]
@@ -376,7 +388,9 @@ class WatchStore:
 
     def _clean_stale_temporaries(self) -> None:
         """Delete the temporary files of processes that died writing them."""
-        for entry in os.scandir(self.directory):
+        with os.scandir(self.directory) as listing:
+            entries = list(listing)
+        for entry in entries:
             if not (entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX)):
                 continue
             try:
