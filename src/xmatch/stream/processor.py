@@ -11,7 +11,9 @@ One loop, one consumer-group member:
    pauses its partitions, backs off and tries the same batch again;
 4. per input partition, one Kafka transaction: the annotated packets (to the same partition
    number of the output topic, keyed by alert id), the dead letters, the compact
-   annotations, and the consumed offsets (``send_offsets_to_transaction``).
+   annotations, the copies of alerts that hit a watch on that watch's subscription topic
+   (``{subscription_prefix}{watch}``, created on first use), and the consumed offsets
+   (``send_offsets_to_transaction``).
 
 Each input partition has its own transactional producer, ``transactional.id`` =
 ``xmatch-{group}-{topic}-{partition}``: whoever takes a partition over fences (Apache Kafka:
@@ -31,6 +33,7 @@ called from the loop's thread.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import defaultdict
@@ -43,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from xmatch.alerts.annotation import annotation_info, annotation_records
+from xmatch.alerts.annotation import WATCH_HITS_COLUMN, annotation_info, annotation_records
 from xmatch.alerts.outputs import annotated_body, json_objects
 from xmatch.errors import InputError, ServiceError, XmatchError
 from xmatch.stream.messages import ANNOTATION_FORMATS, Framing, compact_json, decode_values
@@ -61,6 +64,7 @@ TRANSIENT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDE
                    grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED,
                    grpc.StatusCode.ABORTED)
 BROKER_SECONDS = 30.0
+_LEGAL_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,120}")
 
 
 @dataclass
@@ -74,6 +78,7 @@ class StreamConfig:
     dead_letter_topic: str = ""          # default: OUTPUT.dead-letter
     annotation_topic: str = ""           # the compact annotation-only topic (none: "")
     annotation_format: str = "json"
+    subscription_prefix: str = ""        # alerts hitting watch W also go to PREFIX + W
     batch_size: int = 1000               # messages per transaction at most
     wait_seconds: float = 0.2            # how long a batch waits to fill
     backoff_seconds: tuple[float, float] = (0.5, 30.0)
@@ -94,6 +99,10 @@ class StreamConfig:
                              f"{', '.join(ANNOTATION_FORMATS)}")
         if self.batch_size < 1:
             raise InputError("the batch size must be >= 1")
+        if self.subscription_prefix and not _LEGAL_TOPIC.fullmatch(self.subscription_prefix):
+            raise InputError(f"subscription prefix {self.subscription_prefix!r} is not "
+                             "allowed; a Kafka topic name is letters, digits, '.', '_' and "
+                             "'-'")
 
     @property
     def sinks(self) -> list[str]:
@@ -105,25 +114,23 @@ class StreamConfig:
         return {"bootstrap.servers": self.bootstrap, **settings, **self.kafka}
 
 
-def prepare_topics(config: StreamConfig) -> None:
-    """Check the input topic exists; create missing output topics with as many
-    partitions as the input (each input partition publishes to its own number)."""
+def prepare_topics(config: StreamConfig, sinks: list[str] | None = None) -> int:
+    """Check the input topic exists; create missing ``sinks`` (default: the config's) with
+    as many partitions as the input (each input partition publishes to its own number).
+    The input's number of partitions."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    sinks = config.sinks if sinks is None else sinks
     admin = AdminClient(config.client_settings())
-    try:
-        topics = admin.list_topics(timeout=BROKER_SECONDS).topics
-    except KafkaException as error:
-        raise XmatchError(f"no Kafka broker answered at {config.bootstrap}: "
-                          f"{error.args[0].str()}") from None
+    topics = _topics(admin, config)
     source = topics.get(config.input_topic)
     if source is None or source.error is not None:
         raise InputError(f"the input topic {config.input_topic} does not exist on "
                          f"{config.bootstrap}")
     partitions = len(source.partitions)
-    missing = [NewTopic(t, partitions, 1) for t in config.sinks if t not in topics]
-    for topic in config.sinks:
+    missing = [NewTopic(t, partitions, 1) for t in sinks if t not in topics]
+    for topic in sinks:
         if topic in topics and len(topics[topic].partitions) < partitions:
             raise InputError(
                 f"topic {topic} has {len(topics[topic].partitions)} partitions, fewer than "
@@ -136,6 +143,27 @@ def prepare_topics(config: StreamConfig) -> None:
             if "TOPIC_ALREADY_EXISTS" not in error.args[0].name():
                 raise XmatchError(f"cannot create topic {topic}: "
                                   f"{error.args[0].str()}") from None
+    return partitions
+
+
+def subscription_topics(config: StreamConfig) -> set[str]:
+    """The subscription topics on the broker (those of the config's prefix)."""
+    from confluent_kafka.admin import AdminClient
+
+    if not config.subscription_prefix:
+        return set()
+    topics = _topics(AdminClient(config.client_settings()), config)
+    return {t for t in topics if t.startswith(config.subscription_prefix)}
+
+
+def _topics(admin, config: StreamConfig) -> dict:
+    from confluent_kafka import KafkaException
+
+    try:
+        return admin.list_topics(timeout=BROKER_SECONDS).topics
+    except KafkaException as error:
+        raise XmatchError(f"no Kafka broker answered at {config.bootstrap}: "
+                          f"{error.args[0].str()}") from None
 
 
 class StreamProcessor:
@@ -169,6 +197,7 @@ class StreamProcessor:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="xmatch-publish")
         self._inflight: dict = {}  # partition -> its transaction in flight (a Future)
         self._scan_lock = threading.Lock()  # one read-back at a time (one scanner)
+        self._subscriptions: set[str] = set()  # subscription topics known to exist
 
     # ------------------------------------------------------------------ the loop
 
@@ -244,6 +273,7 @@ class StreamProcessor:
                                  stop, generation)
         if records is None:
             return
+        self._create_subscriptions(records)
         by_partition = defaultdict(list)
         for message, record in zip(messages, records, strict=True):
             by_partition[message.partition()].append((message, record))
@@ -260,6 +290,9 @@ class StreamProcessor:
             if config.annotation_topic or decoded.compact.any() else None
         errors = decoded.alerts.column("error").to_pylist()
         identifiers = table.column("alert_id").to_pylist()
+        hits = (table.column(WATCH_HITS_COLUMN).to_pylist()
+                if config.subscription_prefix and WATCH_HITS_COLUMN in table.column_names
+                else None)
         out, row = [], 0
         for number, message in enumerate(messages):
             if not usable[number]:
@@ -279,9 +312,28 @@ class StreamProcessor:
             if config.annotation_topic:
                 records.append((config.annotation_topic, key, self.framing.annotation(
                     config.annotation_topic, alert, config.annotation_format), []))
+            if hits is not None and hits[row]:
+                for watch in dict.fromkeys(hit["watch"] for hit in hits[row]):
+                    records.append((config.subscription_prefix + watch, key, value, []))
             out.append(records)
             row += 1
         return out
+
+    def _create_subscriptions(self, records: list) -> None:
+        """Create the subscription topics the batch publishes to that do not exist yet."""
+        prefix = self.config.subscription_prefix
+        if not prefix:
+            return
+        wanted = {topic for entry in records for topic, *_ in entry
+                  if topic.startswith(prefix)} - self._subscriptions
+        if wanted:
+            prepare_topics(self.config, sorted(wanted))
+            self._subscriptions |= wanted
+            log.info("subscription topic(s) %s ready", ", ".join(sorted(wanted)))
+
+    def _sinks(self) -> list[str]:
+        """Every topic the stream publishes to: the config's and the subscriptions'."""
+        return self.config.sinks + sorted(self._subscriptions)
 
     def _retrying(self, attempt: Callable, stop: threading.Event, generation: int):
         """``attempt()``, again after a back-off while it fails for a reason that passes
@@ -420,7 +472,7 @@ class StreamProcessor:
         dead = sum(1 for _, records in entries if records[0][0] == config.dead_letter_topic)
         self.metrics.add("dead_lettered", dead)
         self.metrics.add("annotated", len(entries) - dead)
-        for topic in config.sinks:  # what a takeover found is behind the commit now
+        for topic in self._sinks():  # what a takeover found is behind the commit now
             found = self._published.get((topic, partition))
             if found:
                 found.difference_update(range(first, last + 1))
@@ -466,6 +518,9 @@ class StreamProcessor:
             # Fences (Apache Kafka: aborts) what a previous owner of the partition left open.
             producer.init_transactions(BROKER_SECONDS)
             self._producers[tp.partition] = producer
+        # After the fencing: a subscription topic holding records of these partitions
+        # exists by now, and is read back below like the others.
+        self._subscriptions |= subscription_topics(config)
         for tp in consumer.committed(partitions, BROKER_SECONDS):
             start = tp.offset
             if start < 0:  # nothing committed yet: the partition's first offset
@@ -482,14 +537,14 @@ class StreamProcessor:
             producer = self._producers.pop(tp.partition, None)
             if producer is not None:
                 producer.flush(BROKER_SECONDS)
-            for topic in self.config.sinks:
+            for topic in self._sinks():
                 self._published.pop((topic, tp.partition), None)
             self.metrics.forget_partition(self.config.input_topic, tp.partition)
 
     def _find_published(self, partition: int, start: int) -> None:
         """Note what every output topic already holds of input ``partition`` from offset
         ``start`` on: those records are not published again."""
-        for topic in self.config.sinks:
+        for topic in self._sinks():
             with self._scan_lock:
                 found = self._already_published(topic, partition, start)
             self._published[(topic, partition)] = found
