@@ -175,3 +175,24 @@ def test_notices_ingest_goes_on_after_a_bad_notice(tmp_path, capsys):
     assert lines[2] == "xmatch notices: 2 of 4 notice(s) refused"
     assert "MS170817a PRELIMINARY: watchmap gw.MS170817a (" in out
     assert "MS170817a RETRACTION: watchmap gw.MS170817a removed" in out
+
+
+def test_the_demo_shows_a_watchlist_hit_and_a_notices_candidates(tmp_path, session_data,
+                                                                   capsys):
+    from xmatch.cli.demo import demo_memory
+    from xmatch.service.client import Client
+    from xmatch.service.embedded import running_server, served_catalogs
+
+    catalogs = served_catalogs(session_data, names=["glade_gw170817", "gcvs"])
+    with AlertMemory(tmp_path) as memory, running_server(catalogs, memory=memory) as address, \
+            Client(address) as client:
+        demo_memory(client)
+    out = capsys.readouterr().out
+    assert "history: duplicate 103, known 1, new 1; alerts hitting each watch: " \
+           "demo-targets 3" in out
+    lines = out.splitlines()
+    candidates = lines.index(next(line for line in lines if "alert candidates since the "
+                                                               "event" in line))
+    assert [line.split()[0] for line in lines[candidates + 4:candidates + 6]] == [
+        "9000001", "9000002"]
+    assert lines[-1].split()[:2] == ["197.448776", "-23.383831"]  # NGC 4993

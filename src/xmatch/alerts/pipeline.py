@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from xmatch.alerts.annotation import annotation_info
@@ -38,6 +39,8 @@ class Summary:
     separations: dict[str, list] = field(default_factory=dict)  # numpy arrays, per batch
     error_examples: list[str] = field(default_factory=list)
     classes: dict[str, int] = field(default_factory=dict)   # context classes, when asked for
+    history_states: dict[str, int] = field(default_factory=dict)  # new, known... (--history)
+    watch_hits: dict[str, int] = field(default_factory=dict)  # alerts per watch (--watches)
 
     @property
     def annotated(self) -> int:
@@ -61,10 +64,21 @@ class Summary:
                 where = (packets[row].origin if packets is not None
                          else f"alert {first + row + 1}")
                 self.error_examples.append(f"{where}: {errors[int(row)].as_py()}")
-        if "context_class" in table.column_names:
-            for item in pc.value_counts(table.column("context_class")).to_pylist():
-                self.classes[item["values"]] = self.classes.get(item["values"], 0) + item[
-                    "counts"]
+        for column, counts in (("context_class", self.classes),
+                               ("history_state", self.history_states)):
+            if column in table.column_names:
+                for item in pc.value_counts(table.column(column)).to_pylist():
+                    if item["values"] is not None:
+                        counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+        if "watch_hits" in table.column_names:
+            hits = pc.list_flatten(table.column("watch_hits"))
+            rows = pc.list_parent_indices(table.column("watch_hits"))
+            if len(hits):
+                pairs = pa.table({"row": rows, "watch": pc.struct_field(hits, "watch")})
+                for item in pairs.group_by("watch").aggregate(
+                        [("row", "count_distinct")]).to_pylist():
+                    self.watch_hits[item["watch"]] = (self.watch_hits.get(item["watch"], 0)
+                                                      + item["row_count_distinct"])
         for target in annotation_info(table)["catalogs"]:
             matched = pc.sum(pc.greater(table.column(f"{target.name}_count"), 0)).as_py()
             self.matched[target.name] = self.matched.get(target.name, 0) + (matched or 0)

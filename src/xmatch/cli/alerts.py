@@ -149,7 +149,10 @@ def print_annotation_summary(summary) -> None:
         median = f"{median:.3f}\"" if matched else "-"
         print(f"{name:<14}{radius:>8.2f}\"{matched:>10,}{fraction:>10.1%}{median:>12}"
               f"{outside:>9,}{failed:>8,}")
-    if summary.classes:
-        print("\ncontext classes: " + ", ".join(
-            f"{name} {count:,}" for name, count in sorted(summary.classes.items(),
-                                                          key=lambda item: -item[1])))
+    for label, counts in (("context classes", summary.classes),
+                          ("history", summary.history_states),
+                          ("alerts hitting each watch", summary.watch_hits)):
+        if counts:
+            print(f"\n{label}: " + ", ".join(
+                f"{name} {count:,}" for name, count in sorted(counts.items(),
+                                                              key=lambda item: -item[1])))

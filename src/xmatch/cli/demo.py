@@ -50,7 +50,10 @@ def add_parsers(commands) -> None:
 
 
 def run_demo(args) -> int:
+    import tempfile
+
     from xmatch.cli import common
+    from xmatch.history.memory import AlertMemory
     from xmatch.index.motion import propagate
     from xmatch.io.tables import described, select_present, write_table
     from xmatch.loading import ensure_default_catalogs
@@ -66,7 +69,11 @@ def run_demo(args) -> int:
     for name, served in sorted(catalogs.items()):
         print(f"  {name}: {served.summary.rows:,} rows in "
               f"{len(served.description.partitions)} partitions")
-    with running_server(catalogs) as address, Client(address) as client:
+    # The demo's alert history and watches live in a temporary directory: the data
+    # directory's own (if any) is left as it is.
+    with tempfile.TemporaryDirectory(prefix="xmatch-demo-") as scratch, \
+            AlertMemory(scratch) as memory, \
+            running_server(catalogs, memory=memory) as address, Client(address) as client:
         print(f"\nembedded gRPC server on {address}; sample queries through xmatch.Client:")
         for name, label, ra, dec, radius, epoch in DEMO_CONES:
             result = client.cone_search(name, ra, dec, radius, limit=5, epoch=epoch,
@@ -94,6 +101,7 @@ def run_demo(args) -> int:
         demo_annotation(client)
         demo_context(client)
         demo_skymap(client)
+        demo_memory(client)
     return 0
 
 
@@ -167,6 +175,78 @@ def demo_skymap(client) -> None:
           f"({client_rows_found(galaxies)} inside; NGC 4993, the host, is at ra=197.4488, "
           "dec=-23.3838):")
     write_table(galaxies, "table")
+
+
+#: AT 2017gfo, the kilonova of GW170817, and when ZTF-like alerts of it are made up below.
+KILONOVA = (197.450374, -23.381483)
+GW170817_TIME = "2017-08-17T12:41:04.4Z"
+
+
+def demo_memory(client) -> None:
+    """The alert history, a watchlist and a gravitational-wave notice, on the bundled data:
+    the real alerts recorded twice (the second time as duplicates), a watchlist hit, then a
+    notice built around GW170817's real map (the envelope is built, the map real) whose
+    candidates are the kilonova's made-up detections and NGC 4993."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from xmatch.alerts.pipeline import Summary
+    from xmatch.alerts.samples import sample_paths
+    from xmatch.io.tables import write_table
+    from xmatch.notices import build_notice
+    from xmatch.sky.skymap import SkyMap
+    from xmatch.specs import bundled_resource
+    from xmatch.timescales import tai_mjd
+
+    paths = sample_paths()
+    first = pa.concat_tables([b.table for b in client.annotate(
+        paths, catalogs=["gcvs"], history=True, watches=True)])
+    target = first.filter(pc.equal(first["survey"], "ZTF")).slice(0, 1)
+    watchlist = pa.table({"ra_deg": [target["ra_deg"][0].as_py(), KILONOVA[0]],
+                          "dec_deg": [target["dec_deg"][0].as_py(), KILONOVA[1]],
+                          "radius_arcsec": [2.0, 5.0],
+                          "name": [f"ZTF {target['object_id'][0].as_py()}", "AT 2017gfo"]})
+    described, found = client.add_watch("demo-targets", watchlist=watchlist,
+                                        name_column="name", arrow=True)
+    print(f"\nalert history and watches (`xmatch annotate --history --watches`, "
+          f"`xmatch watch add`; docs/history.md): {first.num_rows} real alerts recorded; the "
+          f"watchlist {described['name']} ({described['entries']} entries) back-matched "
+          f"{found.num_rows} of their detections:")
+    write_table(found.select(["alert_id", "object_id", "survey", "ra_deg", "dec_deg",
+                              "entry_name", "separation_arcsec"]), "table")
+    kilonova = pa.table({
+        "alert_id": [9_000_001, 9_000_002], "survey": ["ZTF", "ZTF"],
+        "ra_deg": [KILONOVA[0]] * 2, "dec_deg": [KILONOVA[1]] * 2,
+        "mjd_tai": [float(tai_mjd(t)[0]) for t in ("2017-08-18T01:05", "2017-08-19T00:55")],
+        "band": ["r", "r"], "mag": [17.2, 17.9], "mag_err": [0.05, 0.07]})
+    summary = Summary()
+    tables = []
+    for alerts in (paths, kilonova.slice(0, 1), kilonova.slice(1)):  # night by night
+        for batch in client.annotate(alerts, catalogs=["gcvs"], history=True, watches=True):
+            summary.add(batch.table)
+            tables.append(batch.table)
+    print(f"\nthe same {first.num_rows} alerts annotated again, then two made-up detections "
+          f"of AT 2017gfo a night apart: {summary.alerts} alerts, history: "
+          + ", ".join(f"{state} {n}" for state, n in sorted(summary.history_states.items()))
+          + "; alerts hitting each watch: "
+          + ", ".join(f"{watch} {n}" for watch, n in sorted(summary.watch_hits.items())))
+    write_table(pa.concat_tables(tables[-2:]).select(
+        ["alert_id", "history_state", "history_object_id", "history_detections",
+         "history_rate_mag_per_day", "watch_hits"]), "table")
+    skymap = SkyMap.read(bundled_resource("data/GW170817_skymap.fits.gz"))
+    notice = build_notice("MS170817a", "PRELIMINARY", event_time_iso=GW170817_TIME,
+                          skymap=skymap.multiorder_fits(GW170817_TIME.rstrip("Z")))
+    notice_summary, alerts, galaxies = client.notice(notice, galaxy_catalog="glade_gw170817",
+                                                     arrow=True)
+    print(f"\ngravitational-wave notice (`xmatch notices ingest`; a mock PRELIMINARY notice "
+          f"built around GW170817's real map): watchmap {notice_summary['watch']} of "
+          f"{notice_summary['area_deg2']:.1f} deg2; alert candidates since the event:")
+    write_table(alerts.select(["alert_id", "object_id", "survey", "days_after_event",
+                               "probdensity", "searched_prob"]), "table")
+    print(f"galaxy candidates of glade_gw170817 by 3-D probability density "
+          f"({notice_summary['galaxies']} in the region):")
+    write_table(galaxies.select(["RAJ2000", "DEJ2000", "Dist", "probdensity_vol"]).slice(0, 5),
+                "table")
 
 
 def _demo_columns(description):
