@@ -1,6 +1,6 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch|regions|service|alerts|context|stream|sso|sso-accuracy for one of
-them).
+--only load|crossmatch|regions|service|alerts|context|stream|history|sso|sso-accuracy for one
+of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_alerts  # noqa: E402
 import bench_context  # noqa: E402
 import bench_crossmatch  # noqa: E402
+import bench_history  # noqa: E402
 import bench_load  # noqa: E402
 import bench_regions  # noqa: E402
 import bench_service  # noqa: E402
@@ -30,7 +31,7 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
     parser.add_argument("--only", choices=["load", "crossmatch", "regions", "service", "alerts",
-                                           "context", "stream", "sso", "sso-accuracy"],
+                                           "context", "stream", "history", "sso", "sso-accuracy"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -68,6 +69,12 @@ def main():
                  if args.quick else [])
         print("== Kafka streams: xmatch stream vs a bare transactional pass-through (tansu) ==")
         bench_stream.main([*sizes, "--json", str(results)])
+    if args.only in (None, "history"):
+        sizes = (["--detections", "2000000", "--alerts", "200000", "--entries", "200000",
+                  "--maps", "20"] if args.quick else [])
+        print("== alert history and watches: annotation with 10 lists and 100 maps, a history "
+              "of 100 M detections, back-matching vs astropy ==")
+        bench_history.main([*sizes, "--json", str(results)])
     if args.only in (None, "sso"):
         sizes = ["--objects", "100000", "--skyfield", "300", "--cones", "300"] if args.quick else []
         print("== solar-system objects: places vs skyfield, nightly cache build, SSO cones ==")

@@ -297,3 +297,81 @@ def test_a_kill_during_compaction_loses_and_duplicates_nothing(tmp_path, delay):
         ids = pa.concat_tables([detections.read_partition(p, ["alert_id"])
                                 for p in detections.partitions]).column("alert_id")
         assert len(ids) == 12 * 400 == len(pc.unique(ids))
+
+
+BACK_MATCH_RUN = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from xmatch.history.memory import AlertMemory
+    from xmatch.watch import Watchlist
+    rng = np.random.default_rng(4)
+    ra = rng.uniform(0, 360, 300_000)
+    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, 300_000)))
+    with AlertMemory(sys.argv[1]) as memory:
+        watchlist = Watchlist("big", ra, dec, np.full(300_000, 30.0))
+        print("adding", flush=True)
+        started = time.perf_counter()
+        _, found = memory.add_watch(watchlist)
+        print(f"added {found.num_rows} {time.perf_counter() - started}", flush=True)
+""")
+
+
+def test_a_kill_during_back_matching_leaves_no_watch_and_the_history_whole(tmp_path):
+    """SIGKILL while a watchlist is back-matched: no part of it is stored, the history is
+    untouched; run again, it stores the watch and its hits."""
+    import time
+
+    rng = np.random.default_rng(3)
+    n = 200_000
+    ra = rng.uniform(0, 360, n)
+    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    alerts = _alerts(ra, dec, np.arange(n), ["ZTF"] * n, np.full(n, 60000.0))
+    with AlertHistory(tmp_path, compact_every=0) as history:
+        history.record(alerts)
+    # A full run first: how long the back-matching takes.
+    run = [sys.executable, "-c", BACK_MATCH_RUN, str(tmp_path)]
+    finished = subprocess.run(run, capture_output=True, text=True, check=True)
+    _, hits, seconds = finished.stdout.splitlines()[-1].split()
+    from xmatch.history.memory import AlertMemory
+
+    with AlertMemory(tmp_path) as memory:
+        memory.remove_watch("big")
+    process = subprocess.Popen(run, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "adding"
+    time.sleep(float(seconds) * 0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+    with AlertMemory(tmp_path) as memory:
+        assert memory.watches.names() == []
+        assert memory.history.live.n_detections == n
+        assert not [p for p in (tmp_path / ".watch").iterdir()]  # no temporary left
+    again = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert again.stdout.splitlines()[-1].split()[1] == hits != "0"
+
+
+def test_detections_beyond_the_tail_in_memory_are_read_back_from_the_log(tmp_path,
+                                                                          monkeypatch):
+    """Memory holds the newest logged detections only; the others come back from the log,
+    the same detections, and back-matching sees them all."""
+    from xmatch.history import store
+    from xmatch.history.memory import AlertMemory
+    from xmatch.watch import Watchlist
+
+    batches = _batches()
+    with AlertHistory(tmp_path / "all", compact_every=0) as history:
+        for batch in batches:
+            history.record(batch)
+        expected = history.detections()
+    monkeypatch.setattr(store, "TAIL_ROWS_IN_MEMORY", 1000)  # 2 batches of 400 stay
+    with AlertMemory(tmp_path / "bounded", history_options={"compact_every": 0}) as memory:
+        for batch in batches:
+            memory.history.record(batch)
+        assert memory.history._tail_rows <= 1000 < memory.history.pending
+        assert memory.history.detections().equals(expected)
+        ra = expected.column("ra_deg").to_numpy()
+        dec = expected.column("dec_deg").to_numpy()
+        _, found = memory.add_watch(Watchlist("all", ra, dec, np.full(len(ra), 0.5)))
+        assert set(found.column("detection_id").to_pylist()) == set(
+            expected.column("detection_id").to_pylist())

@@ -93,7 +93,9 @@ def test_a_notice_becomes_a_watchmap_and_ranked_candidates(tmp_path, session_dat
         assert message["alerts"] == inside.sum()
 
 
-def test_updates_replace_and_retractions_remove(tmp_path):
+def test_updates_replace_and_retractions_remove(tmp_path, session_data):
+    from xmatch.store.catalog import open_catalog
+
     with AlertMemory(tmp_path, history=False) as memory:
         follower = NoticeFollower(memory, level=0.5)
         first = follower.follow(_notice())
@@ -111,6 +113,9 @@ def test_updates_replace_and_retractions_remove(tmp_path):
         with pytest.raises(InputError, match="notice MS170817a: a RETRACTION of a superevent "
                                              "no notice announced here"):
             follower.follow(_notice("RETRACTION"))
+        with pytest.raises(InputError, match="no distance column"):
+            NoticeFollower(memory, galaxies=open_catalog("gaia_dr3", session_data)).follow(
+                _notice())
         without_map = read_notice(build_notice("MS2", "PRELIMINARY",
                                                event_time_iso=GW170817_TIME))
         with pytest.raises(InputError, match="carries no sky map"):

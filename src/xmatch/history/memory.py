@@ -13,6 +13,7 @@ nothing of it behind.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,8 @@ WATCH_DIR = ".watch"
 #: One hit of an alert in a watch, as annotations carry it.
 HIT_TYPE = pa.struct([("watch", pa.string()), ("kind", pa.string()), ("entry", pa.int64()),
                       ("entry_name", pa.string()), ("separation_arcsec", pa.float64())])
+#: Detections matched at once when back-matching (a chunk's arrays take ~100 MB).
+BACK_MATCH_CHUNK = 2_000_000
 #: Back-matches: the detection, then the hit.
 BACK_MATCH_COLUMNS = ("detection_id", "object_id", "alert_id", "survey", "mjd_tai", "ra_deg",
                       "dec_deg")
@@ -109,16 +112,19 @@ class AlertMemory:
                              "it first")
         parts = []
         through = 0
-        if self.history is not None:
-            through = self.history.log.next_sequence - 1
-            parts.append(self._back_match(watch, self._detections_through(through)))
-        with self._lock:
+        # No compaction meanwhile: it would replace the catalog and drop log records
+        # being read (a compaction that wants to start waits for the back-match).
+        with self.history.no_compaction() if self.history is not None else nullcontext():
             if self.history is not None:
-                parts.append(self._back_match(watch, self._detections_after(through)))
-            if isinstance(watch, Watchlist):
-                self.watches.add_list(watch, replace=replace)
-            else:
-                self.watches.add_map(watch, replace=replace)
+                through = self.history.log.next_sequence - 1
+                parts.append(self._back_match(watch, self._detections_through(through)))
+            with self._lock:
+                if self.history is not None:
+                    parts.append(self._back_match(watch, self._detections_after(through)))
+                if isinstance(watch, Watchlist):
+                    self.watches.add_list(watch, replace=replace)
+                else:
+                    self.watches.add_map(watch, replace=replace)
         found = pa.concat_tables(parts) if parts else _empty_back_matches()
         described = next(d for d in self.watches.describe() if d["name"] == watch.name)
         return described, found.sort_by([("mjd_tai", "ascending"),
@@ -130,13 +136,12 @@ class AlertMemory:
 
     def _detections_through(self, sequence: int):
         """Detections with a log sequence at or below ``sequence``, in pieces: the
-        compacted catalog partition by partition, then the recent ones."""
+        compacted catalog partition by partition, then the logged ones (the caller holds
+        the history's compaction lock: the catalog and the log stay as they are)."""
         from xmatch.store.catalog import open_catalog
 
         history = self.history
-        with history._lock:
-            tail = list(history._tail)
-            compacted = history.snapshot_seq
+        compacted = history.snapshot_seq
         if DETECTIONS_CATALOG in self.data.names():
             catalog = open_catalog(DETECTIONS_CATALOG, self.data)
             for partition in catalog.partitions:
@@ -144,23 +149,18 @@ class AlertMemory:
                                       columns=DETECTION_SCHEMA.names)
                 seq = table.column("wal_seq")
                 yield table.filter(pc.less_equal(seq, min(compacted, sequence)))
-        for table in tail:
-            seq = table.column("wal_seq")
-            yield table.filter(pc.and_(pc.greater(seq, compacted),
-                                       pc.less_equal(seq, sequence)))
+        yield from history.logged_detections(compacted, sequence)
 
     def _detections_after(self, sequence: int):
-        for table in list(self.history._tail):
-            yield table.filter(pc.greater(table.column("wal_seq"), sequence))
+        yield from self.history.logged_detections(sequence,
+                                                  self.history.log.next_sequence - 1)
 
     @staticmethod
     def _back_match(watch, pieces) -> pa.Table:
         from xmatch.watch import Watchlist
 
         found = []
-        for table in pieces:
-            if not table.num_rows:
-                continue
+        for table in _chunks(pieces, BACK_MATCH_CHUNK):
             ra = table.column("ra_deg").to_numpy()
             dec = table.column("dec_deg").to_numpy()
             if isinstance(watch, Watchlist):
@@ -185,6 +185,21 @@ class AlertMemory:
                 taken = taken.append_column(name, values)
             found.append(taken)
         return pa.concat_tables(found) if found else _empty_back_matches()
+
+
+def _chunks(pieces, rows: int):
+    """The tables of ``pieces`` joined into chunks of at least ``rows`` rows (the last
+    smaller): each match call has a fixed cost, and the log's pieces are one batch each."""
+    waiting, count = [], 0
+    for table in pieces:
+        if table.num_rows:
+            waiting.append(table)
+            count += table.num_rows
+        if count >= rows:
+            yield pa.concat_tables(waiting).combine_chunks()
+            waiting, count = [], 0
+    if waiting:
+        yield pa.concat_tables(waiting).combine_chunks()
 
 
 def _empty_back_matches() -> pa.Table:

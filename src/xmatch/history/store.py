@@ -57,6 +57,8 @@ DETECTIONS_CATALOG = "history_detections"
 HISTORY_CATALOGS = (OBJECTS_CATALOG, DETECTIONS_CATALOG)
 #: Compact when this many detections wait in the log.
 COMPACT_EVERY = 5_000_000
+#: Logged detections not yet compacted kept in memory at most (the older are read back).
+TAIL_ROWS_IN_MEMORY = 2_000_000
 #: A detection's id: its log sequence, then its row in the batch.
 BATCH_ROW_BITS = 24
 
@@ -143,12 +145,18 @@ class AlertHistory:
         self._compacting = threading.Lock()  # one compaction at a time
         self._compactor: threading.Thread | None = None
         self._broken: str | None = None
-        self._tail: list[pa.Table] = []      # detections recorded since the snapshot
+        # Detections logged since the snapshot: (sequence, rows) of each record, and the
+        # newest records' tables, up to TAIL_ROWS_IN_MEMORY rows (older ones are read back
+        # from the log when asked for: memory stays bounded when compaction lags).
+        self._pending: list[tuple[int, int]] = []
+        self._pending_rows = 0
+        self._tail: list[tuple[int, pa.Table]] = []
+        self._tail_rows = 0
         self.live, self.snapshot_seq = self._load_snapshot()
         last = self.snapshot_seq
         for sequence, table in wal.read_log(self.root / "wal", self.snapshot_seq):
             self._replay(table)
-            self._tail.append(table)
+            self._keep(sequence, table)
             last = sequence
         self.log = wal.WriteAheadLog(self.root / "wal", last + 1)
 
@@ -222,15 +230,50 @@ class AlertHistory:
             detections = _detections(alerts, recorded.objects, fresh, self.log.next_sequence)
             if detections.num_rows:
                 try:
-                    self.log.append(detections)
+                    sequence = self.log.append(detections)
                 except OSError as error:  # the state is ahead of the log: stop recording
                     self._broken = f"writing its log failed: {error}"
                     raise UnavailableError(f"the alert history cannot record: {self._broken}"
                                            ) from None
-                self._tail.append(detections)
+                self._keep(sequence, detections)
             answer = self._answer(alerts, recorded, failure)
         self._maybe_compact()
         return answer
+
+    def _keep(self, sequence: int, detections: pa.Table) -> None:
+        """Note a logged record; keep its table while the tail in memory allows."""
+        self._pending.append((sequence, detections.num_rows))
+        self._pending_rows += detections.num_rows
+        self._tail.append((sequence, detections))
+        self._tail_rows += detections.num_rows
+        while self._tail_rows > TAIL_ROWS_IN_MEMORY and len(self._tail) > 1:
+            self._tail_rows -= self._tail.pop(0)[1].num_rows
+
+    def _forget_through(self, sequence: int) -> None:
+        """Records at or below ``sequence`` are compacted."""
+        self._pending = [p for p in self._pending if p[0] > sequence]
+        self._pending_rows = sum(rows for _, rows in self._pending)
+        self._tail = [t for t in self._tail if t[0] > sequence]
+        self._tail_rows = sum(t.num_rows for _, t in self._tail)
+
+    def no_compaction(self):
+        """A context in which no compaction runs (one running is waited for): the
+        published detections and the log stay as they are while they are read."""
+        return self._compacting
+
+    def logged_detections(self, after: int, through: int):
+        """The detections of log records in (``after``, ``through``] that are not yet
+        compacted, record by record: read back from the log, then from memory."""
+        with self._lock:
+            after = max(after, self.snapshot_seq)
+            kept = [t for t in self._tail if after < t[0] <= through]
+        first_kept = kept[0][0] if kept else through + 1
+        if after + 1 < first_kept:
+            for _, table in wal.read_log(self.root / "wal", after,
+                                         min(through, first_kept - 1), repair=False):
+                yield table
+        for _, table in kept:
+            yield table
 
     def _replay(self, detections: pa.Table) -> None:
         """Re-associate logged detections (the same order gives the same objects)."""
@@ -288,7 +331,7 @@ class AlertHistory:
     @property
     def pending(self) -> int:
         """Detections recorded since the last snapshot."""
-        return sum(t.num_rows for t in self._tail)
+        return self._pending_rows
 
     def _maybe_compact(self) -> None:
         if not self.compact_every or self.pending < self.compact_every:
@@ -313,14 +356,13 @@ class AlertHistory:
                 sequence = self.log.next_sequence - 1
                 self.log.roll()
                 state = self._state_copy(sequence)
-                tail_rows = len(self._tail)
             snapshot = self._write_snapshot(sequence, state)
             self._publish_detections(sequence, progress)
             if state["meta"]["objects"]:
                 self._publish_objects(snapshot, progress)
             with self._lock:
                 self.snapshot_seq = sequence
-                self._tail = self._tail[tail_rows:]
+                self._forget_through(sequence)
                 self.log.drop_through(sequence)
             for old in self._snapshot_dirs():
                 if old != snapshot:
@@ -430,14 +472,33 @@ class AlertHistory:
 
     def detections(self, object_ids=None) -> pa.Table:
         """Every detection (of ``object_ids``, if given), compacted and recent, by time."""
+        wanted = None if object_ids is None else pa.array(
+            np.asarray(object_ids, np.int64).reshape(-1))
+        for _ in range(3):  # a compaction that ends while reading moves what is read
+            try:
+                parts = self._detection_parts(wanted)
+            except FileNotFoundError:
+                continue
+            if parts is not None:
+                break
+        else:
+            with self.no_compaction():
+                parts = self._detection_parts(wanted)
+        if not parts:
+            return DETECTION_SCHEMA.empty_table()
+        table = pa.concat_tables([p.cast(DETECTION_SCHEMA) for p in parts])
+        return table.sort_by([("object_id", "ascending"), ("mjd_tai", "ascending"),
+                              ("detection_id", "ascending")])
+
+    def _detection_parts(self, wanted) -> list[pa.Table] | None:
+        """The pieces of :meth:`detections`; None if a compaction ended meanwhile (what
+        was read may then miss the records it published)."""
         from xmatch.store.catalog import open_catalog
 
         with self._lock:
-            tail = list(self._tail)
             through = self.snapshot_seq
+            last = self.log.next_sequence - 1
         parts = []
-        wanted = None if object_ids is None else pa.array(
-            np.asarray(object_ids, np.int64).reshape(-1))
         if DETECTIONS_CATALOG in self.data.names():
             catalog = open_catalog(DETECTIONS_CATALOG, self.data)
             flt = None if wanted is None else pc.field("object_id").isin(wanted)
@@ -445,15 +506,11 @@ class AlertHistory:
                 table = pq.read_table(catalog.partition_path(partition),
                                       columns=DETECTION_SCHEMA.names, filters=flt)
                 parts.append(table.filter(pc.less_equal(table.column("wal_seq"), through)))
-        for table in tail:
+        for table in self.logged_detections(through, last):
             if wanted is not None:
                 table = table.filter(pc.is_in(table.column("object_id"), wanted))
             parts.append(table)
-        if not parts:
-            return DETECTION_SCHEMA.empty_table()
-        table = pa.concat_tables([p.cast(DETECTION_SCHEMA) for p in parts])
-        return table.sort_by([("object_id", "ascending"), ("mjd_tai", "ascending"),
-                              ("detection_id", "ascending")])
+        return parts if self.snapshot_seq == through else None
 
     def nbytes(self) -> dict:
         return self.live.nbytes()

@@ -45,9 +45,11 @@ def first_sequence(segment: Path) -> int:
     return int(segment.stem)
 
 
-def read_segment(segment: Path, last: bool) -> Iterator[tuple[int, pa.Table]]:
+def read_segment(segment: Path, last: bool, repair: bool = True
+                 ) -> Iterator[tuple[int, pa.Table]]:
     """The (sequence, detections) records of a segment. A torn record at the end of the
-    ``last`` segment is cut off the file; anywhere else it is damage."""
+    ``last`` segment is cut off the file (without ``repair``, while the log is being
+    written, reading stops there); anywhere else it is damage."""
     data = segment.read_bytes()
     offset = 0
     while offset < len(data):
@@ -67,9 +69,10 @@ def read_segment(segment: Path, last: bool) -> Iterator[tuple[int, pa.Table]]:
                 torn = start + length == len(data)
         if problem is not None:
             if last and torn:  # the batch being written when the process died: unanswered
-                with open(segment, "r+b") as handle:
-                    handle.truncate(offset)
-                    os.fsync(handle.fileno())
+                if repair:
+                    with open(segment, "r+b") as handle:
+                        handle.truncate(offset)
+                        os.fsync(handle.fileno())
                 return
             raise DamagedCatalogError(f"history log {segment} at byte {offset}: {problem}; "
                                       "the log is damaged")
@@ -78,14 +81,20 @@ def read_segment(segment: Path, last: bool) -> Iterator[tuple[int, pa.Table]]:
         offset = start + length
 
 
-def read_log(directory: Path, after: int) -> Iterator[tuple[int, pa.Table]]:
-    """Every record with a sequence above ``after``, in order."""
+def read_log(directory: Path, after: int, through: int | None = None, *,
+             repair: bool = True) -> Iterator[tuple[int, pa.Table]]:
+    """Every record with a sequence above ``after`` (and at most ``through``), in order;
+    ``repair`` as :func:`read_segment` (False: the log is being written meanwhile)."""
     found = segments(directory)
     for number, segment in enumerate(found):
         following = found[number + 1] if number + 1 < len(found) else None
         if following is not None and first_sequence(following) <= after + 1:
             continue  # every record of this segment is at or below ``after``
-        for sequence, table in read_segment(segment, last=following is None):
+        if through is not None and first_sequence(segment) > through:
+            return
+        for sequence, table in read_segment(segment, last=following is None, repair=repair):
+            if through is not None and sequence > through:
+                return
             if sequence > after:
                 yield sequence, table
 

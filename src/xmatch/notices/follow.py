@@ -115,12 +115,12 @@ class NoticeFollower:
             name, skymap, self.level,
             source=f"{notice.alert_type} notice of {notice.superevent_id} "
                    f"({notice.time_created}), {self.level:g} credible region")
-        described, found = self.memory.add_watch(watchmap, replace=True)
-        alerts = self._alert_candidates(found, notice)
         galaxies = None
-        if self.galaxies is not None:
+        if self.galaxies is not None:  # first: a catalog it cannot rank changes nothing
             galaxies = self.galaxies.skymap_search(skymap, self.level,
                                                    rank_by="probdensity_vol")
+        described, found = self.memory.add_watch(watchmap, replace=True)
+        alerts = self._alert_candidates(found, notice)
         summary.update({
             "level": self.level, "area_deg2": described["sky_fraction"] * SQUARE_DEGREES,
             "history": self.memory.history is not None, "alerts": alerts.num_rows,
