@@ -113,9 +113,9 @@ def test_updates_replace_and_retractions_remove(tmp_path, session_data):
         with pytest.raises(InputError, match="notice MS170817a: a RETRACTION of a superevent "
                                              "no notice announced here"):
             follower.follow(_notice("RETRACTION"))
-        with pytest.raises(InputError, match="no distance column"):
-            NoticeFollower(memory, galaxies=open_catalog("gaia_dr3", session_data)).follow(
-                _notice())
+        with pytest.raises(InputError, match="galaxy catalog gaia_dr3 has no distance column"):
+            NoticeFollower(memory, galaxies=open_catalog("gaia_dr3", session_data),
+                           galaxy_catalog="gaia_dr3")
         without_map = read_notice(build_notice("MS2", "PRELIMINARY",
                                                event_time_iso=GW170817_TIME))
         with pytest.raises(InputError, match="carries no sky map"):

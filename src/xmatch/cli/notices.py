@@ -99,6 +99,11 @@ def _make(args) -> int:
     from xmatch.notices import build_notice, notice_json
 
     event_time, skymap = args.event_time, None
+    if args.alert_type == "RETRACTION" and args.skymap:
+        raise InputError("a RETRACTION carries no sky map: drop --skymap")
+    if args.alert_type != "RETRACTION" and not (args.skymap or args.event_time):
+        raise InputError(f"a {args.alert_type} notice needs --skymap (the event time is then "
+                         "the map's DATE-OBS) or, for a notice without a map, --event-time")
     if args.skymap:
         from xmatch.sky.skymap import SkyMap
 

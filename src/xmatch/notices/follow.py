@@ -73,9 +73,8 @@ class NoticeFollower:
     ----------
     memory : AlertMemory
         Its watches receive the watchmaps; its history (if kept) gives the alert candidates.
-    galaxies : Searches, optional
-        The galaxy catalog to rank (anything with ``skymap_search``: a store
-        :class:`~xmatch.Catalog`, a :class:`~xmatch.SkyIndex`); it needs a distance column.
+    galaxies : Catalog or SkyIndex, optional
+        The galaxy catalog to rank (its ``skymap_search``); it needs a distance column.
     galaxy_catalog : str, optional
         Its name, for the summaries.
     level : float
@@ -84,6 +83,10 @@ class NoticeFollower:
 
     def __init__(self, memory, *, galaxies=None, galaxy_catalog: str | None = None,
                  level: float = DEFAULT_LEVEL):
+        if galaxies is not None and galaxies.distance_column is None:
+            raise InputError(f"the galaxy catalog {galaxy_catalog or ''} has no distance "
+                             "column (columns.distance in its spec): its galaxies are ranked "
+                             "by 3-D probability, which needs their distances")
         self.memory = memory
         self.galaxies = galaxies
         self.galaxy_catalog = galaxy_catalog
