@@ -305,10 +305,10 @@ BACK_MATCH_RUN = textwrap.dedent("""
     from xmatch.history.memory import AlertMemory
     from xmatch.watch import Watchlist
     rng = np.random.default_rng(4)
-    ra = rng.uniform(0, 360, 300_000)
-    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, 300_000)))
+    ra = rng.uniform(0, 360, 150_000)
+    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, 150_000)))
     with AlertMemory(sys.argv[1]) as memory:
-        watchlist = Watchlist("big", ra, dec, np.full(300_000, 30.0))
+        watchlist = Watchlist("big", ra, dec, np.full(150_000, 60.0))
         print("adding", flush=True)
         started = time.perf_counter()
         _, found = memory.add_watch(watchlist)
@@ -322,7 +322,7 @@ def test_a_kill_during_back_matching_leaves_no_watch_and_the_history_whole(tmp_p
     import time
 
     rng = np.random.default_rng(3)
-    n = 200_000
+    n = 100_000
     ra = rng.uniform(0, 360, n)
     dec = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
     alerts = _alerts(ra, dec, np.arange(n), ["ZTF"] * n, np.full(n, 60000.0))
