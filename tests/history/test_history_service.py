@@ -72,3 +72,25 @@ def test_a_server_without_history_says_how_to_get_one(tmp_path):
                                  history=True))
         with pytest.raises(ServiceError, match="--history"):
             client.object_history(1)
+
+
+def test_a_compaction_makes_the_history_searchable_through_the_server(tmp_path):
+    """Once compacted, history_objects and history_detections are served: cone, region and
+    cross-match searches over them, refreshed at every compaction."""
+    from xmatch.service.client import Client
+
+    with AlertMemory(tmp_path, history_options={"compact_every": 0}) as memory, \
+            running_server({}, memory=memory) as address, Client(address) as client:
+        for mjd, ids in ((60000.0, [1, 2]), (60001.0, [3, 4])):
+            list(client.annotate(_compact([150.0, 359.99999], [2.0, -89.9999], ids, mjd),
+                                 catalogs=[], history=True))
+            memory.history.compact()
+        names = [c["name"] for c in client.catalogs()]
+        assert {"history_objects", "history_detections"} <= set(names)
+        objects = client.cone_search("history_objects", 150.0, 2.0, 1.0, arrow=True)
+        assert objects.column("detections").to_pylist() == [2]  # the second compaction's
+        near_pole = client.cone_search("history_detections", 0.0, -90.0, 1.0, arrow=True)
+        assert sorted(near_pole.column("alert_id").to_pylist()) == [2, 4]
+        matched = client.crossmatch("history_objects", [150.0, 10.0], [2.0, 10.0],
+                                    radius_arcsec=1.0, arrow=True)
+        assert matched.column("object_id").to_pylist() == [1, None]

@@ -145,6 +145,8 @@ class AlertHistory:
         self._compacting = threading.Lock()  # one compaction at a time
         self._compactor: threading.Thread | None = None
         self._broken: str | None = None
+        #: Called (without arguments) after each compaction has published the catalogs.
+        self.on_compacted: list = []
         # Detections logged since the snapshot: (sequence, rows) of each record, and the
         # newest records' tables, up to TAIL_ROWS_IN_MEMORY rows (older ones are read back
         # from the log when asked for: memory stays bounded when compaction lags).
@@ -367,6 +369,11 @@ class AlertHistory:
             for old in self._snapshot_dirs():
                 if old != snapshot:
                     shutil.rmtree(old, ignore_errors=True)
+        for listener in self.on_compacted:
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 (the history is compacted; a listener's failure is its own)
+                log.exception("a listener of the history's compaction failed")
 
     def _state_copy(self, sequence: int) -> dict:
         """The state to snapshot, copied (recording goes on while it is written)."""

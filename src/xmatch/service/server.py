@@ -198,6 +198,18 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
         self.skymaps = SkyMaps(self.limits.skymaps_kept)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xmatch")
         self._empty_answers: dict[tuple, xmatch_pb2.RowsResponse] = {}
+        if memory is not None and memory.history is not None:
+            memory.history.on_compacted.append(self._serve_history)
+
+    def _serve_history(self) -> None:
+        """Serve the history's catalogs as its compaction just published them (cone,
+        cross-match, region and sky-map searches see the history as of then)."""
+        from xmatch.history.store import HISTORY_CATALOGS
+        from xmatch.store.catalog import open_catalog
+
+        data = self.memory.data
+        self.serve_catalogs({name: ServedCatalog.from_catalog(open_catalog(name, data))
+                             for name in HISTORY_CATALOGS if name in data.names()})
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
