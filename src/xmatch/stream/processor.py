@@ -114,10 +114,9 @@ class StreamConfig:
         return {"bootstrap.servers": self.bootstrap, **settings, **self.kafka}
 
 
-def prepare_topics(config: StreamConfig, sinks: list[str] | None = None) -> int:
+def prepare_topics(config: StreamConfig, sinks: list[str] | None = None) -> None:
     """Check the input topic exists; create missing ``sinks`` (default: the config's) with
-    as many partitions as the input (each input partition publishes to its own number).
-    The input's number of partitions."""
+    as many partitions as the input (each input partition publishes to its own number)."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -143,7 +142,6 @@ def prepare_topics(config: StreamConfig, sinks: list[str] | None = None) -> int:
             if "TOPIC_ALREADY_EXISTS" not in error.args[0].name():
                 raise XmatchError(f"cannot create topic {topic}: "
                                   f"{error.args[0].str()}") from None
-    return partitions
 
 
 def subscription_topics(config: StreamConfig) -> set[str]:
