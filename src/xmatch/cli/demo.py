@@ -187,8 +187,6 @@ def demo_memory(client) -> None:
     the real alerts recorded twice (the second time as duplicates), a watchlist hit, then a
     notice built around GW170817's real map (the envelope is built, the map real) whose
     candidates are the kilonova's made-up detections and NGC 4993."""
-    import importlib.util
-
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -196,7 +194,7 @@ def demo_memory(client) -> None:
     from xmatch.alerts.samples import sample_paths
     from xmatch.io.tables import write_table
     from xmatch.notices import build_notice
-    from xmatch.notices.igwn import SCHEMA_PACKAGE
+    from xmatch.notices.igwn import SCHEMAS_NEEDED, schemas_installed
     from xmatch.sky.skymap import SkyMap
     from xmatch.specs import bundled_resource
     from xmatch.timescales import tai_mjd
@@ -236,9 +234,8 @@ def demo_memory(client) -> None:
     write_table(pa.concat_tables(tables[-2:]).select(
         ["alert_id", "history_state", "history_object_id", "history_detections",
          "history_rate_mag_per_day", "watch_hits"]), "table")
-    if importlib.util.find_spec(SCHEMA_PACKAGE) is None:
-        print("\ngravitational-wave notices: skipped; reading them needs LVK's alert schemas "
-              "(pip install 'xmatch[gw]': igwn-gwalert-schema, GPL-3.0-or-later)")
+    if not schemas_installed():
+        print(f"\ngravitational-wave notices: skipped; {SCHEMAS_NEEDED}")
         return
     skymap = SkyMap.read(bundled_resource("data/GW170817_skymap.fits.gz"))
     notice = build_notice("MS170817a", "PRELIMINARY", event_time_iso=GW170817_TIME,

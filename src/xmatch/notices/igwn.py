@@ -618,6 +618,18 @@ def _check_uri(value) -> bool:
 # --- schemas (parsed and compiled once) ----------------------------------------------
 
 
+#: Said when the schemas are not installed.
+SCHEMAS_NEEDED = ("reading IGWN notices needs LVK's alert schemas: pip install 'xmatch[gw]' "
+                  "(igwn-gwalert-schema, GPL-3.0-or-later)")
+
+
+def schemas_installed() -> bool:
+    """Whether LVK's alert schemas (the optional ``gw`` extra) are installed."""
+    import importlib.util
+
+    return importlib.util.find_spec(SCHEMA_PACKAGE) is not None
+
+
 def _schema_text(name: str) -> str:
     # A missing package is an installation fault, not bad input: no InputError.
     try:
@@ -625,8 +637,7 @@ def _schema_text(name: str) -> str:
     except ModuleNotFoundError:
         from xmatch.errors import XmatchError
 
-        raise XmatchError("reading IGWN notices needs LVK's alert schemas: pip install "
-                          "'xmatch[gw]' (igwn-gwalert-schema, GPL-3.0-or-later)") from None
+        raise XmatchError(SCHEMAS_NEEDED) from None
 
 
 @functools.cache

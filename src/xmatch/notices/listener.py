@@ -150,23 +150,14 @@ class NoticeListener:
 
     def _prepare(self) -> None:
         """Check the notices' topic exists; create the candidates topic if missing."""
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient
+
+        from xmatch.stream.processor import broker_topics, create_topics
 
         admin = AdminClient(self._settings())
-        try:
-            topics = admin.list_topics(timeout=BROKER_SECONDS).topics
-        except KafkaException as error:
-            raise XmatchError(f"no Kafka broker answered at {self.bootstrap}: "
-                              f"{error.args[0].str()}") from None
+        topics = broker_topics(admin, self.bootstrap)
         if self.topic not in topics or topics[self.topic].error is not None:
             raise InputError(f"the notices' topic {self.topic} does not exist on "
                              f"{self.bootstrap}")
         if self.candidates_topic and self.candidates_topic not in topics:
-            future = admin.create_topics([NewTopic(self.candidates_topic, 1, 1)])
-            try:
-                future[self.candidates_topic].result(BROKER_SECONDS)
-            except KafkaException as error:
-                if "TOPIC_ALREADY_EXISTS" not in error.args[0].name():
-                    raise XmatchError(f"cannot create topic {self.candidates_topic}: "
-                                      f"{error.args[0].str()}") from None
+            create_topics(admin, [self.candidates_topic], 1)

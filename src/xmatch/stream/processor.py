@@ -117,31 +117,23 @@ class StreamConfig:
 def prepare_topics(config: StreamConfig, sinks: list[str] | None = None) -> None:
     """Check the input topic exists; create missing ``sinks`` (default: the config's) with
     as many partitions as the input (each input partition publishes to its own number)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 
     sinks = config.sinks if sinks is None else sinks
     admin = AdminClient(config.client_settings())
-    topics = _topics(admin, config)
+    topics = broker_topics(admin, config.bootstrap)
     source = topics.get(config.input_topic)
     if source is None or source.error is not None:
         raise InputError(f"the input topic {config.input_topic} does not exist on "
                          f"{config.bootstrap}")
     partitions = len(source.partitions)
-    missing = [NewTopic(t, partitions, 1) for t in sinks if t not in topics]
     for topic in sinks:
         if topic in topics and len(topics[topic].partitions) < partitions:
             raise InputError(
                 f"topic {topic} has {len(topics[topic].partitions)} partitions, fewer than "
                 f"the {partitions} of {config.input_topic}: each input partition publishes "
                 "to the output partition of its own number")
-    for topic, future in (admin.create_topics(missing).items() if missing else []):
-        try:
-            future.result(BROKER_SECONDS)
-        except KafkaException as error:
-            if "TOPIC_ALREADY_EXISTS" not in error.args[0].name():
-                raise XmatchError(f"cannot create topic {topic}: "
-                                  f"{error.args[0].str()}") from None
+    create_topics(admin, [t for t in sinks if t not in topics], partitions)
 
 
 def subscription_topics(config: StreamConfig) -> set[str]:
@@ -150,18 +142,36 @@ def subscription_topics(config: StreamConfig) -> set[str]:
 
     if not config.subscription_prefix:
         return set()
-    topics = _topics(AdminClient(config.client_settings()), config)
+    topics = broker_topics(AdminClient(config.client_settings()), config.bootstrap)
     return {t for t in topics if t.startswith(config.subscription_prefix)}
 
 
-def _topics(admin, config: StreamConfig) -> dict:
+def broker_topics(admin, bootstrap: str) -> dict:
+    """The topics of the cluster ``admin`` (an ``AdminClient``) reaches, by name."""
     from confluent_kafka import KafkaException
 
     try:
         return admin.list_topics(timeout=BROKER_SECONDS).topics
     except KafkaException as error:
-        raise XmatchError(f"no Kafka broker answered at {config.bootstrap}: "
+        raise XmatchError(f"no Kafka broker answered at {bootstrap}: "
                           f"{error.args[0].str()}") from None
+
+
+def create_topics(admin, names: list[str], partitions: int) -> None:
+    """Create topics ``names`` (one that appeared meanwhile is fine)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    if not names:
+        return
+    created = admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    for topic, future in created.items():
+        try:
+            future.result(BROKER_SECONDS)
+        except KafkaException as error:
+            if "TOPIC_ALREADY_EXISTS" not in error.args[0].name():
+                raise XmatchError(f"cannot create topic {topic}: "
+                                  f"{error.args[0].str()}") from None
 
 
 class StreamProcessor:
