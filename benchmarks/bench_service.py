@@ -199,7 +199,7 @@ def main(argv=None):
                                                args.cones)) for r in RADII_ARCSEC}}
 
     address = f"127.0.0.1:{free_port()}"
-    server = start_server(["serve", "--data", str(data.root), "--port",
+    server = start_server(["serve", "--plaintext", "--data", str(data.root), "--port",
                            address.rsplit(":", 1)[1]], address)
     try:
         results["embedded"] = measure(address, index, ra, dec, args.cones, qra, qdec)
@@ -210,7 +210,7 @@ def main(argv=None):
     plan = make_plan(data, shards=3, replicas=2, router_port=ports[0], shard_ports=ports[1:])
     plan_path = args.work_dir / "service_plan.json"
     plan.write(plan_path)
-    cluster = start_server(["cluster", "up", "--plan", str(plan_path)], plan.router)
+    cluster = start_server(["cluster", "up", "--plaintext", "--plan", str(plan_path)], plan.router)
     try:
         results["cluster_3_shards_2_replicas"] = measure(plan.router, index, ra, dec,
                                                          args.cones, qra, qdec)

@@ -293,8 +293,9 @@ def main(argv=None):
     # Memory: the stream in its own process, the server in another (`xmatch serve`).
     with running_broker() as bootstrap:
         port = __import__("xmatch.stream.broker", fromlist=["free_port"]).free_port()
-        server = subprocess.Popen([sys.executable, "-m", "xmatch", "serve", "--port", str(port),
-                                   "--data", str(data.root)], stderr=subprocess.DEVNULL)
+        server = subprocess.Popen([sys.executable, "-m", "xmatch", "serve", "--plaintext",
+                                   "--port", str(port), "--data", str(data.root)],
+                                  stderr=subprocess.DEVNULL)
         try:
             from xmatch.service.cluster import wait_serving
 

@@ -1,6 +1,6 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch|regions|service|alerts|context|stream|history|sso|sso-accuracy for one
-of them).
+--only load|crossmatch|regions|service|alerts|context|stream|history|sso|sso-accuracy|memory|
+chaos|exposure for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -14,10 +14,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_alerts  # noqa: E402
+import bench_chaos  # noqa: E402
 import bench_context  # noqa: E402
 import bench_crossmatch  # noqa: E402
+import bench_exposure  # noqa: E402
 import bench_history  # noqa: E402
 import bench_load  # noqa: E402
+import bench_memory  # noqa: E402
 import bench_regions  # noqa: E402
 import bench_service  # noqa: E402
 import bench_sso  # noqa: E402
@@ -31,7 +34,8 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
     parser.add_argument("--only", choices=["load", "crossmatch", "regions", "service", "alerts",
-                                           "context", "stream", "history", "sso", "sso-accuracy"],
+                                           "context", "stream", "history", "sso", "sso-accuracy",
+                                           "memory", "chaos", "exposure"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -52,6 +56,11 @@ def main():
         sizes = ["--cones", "500", "--positions", "100000"] if args.quick else []
         print("== service (embedded and 3-shard cluster): cone latency, concurrency, streaming ==")
         bench_service.main([*sizes, "--json", str(results)])
+    if args.only in (None, "exposure"):
+        sizes = (["--rounds", "3", "--cones", "1000", "--client-cones", "300", "--positions",
+                  "200000", "--alerts", "200000"] if args.quick else [])
+        print("== exposure: TLS, mutual TLS and tokens vs the same server without them ==")
+        bench_exposure.main([*sizes, "--json", str(results)])
     if args.only in (None, "alerts"):
         sizes = (["--alerts", "50000", "--packets", "300", "--ps1-rows", "1000000"]
                  if args.quick else [])
@@ -79,11 +88,23 @@ def main():
         sizes = ["--objects", "100000", "--skyfield", "300", "--cones", "300"] if args.quick else []
         print("== solar-system objects: places vs skyfield, nightly cache build, SSO cones ==")
         bench_sso.main([*sizes, "--json", str(results)])
+    if args.only in (None, "memory"):
+        sizes = (["--rows", "1000000", "--gaia-rows", "1000000",
+                  "--speed-rows", "1000000"] if args.quick
+                 else ["--rows", "10000000", "100000000", "--peer-rows", "10000000"])
+        print("== memory: what a shard holds per row, vs astropy SkyCoord + KD-tree; sizing "
+              "for Gaia DR3 and PS1 DR2 ==")
+        bench_memory.main([*sizes, "--json", str(results)])
     if args.only in (None, "sso-accuracy"):
         quick = ["--quick"] if args.quick else []
         print("== solar-system accuracy: two-body vs skyfield, n-body vs REBOUND, every orbit ==")
         check_twobody.main([*quick, "--json", str(results)])
         check_nbody.main([*quick, "--json", str(results)])
+    if args.only in (None, "chaos"):
+        sizes = ["--alerts", "100000", "--load-seconds", "60"] if args.quick else []
+        print("== chaos: 1 M alerts through a secured router while shards are killed and links "
+              "cut; 64 clients for 10 minutes ==")
+        bench_chaos.main([*sizes, "--json", str(results)])
 
 
 if __name__ == "__main__":

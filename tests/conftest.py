@@ -18,7 +18,7 @@ import pytest
 
 from xmatch import CatalogSpec, DataDirectory, LoadOptions, SkyIndex, load_catalog, open_catalog
 from xmatch.service.cluster import start_shard, wait_serving
-from xmatch.service.embedded import running, running_server
+from xmatch.service.embedded import running_server, running_servicer
 from xmatch.service.plan import Plan, make_plan
 from xmatch.service.router import Router
 from xmatch.service.server import Limits, ServedCatalog
@@ -227,11 +227,14 @@ class Cluster:
     plan_path: str
     address: str
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    shard_arguments: tuple = ("--plaintext",)
+    credentials: object = None  # what the router shows its shards (TLS, token)
+    router: object = None       # the in-process Router (its metrics: router.observer)
 
     def start(self, name: str) -> None:
-        self.processes[name] = start_shard(self.plan_path, name)
+        self.processes[name] = start_shard(self.plan_path, name, self.shard_arguments)
         shard = self.plan.shards[self.plan.shard_index(name)]
-        wait_serving(shard.address, 120, self.processes[name])
+        wait_serving(shard.address, 120, self.processes[name], self.credentials)
 
     def kill(self, name: str) -> None:
         self.processes[name].kill()
@@ -244,20 +247,25 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(data, root: Path, limits: Limits):
-    """Three shard processes over ``data`` (replicas 2) and an in-process router on a
-    loopback port, for the duration of a ``with`` block."""
-    plan = make_plan(data, shards=3, replicas=2, shard_ports=free_ports(3))
+def running_cluster(data, root: Path, limits: Limits, shard_arguments=("--plaintext",),
+                    exposure=None, credentials=None, catalogs=None):
+    """Three shard processes over ``data`` (replicas 2; started with ``shard_arguments``)
+    and an in-process router on a loopback port (its ``exposure``, and the ``credentials``
+    it shows the shards), for the duration of a ``with`` block."""
+    plan = make_plan(data, shards=3, replicas=2, shard_ports=free_ports(3), catalogs=catalogs)
     plan_path = str(root / "plan.json")
     plan.write(plan_path)
-    cluster = Cluster(plan, plan_path, "")
+    cluster = Cluster(plan, plan_path, "", shard_arguments=tuple(shard_arguments),
+                      credentials=credentials)
     try:
         for shard in plan.shards:  # start all, then wait: they load at the same time
-            cluster.processes[shard.name] = start_shard(plan_path, shard.name)
+            cluster.processes[shard.name] = start_shard(plan_path, shard.name,
+                                                        cluster.shard_arguments)
         for shard in plan.shards:
-            wait_serving(shard.address, 180, cluster.processes[shard.name])
-        with running(lambda: Router(plan, limits)) as address:
-            cluster.address = address
+            wait_serving(shard.address, 180, cluster.processes[shard.name], credentials)
+        with running_servicer(lambda: Router(plan, limits, credentials=credentials),
+                              exposure=exposure, role="router") as (address, router):
+            cluster.address, cluster.router = address, router
             yield cluster
     finally:
         for process in cluster.processes.values():

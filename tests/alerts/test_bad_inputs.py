@@ -133,3 +133,16 @@ def test_compact_alerts_outside_the_sphere_are_errors_not_wrapped(server):
                          "needs 0 <= ra <= 360 and -90 <= dec <= 90 deg")
     assert errors[1].startswith("the alert has no usable position (ra = -303.13")
     assert errors[2] is None
+
+
+def test_a_batch_with_no_usable_alert_is_answered_with_errors(server):
+    """Every alert unusable (found by the fuzz test through a router): error rows, no
+    INTERNAL."""
+    import pyarrow as pa
+
+    alerts = pa.table({"alert_id": [1, 2], "ra_deg": [416.87, float("nan")],
+                       "dec_deg": [24.1, 24.1]})
+    with Client(server) as client:
+        [batch] = list(client.annotate(alerts, catalogs=["gcvs"]))
+    assert [e is not None for e in batch.table["error"].to_pylist()] == [True, True]
+    assert batch.table["gcvs_state"].to_pylist() == ["failed", "failed"]

@@ -14,7 +14,7 @@ from xmatch.cli import build_parser, main
 
 COMMANDS = ("demo", "load", "list", "info", "verify", "remove", "specs", "loaders", "cone",
             "crossmatch", "skymap", "moc", "context", "annotate", "history", "watch", "notices",
-            "stream", "serve", "cluster", "sso")
+            "stream", "serve", "cluster", "token", "tls-rehearsal", "config", "sso")
 
 
 def xmatch(capsys, *args) -> tuple[int, str, str]:

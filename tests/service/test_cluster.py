@@ -255,6 +255,16 @@ def test_no_replica_left_is_unavailable_naming_partitions_then_recovers(cluster,
                 client.crossmatch("gaia_dr3", [kept_ra, lost_ra], [kept_dec, lost_dec],
                                   radius_arcsec=5.0)
             assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+        # The router's metrics say so: the shards down, the fail-overs counted.
+        registry = cluster.router.observer.registry
+        for name in ("shard-0", "shard-1"):
+            address = plan.shards[plan.shard_index(name)].address
+            assert registry.get_sample_value("xmatch_shard_up",
+                                             {"shard": name, "address": address}) == 0.0
+            assert registry.get_sample_value("xmatch_failovers_total", {"shard": name}) >= 1
+        assert registry.get_sample_value("xmatch_requests_total", {
+            "role": "router", "method": "Cone", "catalog": "gaia_dr3",
+            "code": "UNAVAILABLE"}) >= 2
         cluster.start("shard-0")
         cluster.start("shard-1")
         with Client(cluster.address) as client:
@@ -323,7 +333,8 @@ def test_cluster_up_restarts_dead_shards_and_stops_cleanly(service_data, tmp_pat
                      shard_ports=ports[1:], catalogs=["random"])
     plan_path = str(tmp_path / "plan.json")
     plan.write(plan_path)
-    up = subprocess.Popen([sys.executable, "-m", "xmatch", "cluster", "up", "--plan", plan_path],
+    up = subprocess.Popen([sys.executable, "-m", "xmatch", "cluster", "up", "--plan", plan_path,
+                           "--plaintext"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_serving(plan.router, 180, up)

@@ -23,7 +23,7 @@ def server(session_data):
     """`xmatch serve` over the session's data directory, a real process (its signals are
     what is tested)."""
     process = subprocess.Popen([sys.executable, "-m", "xmatch", "serve", "--port", "0",
-                                "--data", str(session_data.root)],
+                                "--plaintext", "--data", str(session_data.root)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     address = None
     deadline = time.monotonic() + 120
@@ -94,8 +94,8 @@ def test_cli_through_the_server(server, tmp_path, capsys):
 def test_a_second_serve_on_the_same_port_is_refused(server, session_data):
     """Refused in one line, before indexing anything: the first server goes on."""
     address, _, _ = server
-    second = subprocess.run([sys.executable, "-m", "xmatch", "serve", "--port",
-                             address.rsplit(":", 1)[1], "--data", str(session_data.root)],
+    second = subprocess.run([sys.executable, "-m", "xmatch", "serve", "--plaintext",
+                             "--port", address.rsplit(":", 1)[1], "--data", str(session_data.root)],
                             capture_output=True, text=True, timeout=300)
     assert second.returncode == 2 and second.stdout == ""
     assert second.stderr == (

@@ -18,7 +18,7 @@ from stream.conftest import RegistryServer, real_packets
 from xmatch.alerts.avro import PacketError, Schemas
 from xmatch.alerts.fields import alert_table
 from xmatch.cli import main
-from xmatch.errors import InputError
+from xmatch.errors import InputError, XmatchError
 from xmatch.stream.messages import Framing, compact_row, decode_values
 from xmatch.stream.metrics import Metrics, serve_metrics
 from xmatch.stream.registry import RegistryUnavailable, SchemaRegistry
@@ -153,6 +153,41 @@ def test_metrics_in_prometheus_text_format():
     assert samples[("xmatch_stream_latency_seconds_bucket", (("le", "+Inf"),))] == 4
     assert samples[("xmatch_stream_latency_seconds_count", ())] == 4
     assert "4 annotated, 1 dead-lettered" in metrics.status_line()
+
+
+def test_each_stream_has_its_own_registry_with_the_process_metrics():
+    first, second = Metrics(), Metrics()
+    first.add("retries", 3)
+    first.set_position("ztf", 1, 10)
+    first.set_lag("ztf", 1, 4)
+    first.set_lag("ztf", 2, 9)  # no position taken on partition 2: not reported
+    assert first.counters["retries"] == 3 and second.counters["retries"] == 0
+    assert first.committed_of("ztf") == {1: 10}
+
+    def samples(metrics):
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in
+                text_string_to_metric_families(metrics.render()) for s in family.samples}
+
+    seen = samples(first)
+    assert seen[("xmatch_stream_committed_offset", (("partition", "1"), ("topic", "ztf")))] == 10
+    assert ("xmatch_stream_lag_messages", (("partition", "2"), ("topic", "ztf"))) not in seen
+    assert seen[("process_resident_memory_bytes", ())] > 0
+    assert samples(second)[("xmatch_stream_retries_total", ())] == 0
+    first.forget_partition("ztf", 1)  # a partition revoked: its series go
+    assert not [name for name, _ in samples(first) if name.startswith("xmatch_stream_lag")
+                or name.startswith("xmatch_stream_committed")]
+
+
+def test_metrics_on_a_taken_or_impossible_port_are_refused_in_one_line():
+    server = serve_metrics(Metrics(), 0, "127.0.0.1")
+    try:
+        with pytest.raises(XmatchError, match=r"cannot serve metrics on 127\.0\.0\.1:\d+: "):
+            serve_metrics(Metrics(), server.server_address[1], "127.0.0.1")
+        with pytest.raises(InputError, match="metrics port 70000: a port is 0"):
+            serve_metrics(Metrics(), 70000, "127.0.0.1")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize("argv, message", [

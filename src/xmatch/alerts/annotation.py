@@ -260,16 +260,19 @@ def _catalog_columns(target: Target, table: pa.Table, slot: np.ndarray, usable: 
     found = pc.is_valid(table.column(RANK_COLUMN)).to_numpy(zero_copy_only=False)
     query = table.column(QUERY_COLUMN).to_numpy()
     n_usable = int(usable.sum())
-    counts = np.bincount(query[found], minlength=n_usable).astype(np.int32)
+    # One more slot than usable alerts: unusable ones (slot -1) read the last, which stays
+    # empty (also when no alert of the batch is usable).
+    counts = np.bincount(query[found], minlength=n_usable + 1).astype(np.int32)
     # The nearest match of each usable alert (the left join is grouped by query, closest
     # first), then spread over every alert with nulls for errors and misses.
-    nearest_row = np.full(n_usable, -1, np.int64)
+    nearest_row = np.full(n_usable + 1, -1, np.int64)
     first = found & (table.column(RANK_COLUMN).fill_null(0).to_numpy() == 1)
     nearest_row[query[first]] = np.flatnonzero(first)
-    take = np.where(slot >= 0, nearest_row[np.maximum(slot, 0)], -1)
+    own = np.where(slot >= 0, slot, n_usable)
+    take = nearest_row[own]
     indices = pa.array(take, pa.int64(), mask=take < 0)
     payload = _payload(target)
-    per_alert = np.where(usable, counts[np.maximum(slot, 0)], 0)
+    per_alert = np.where(usable, counts[own], 0)
     state = np.where(failed, FAILED, np.where(
         per_alert > 0, MATCHED, np.where(outside, OUTSIDE_COVERAGE, NO_MATCH)))
     out = {f"{prefix}state": pa.array(state, pa.string()),

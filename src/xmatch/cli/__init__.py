@@ -16,7 +16,7 @@ from importlib import import_module
 
 #: Command groups in the order ``--help`` lists them.
 GROUPS = ("demo", "catalogs", "search", "regions", "context", "alerts", "history", "notices",
-          "stream", "service", "sso")
+          "stream", "service", "access", "config", "sso")
 
 EPILOG = """examples:
   xmatch demo                                    load the bundled catalogs, try everything
@@ -55,13 +55,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _apply_config_option(parser, argv: list[str]) -> str | None:
+    """``--config FILE`` of a command that takes it (``xmatch serve``, ``cluster up``...):
+    the file's values become the defaults of the command's parser, so the options on the
+    command line override them (docs/config.md). The file named (None: none); a file that
+    is not read right exits with status 2, each of its problems on one line."""
+    from xmatch.config import ConfigError, apply_config, configurable_commands, load_config
+
+    words, sub = [], parser
+    for token in argv:  # the command words: xmatch cluster up --config FILE ...
+        steps = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if not steps or token not in steps[0].choices:
+            break
+        words.append(token)
+        sub = steps[0].choices[token]
+    command = " ".join(words)
+    if command not in configurable_commands(parser):
+        return None  # argparse refuses a --config given here
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    paths = [value for i, token in enumerate(options)
+             for value in ([options[i + 1]] if token == "--config" and i + 1 < len(options)
+                           else [token.partition("=")[2]] if token.startswith("--config=")
+                           else [])]
+    if not paths:
+        return None
+    try:
+        if len(paths) > 1:
+            raise ConfigError([f"--config is given {len(paths)} times; give one file"])
+        apply_config(parser, load_config(paths[0]), command)
+    except ConfigError as error:
+        for message in error.messages:
+            print(f"xmatch {command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return paths[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     from xmatch.errors import XmatchError
 
+    # gRPC's core logs refused TLS handshakes on standard error; the command says them.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        config = _apply_config_option(parser, argv)
+        args = parser.parse_args(argv)
     except SystemExit as exit:  # --help, --version, or a bad option (said in one line)
         return exit.code if isinstance(exit.code, int) else 2
+    if getattr(args, "config", None) != config:  # an abbreviation argparse took (--conf)
+        print(f"xmatch {args.command}: error: give the option in full: --config FILE",
+              file=sys.stderr)
+        return 2
     name = args.command + (f" {args.step}" if getattr(args, "step", None) else "")
     try:
         return args.run(args) or 0

@@ -83,7 +83,6 @@ def run_annotate(args) -> int:
     from xmatch.alerts.pipeline import annotate_files
     from xmatch.alerts.sources import check_inputs
     from xmatch.errors import InputError
-    from xmatch.service.client import Client
 
     check_inputs(args.inputs)  # before a server is started or a catalog loaded
     context = context_config_of(args)
@@ -109,7 +108,7 @@ def run_annotate(args) -> int:
                 stack.enter_context(memory)
             address = stack.enter_context(running_server(served, context=context,
                                                          memory=memory))
-        client = stack.enter_context(Client(address, timeout=None))
+        client = stack.enter_context(common.client_of(args, address, timeout=None))
         summary = annotate_files(client, args.inputs, args.out, fmt=args.format,
                                  catalogs=catalogs, radius_arcsec=radius or None,
                                  all_matches=args.all_matches, schemas=schemas,

@@ -96,6 +96,169 @@ def add_data(parser) -> None:
 def add_server(parser, what: str = "reading the data directory") -> None:
     parser.add_argument("--server", metavar="HOST:PORT",
                         help=f"ask a running xmatch server or router instead of {what}")
+    add_credentials(parser)
+
+
+def add_credentials(parser, to: str = "the server") -> None:
+    """What a process shows the servers it calls: TLS and a token."""
+    group = parser.add_argument_group(f"connecting to {to}")
+    group.add_argument("--tls-ca", metavar="FILE", dest="tls_ca",
+                       help=f"connect over TLS, trusting {to}'s certificate if this CA (PEM) "
+                            "signed it")
+    group.add_argument("--tls", action="store_true", dest="tls_system",
+                       help="connect over TLS, trusting the system's CAs")
+    if not any(a.dest == "tls_cert" for a in parser._actions):
+        group.add_argument("--tls-cert", metavar="FILE", dest="tls_cert",
+                           help="client certificate (PEM) for a server that requires one "
+                                "(mutual TLS); with --tls-key")
+        group.add_argument("--tls-key", metavar="FILE", dest="tls_key",
+                           help="the client certificate's private key (PEM)")
+    group.add_argument("--token", dest="auth_token", metavar="TOKEN",
+                       help="bearer token to send (default: $XMATCH_TOKEN; sent over plain "
+                            "text only to a loopback address)")
+    group.add_argument("--token-file", dest="auth_token_file", metavar="FILE",
+                       help="read the bearer token from this file (keeps it out of the "
+                            "process list)")
+
+
+def add_exposure(parser) -> None:
+    """How a server faces its network: TLS, tokens, limits, metrics and logs."""
+    tls = parser.add_argument_group("transport security (one of --tls-cert/--tls-key or "
+                                    "--plaintext is required)")
+    tls.add_argument("--tls-cert", metavar="FILE", dest="tls_cert",
+                     help="serve over TLS with this certificate chain (PEM)")
+    tls.add_argument("--tls-key", metavar="FILE", dest="tls_key",
+                     help="the certificate's private key (PEM, unencrypted)")
+    tls.add_argument("--tls-client-ca", metavar="FILE", dest="tls_client_ca",
+                     help="require client certificates signed by this CA (mutual TLS)")
+    tls.add_argument("--plaintext", action="store_true", dest="tls_plaintext",
+                     help="serve without TLS (anyone who reaches the port can read every "
+                          "answer: use on a trusted network only)")
+    access = parser.add_argument_group("access and limits")
+    access.add_argument("--tokens", metavar="FILE", dest="auth_tokens",
+                        help="require a bearer token from this token file (`xmatch token "
+                             "add`); re-read when it changes")
+    access.add_argument("--max-rows", type=positive_int, dest="limits_max_rows", default=None,
+                        metavar="N",
+                        help="rows in one answer at most (default 1,000,000)")
+    access.add_argument("--max-radius", type=radius, dest="limits_max_radius_arcsec",
+                        default=None, metavar="ANGLE",
+                        help="largest search radius (default 10deg)")
+    access.add_argument("--max-batch", type=positive_int, dest="limits_max_batch",
+                        default=None, metavar="N", help="positions or alerts in one batch at most "
+                                           "(default 1,000,000)")
+    access.add_argument("--max-message-bytes", type=positive_int,
+                        dest="limits_max_message_bytes", default=None, metavar="BYTES",
+                        help="largest gRPC message (default 64 MiB)")
+    observe = parser.add_argument_group("metrics and logs")
+    observe.add_argument("--metrics-port", type=port, dest="metrics_port", default=None,
+                         metavar="PORT",
+                         help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any "
+                              "free port)")
+    observe.add_argument("--metrics-host", dest="metrics_host", default="127.0.0.1",
+                         metavar="HOST",
+                         help="address of the metrics endpoint (default 127.0.0.1)")
+    add_logging(observe)
+
+
+def add_logging(parser) -> None:
+    """``--log-format``, ``--log-level``, ``--log-file`` of the long-running commands."""
+    from xmatch.service.observe import LOG_FORMATS, LOG_LEVELS
+
+    parser.add_argument("--log-format", choices=LOG_FORMATS, dest="logging_format",
+                        default="text", help="log lines as text (default) or JSON")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, dest="logging_level",
+                        default="info", help="debug logs every call (default info)")
+    parser.add_argument("--log-file", metavar="FILE", dest="logging_file", default=None,
+                        help="write the log to FILE (default: standard error)")
+
+
+def logging_of(args) -> None:
+    """Set up the log as the command's --log-* options say."""
+    from xmatch.service.observe import configure_logging
+
+    configure_logging(args.logging_format, args.logging_level, args.logging_file)
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 (any free port) allowed."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port; give 0..65535 (0: any free)")
+    return value
+
+
+def tls_of(args, serving: bool):
+    """The :class:`~xmatch.service.security.Tls` of a command's options (None: plain text).
+    A server without --plaintext must have a certificate; a client uses TLS when given a CA
+    or --tls."""
+    from xmatch.errors import InputError
+    from xmatch.service.security import Tls, check_options
+
+    problems = check_options(args)
+    if problems:
+        raise InputError("; ".join(problems))
+    secure = bool(args.tls_cert) if serving else bool(
+        getattr(args, "tls_ca", None) or getattr(args, "tls_system", False))
+    if not secure:
+        if not serving and getattr(args, "tls_cert", None):
+            raise InputError("a client certificate (--tls-cert) is shown over TLS only: give "
+                             "--tls-ca or --tls")
+        return None
+    return Tls.from_files(cert=args.tls_cert, key=args.tls_key,
+                          client_ca=getattr(args, "tls_client_ca", None) if serving else None,
+                          ca=getattr(args, "tls_ca", None))
+
+
+def credentials_of(args, tls=None):
+    """What the command shows the servers it calls (``tls``: given, e.g. a router's own)."""
+    from xmatch.service.security import Credentials, read_token
+
+    if tls is None:
+        tls = tls_of(args, serving=False)
+    return Credentials(tls, read_token(args.auth_token, args.auth_token_file))
+
+
+def client_of(args, in_process: str | None = None, **kwargs):
+    """A :class:`~xmatch.Client` of ``--server`` with the command's TLS and token, or of
+    the server this process runs at ``in_process`` (plain text on loopback)."""
+    from xmatch.service.client import Client
+
+    if args.server is None and in_process is not None:
+        return Client(in_process, **kwargs)
+    credentials = credentials_of(args)
+    return Client(args.server, tls=credentials.tls, token=credentials.token, **kwargs)
+
+
+def exposure_of(args, address: str):
+    """The :class:`~xmatch.service.security.Exposure` of a server command listening on
+    ``address``; sets up its logging."""
+    from xmatch.errors import InputError
+    from xmatch.service.security import Access, Exposure, is_loopback
+
+    logging_of(args)
+    tls = tls_of(args, serving=True)
+    if args.auth_tokens is not None:
+        Access(args.auth_tokens)  # a missing or damaged file: said now, not at first call
+        if tls is None and not is_loopback(address):
+            raise InputError("tokens over plain text can be read off the network: serve "
+                             "with TLS (--tls-cert, --tls-key), or on a loopback address")
+    metrics = None if args.metrics_port is None else (args.metrics_host, args.metrics_port)
+    return Exposure(tls, args.auth_tokens, metrics)
+
+
+def limits_of(args):
+    """The server's :class:`~xmatch.service.validation.Limits`, defaults where not given."""
+    from dataclasses import fields
+
+    from xmatch.service.validation import Limits
+
+    given = {f.name: getattr(args, f"limits_{f.name}") for f in fields(Limits)
+             if getattr(args, f"limits_{f.name}", None) is not None}
+    return Limits(**given)
 
 
 def add_output(parser, formats=OUTPUT_FORMATS) -> None:
@@ -221,3 +384,12 @@ def memory_of(args, data):
     from xmatch.history.memory import AlertMemory
 
     return AlertMemory(data, history=args.history)
+
+
+def add_config(parser) -> None:
+    """``--config FILE``: option values from a TOML file. ``xmatch.cli.main`` reads it before
+    parsing (:func:`xmatch.config.apply_config`), so the command line overrides it."""
+    parser.add_argument("--config", metavar="FILE.toml", default=None,
+                        help="take option values from this configuration file; options given "
+                             "here override it (docs/config.md; check it with `xmatch config "
+                             "check FILE`)")

@@ -92,10 +92,9 @@ def run_context(args) -> int:
         ra, dec = [args.ra], [args.dec]
     time = _time_of(args.time)
     if args.server:
-        from xmatch.service.client import Client
 
         context_config_of(args)  # refuses a configuration that would be ignored
-        with Client(args.server, timeout=None) as client:
+        with common.client_of(args, timeout=None) as client:
             table = client.context(ra, dec, time=time, arrow=True)
     else:
         from xmatch.context.engine import data_context_engine

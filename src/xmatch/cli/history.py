@@ -94,9 +94,8 @@ def run_history(args) -> int:
     from xmatch.history.store import AlertHistory
 
     if args.step == "object" and args.server:
-        from xmatch.service.client import Client
 
-        with Client(args.server) as client:
+        with common.client_of(args) as client:
             summary, detections = client.object_history(args.object_id, arrow=True)
         _print_object(summary, detections, args)
         return 0
@@ -185,9 +184,8 @@ def _watch_of(args):
 def _watch_on_server(args) -> int:
     from pathlib import Path
 
-    from xmatch.service.client import Client
 
-    with Client(args.server) as client:
+    with common.client_of(args) as client:
         if args.step == "list":
             _print_watches(client.list_watches())
         elif args.step == "remove":

@@ -154,9 +154,8 @@ class _Follower:
         check_level(self.level)
         args = self.args
         if args.server:
-            from xmatch.service.client import Client
 
-            self.client = Client(args.server)
+            self.client = common.client_of(args)
             return self
         from xmatch.history.memory import AlertMemory
         from xmatch.history.store import HISTORY_DIR

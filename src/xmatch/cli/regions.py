@@ -120,9 +120,8 @@ def _search(args, region, rank_by=None):
     catalog's identifier and position columns."""
     columns = common.columns_of(args)
     if args.server:
-        from xmatch.service.client import Client
 
-        with Client(args.server, timeout=None) as client:
+        with common.client_of(args, timeout=None) as client:
             positions = common.CatalogColumns.of_description(client.describe(args.catalog))
             rows = client.search(args.catalog, region,
                                  columns=positions.with_positions(columns), limit=args.limit,

@@ -98,9 +98,8 @@ def run_cone(args) -> int:
 
     columns = common.columns_of(args)
     if args.server:
-        from xmatch.service.client import Client
 
-        with Client(args.server) as client:
+        with common.client_of(args) as client:
             described = client.describe(args.name)
             radius = args.radius or described["default_radius_arcsec"]
             positions = common.CatalogColumns.of_description(described)
@@ -185,9 +184,8 @@ def run_crossmatch(args) -> int:
     columns = common.columns_of(args)
     options = {"mode": args.mode, "k": args.k or 1, "columns": columns, "epoch": args.epoch}
     if args.server:
-        from xmatch.service.client import Client
 
-        with Client(args.server, timeout=None) as client:
+        with common.client_of(args, timeout=None) as client:
             described = client.describe(args.catalog)
             positions = common.CatalogColumns.of_description(described)
             moving = described["proper_motions"]

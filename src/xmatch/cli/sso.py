@@ -97,9 +97,8 @@ def run_sso(args) -> int:
         return _build(args)
     when = _time_arg(args.time)
     if args.server:
-        from xmatch.service.client import Client
 
-        with Client(args.server) as client:
+        with common.client_of(args) as client:
             result = client.sso_cone(args.ra, args.dec, radius_arcsec=args.radius, time=when,
                                      scale=args.scale, observatory=args.observatory,
                                      catalog=args.catalog, limit=args.limit, arrow=True)

@@ -81,6 +81,7 @@ def add_parsers(commands) -> None:
                         help="a librdkafka setting for every Kafka client (repeatable), "
                              "e.g. security.protocol=SASL_SSL")
     common.add_server(stream, "serving the data directory in process")
+    common.add_logging(stream.add_argument_group("logs"))
     stream.add_argument("--sso-orbits", action="append", default=[], metavar="FILE",
                         help="MPC orbit files (MPCORB.DAT, NEA.txt, CometEls.txt; repeatable): "
                              "the stream builds and serves the ephemeris caches of tonight and "
@@ -89,6 +90,7 @@ def add_parsers(commands) -> None:
                         help="MPC sites of those caches (default I41,X05: ZTF and Rubin)")
     stream.add_argument("--no-progress", action="store_true", help="no status line")
     common.add_data(stream)
+    common.add_config(stream)
     stream.set_defaults(run=run_stream)
 
     steps = stream.add_subparsers(dest="step", metavar="STEP")
@@ -154,7 +156,6 @@ def kafka_settings(items: list[str]) -> dict:
 
 
 def run_stream(args) -> int:
-    import logging
     import signal
     import sys
     import threading
@@ -208,7 +209,7 @@ def run_stream(args) -> int:
     catalogs = args.catalogs.split(",") if args.catalogs else None
     radius = radii_of(args.radius) or None
     prepare_topics(config)  # the broker and the topics, before any catalog is loaded
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    common.logging_of(args)
     metrics = Metrics()
     stop = threading.Event()
     with ExitStack() as stack:
@@ -229,7 +230,8 @@ def run_stream(args) -> int:
             address, catalogs=catalogs, radius_arcsec=radius,
             all_matches=args.all_matches, observatory=args.observatory,
             context=args.context, history=args.history, watches=args.watches,
-            deadline=args.deadline))
+            deadline=args.deadline,
+            credentials=common.credentials_of(args) if args.server else None))
         annotate.check()  # bad catalogs or radii: said now, not at the first alert
         if args.metrics_port is not None:
             server = serve_metrics(metrics, args.metrics_port)

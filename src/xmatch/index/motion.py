@@ -95,6 +95,10 @@ class MotionBounds:
         return float(self.drift_rad(float(epoch_jyear))) * 180.0 * 3600.0 / math.pi
 
 
+#: Rows per block where every row's motion is computed a block at a time.
+BLOCK_ROWS = 1 << 20
+
+
 @dataclass(frozen=True)
 class Motion:
     """What is needed to move each indexed row to another epoch."""
@@ -105,14 +109,23 @@ class Motion:
 
     @classmethod
     def of(cls, ra_deg, dec_deg, pmra, pmdec, parallax, radial_velocity, epoch0) -> Motion:
-        vectors = motion_arrays(ra_deg, dec_deg, pmra, pmdec, parallax, radial_velocity)
+        return cls.from_vectors(
+            motion_arrays(ra_deg, dec_deg, pmra, pmdec, parallax, radial_velocity), epoch0)
+
+    @classmethod
+    def from_vectors(cls, vectors: np.ndarray, epoch0) -> Motion:
+        """The motion of rows whose ``motion[n, 7]`` is made (:func:`motion_arrays`); the
+        bounds are taken a block of rows at a time, without temporaries of every row."""
         epoch0 = np.ascontiguousarray(epoch0, dtype=np.float64)
-        mu = np.sqrt(np.sum(vectors[:, 3:6] ** 2, axis=1))
-        if not len(mu):
+        if not len(vectors):
             return cls(vectors, epoch0, MotionBounds(0.0, 0.0, (0.0, 0.0)))
+        mu_max = mu_r_max = 0.0
+        for start in range(0, len(vectors), BLOCK_ROWS):
+            block = vectors[start:start + BLOCK_ROWS]
+            mu_max = max(mu_max, float(np.sqrt(np.sum(block[:, 3:6] ** 2, axis=1)).max()))
+            mu_r_max = max(mu_r_max, float(np.abs(block[:, 6]).max()))
         return cls(vectors, epoch0, MotionBounds(
-            float(mu.max()), float(np.abs(vectors[:, 6]).max()),
-            (float(epoch0.min()), float(epoch0.max()))))
+            mu_max, mu_r_max, (float(epoch0.min()), float(epoch0.max()))))
 
     def take(self, rows: np.ndarray) -> Motion:
         return replace(self, vectors=np.ascontiguousarray(self.vectors[rows]),

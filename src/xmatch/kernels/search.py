@@ -4,7 +4,10 @@ The index (built by :class:`xmatch.index.SkyIndex`) is a set of parallel arrays 
 sorted by their order-29 pixel:
 
 * ``h29[n]`` — sorted order-29 pixels;
-* ``xyz[n, 3]`` — unit vectors at the index epoch;
+* the positions, in one of two forms: ``ra_deg[n]``, ``dec_deg[n]`` — the catalog's own
+  right ascensions and declinations (degrees; usually the payload's columns themselves,
+  not copies), whose unit vectors are computed as rows are tested, or ``xyz[n, 3]`` — unit
+  vectors (an index moved to another epoch); the other form is an empty array;
 * ``cell_start[12 * 4**cell_order + 1]`` — dense offsets: the rows of cell ``c`` at
   ``cell_order`` are ``cell_start[c]:cell_start[c + 1]``;
 * optionally ``motion[n, 7]`` and ``epoch0[n]`` (see :mod:`xmatch.kernels.motion`): rows
@@ -13,10 +16,12 @@ sorted by their order-29 pixel:
 
 A cone is covered by pixels (:func:`xmatch.kernels.healpix.cone_seeds`), each
 pixel with more than ``REFINE_ROWS`` rows is split into its children that may touch the
-cone, and the rows of the final pixels are tested exactly. Distances are compared as
-squared chords; separations are reported from 2 asin(chord / 2) below 90 deg and from
-atan2(|a x b|, a . b) above, exact at every angle. Ties in distance are broken by index
-position, so results are deterministic.
+cone, and the rows of the final pixels are tested exactly. Rows given by ``ra_deg``,
+``dec_deg`` whose declination alone puts them outside the radius are skipped before their
+unit vector is computed (``dec_band``). Distances are compared as squared chords;
+separations are reported from 2 asin(chord / 2) below 90 deg and from atan2(|a x b|, a . b)
+above, exact at every angle. Ties in distance are broken by index position, so results are
+deterministic.
 """
 
 from __future__ import annotations
@@ -47,6 +52,16 @@ from xmatch.sky.healpix import MAX_ORDER
 REFINE_ROWS = 24
 
 RAD_TO_ARCSEC = 180.0 * 3600.0 / math.pi
+#: The factor of ``numpy.radians`` (bit for bit: a row's unit vector computed here equals the
+#: one computed with numpy from the same degrees).
+DEG_TO_RAD = math.pi / 180.0
+
+#: A row whose declination differs from the query's by more than the radius plus this
+#: margin is outside the cone (the separation is at least the difference in declination).
+#: The margin is far above the rounding of either test (~1e-15 rad); the band is used for
+#: radii below DEC_BAND_MAX_RAD only, where the chord test's rounding stays that small.
+DEC_BAND_MARGIN_RAD = 1e-12
+DEC_BAND_MAX_RAD = 1.0
 
 
 # ----------------------------------------------------------------------------- index lookup
@@ -204,22 +219,43 @@ def _query_vector(ra_rad, dec_rad):
 
 
 @jit
-def row_at(j, xyz, motion, epoch0, moving, epoch):
-    """Unit vector of index row ``j`` for a query: where the index holds it, or moved to
-    the query's ``epoch`` when ``moving``. Small enough for LLVM to inline, so it adds no
-    reference counting (measured)."""
+def unit_vector(ra_rad, dec_rad):
+    """Unit vector of a position (radians): the same operations as ``_query_vector``, so
+    the same bits."""
+    cos_d = math.cos(dec_rad)
+    return cos_d * math.cos(ra_rad), cos_d * math.sin(ra_rad), math.sin(dec_rad)
+
+
+@jit_inline
+def row_at(j, xyz, ra_deg, dec_deg, motion, epoch0, moving, epoch):
+    """Unit vector of index row ``j`` for a query: moved to the query's ``epoch`` when
+    ``moving``, else from the index's unit vectors, or computed from its right ascension and
+    declination when it holds those instead (``xyz`` empty). Inlined by numba: called per
+    row with arrays, it would otherwise add reference counting to each call (measured)."""
     if moving:
         return position_at(motion[j, 0], motion[j, 1], motion[j, 2], motion[j, 3],
                            motion[j, 4], motion[j, 5], motion[j, 6], epoch - epoch0[j])
+    if xyz.shape[0] == 0:
+        return unit_vector(ra_deg[j] * DEG_TO_RAD, dec_deg[j] * DEG_TO_RAD)
     return xyz[j, 0], xyz[j, 1], xyz[j, 2]
+
+
+@jit
+def dec_band(radius_rad, xyz):
+    """Half-width (radians) of the declination band around a query outside which no row
+    can be within ``radius_rad``; -1 where the band is not used (unit vectors held, or a
+    radius too wide for the band to be safe). Callers do not use it for moved rows."""
+    if xyz.shape[0] > 0 or radius_rad >= DEC_BAND_MAX_RAD:
+        return -1.0
+    return radius_rad + DEC_BAND_MARGIN_RAD
 
 
 # ----------------------------------------------------------------------------- k nearest
 
 @jit
 def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29, xyz,
-                   cell_order, cell_start, motion, epoch0, has_motion, out_pos, out_sep, out_pa,
-                   ranges, stack, best_d, best_j):
+                   ra_deg, dec_deg, cell_order, cell_start, motion, epoch0, has_motion, out_pos,
+                   out_sep, out_pa, ranges, stack, best_d, best_j):
     """Answer queries ``first:last`` in turn; returns the index of the first query that
     needs a larger ``ranges`` (``last`` when all are done).
 
@@ -232,6 +268,7 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
     cell_area = 4.0 * math.pi / (cell_start.shape[0] - 1)
     last_radius = -1.0
     limit = 0.0
+    band = -1.0
     for i in range(first, last):
         qx, qy, qz, sin_a, cos_a, cos_d = _query_vector(q_ra[i], q_dec[i])
         centre29 = trig_to_pixel(MAX_ORDER, q_ra[i], qz, cos_d)
@@ -244,6 +281,7 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
             if radius != last_radius:  # most queries share a radius: skip the sine
                 last_radius = radius
                 limit = chord2_of_angle(radius)
+                band = dec_band(radius, xyz)
             count = cone_ranges(qx, qy, qz, centre29, radius + q_drift[i] + EDGE_MARGIN_RAD,
                                 h29, cell_order, cell_start, ranges, stack)
             if count > ranges.shape[0]:
@@ -251,7 +289,10 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
             kept = 0
             for r in range(count):
                 for j in range(ranges[r, 0], ranges[r, 1]):
-                    x, y, z = row_at(j, xyz, motion, epoch0, moving, epoch)
+                    if band >= 0.0 and not moving and abs(
+                            dec_deg[j] * DEG_TO_RAD - q_dec[i]) > band:
+                        continue
+                    x, y, z = row_at(j, xyz, ra_deg, dec_deg, motion, epoch0, moving, epoch)
                     d = chord2(qx, qy, qz, x, y, z)
                     if d > limit or (kept == k and (d > best_d[k - 1] or (
                             d == best_d[k - 1] and j > best_j[k - 1]))):
@@ -271,7 +312,7 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
         for m in range(k):
             if m < kept:
                 j = best_j[m]
-                x, y, z = row_at(j, xyz, motion, epoch0, moving, epoch)
+                x, y, z = row_at(j, xyz, ra_deg, dec_deg, motion, epoch0, moving, epoch)
                 out_pos[i, m] = j
                 out_sep[i, m], out_pa[i, m] = separation_and_angle(qx, qy, qz, sin_a, cos_a,
                                                                    x, y, z)
@@ -284,7 +325,8 @@ def _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
 
 @jit
 def _nearest_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29, xyz,
-                  cell_order, cell_start, motion, epoch0, has_motion, out_pos, out_sep, out_pa):
+                  ra_deg, dec_deg, cell_order, cell_start, motion, epoch0, has_motion, out_pos,
+                  out_sep, out_pa):
     """``nearest_kernel`` for queries ``first:last`` (one task, run serially)."""
     stack = np.empty((STACK_SIZE + 9, 2), dtype=np.int64)
     best_d = np.empty(k, dtype=np.float64)
@@ -292,15 +334,15 @@ def _nearest_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29, 
     size = 256
     while first < last:
         first = _nearest_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, k, h29,
-                               xyz, cell_order, cell_start, motion, epoch0, has_motion, out_pos,
-                               out_sep, out_pa, np.empty((size, 2), dtype=np.int64),
-                               stack, best_d, best_j)
+                               xyz, ra_deg, dec_deg, cell_order, cell_start, motion, epoch0,
+                               has_motion, out_pos, out_sep, out_pa,
+                               np.empty((size, 2), dtype=np.int64), stack, best_d, best_j)
         size *= 2
 
 
 @parallel_jit
 def nearest_kernel(q_ra, q_dec, q_radius, q_epoch, q_drift, k,
-                   h29, xyz, cell_order, cell_start, motion, epoch0, has_motion,
+                   h29, xyz, ra_deg, dec_deg, cell_order, cell_start, motion, epoch0, has_motion,
                    out_pos, out_sep, out_pa):
     """The ``k`` nearest rows within ``q_radius[i]`` (radians) of each query, rows with
     proper motion moved to ``q_epoch[i]`` (NaN: not moved) and searched ``q_drift[i]``
@@ -311,22 +353,25 @@ def nearest_kernel(q_ra, q_dec, q_radius, q_epoch, q_drift, k,
     for task in numba.prange((n_queries + QUERIES_PER_TASK - 1) // QUERIES_PER_TASK):
         _nearest_task(task * QUERIES_PER_TASK,
                       min(n_queries, (task + 1) * QUERIES_PER_TASK), q_ra, q_dec, q_radius,
-                      q_epoch, q_drift, k, h29, xyz, cell_order, cell_start, motion, epoch0,
-                      has_motion, out_pos, out_sep, out_pa)
+                      q_epoch, q_drift, k, h29, xyz, ra_deg, dec_deg, cell_order, cell_start,
+                      motion, epoch0, has_motion, out_pos, out_sep, out_pa)
 
 
 # ----------------------------------------------------------------------------- all within
 
 @jit
 def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting,
-                  h29, xyz, cell_order, cell_start, motion, epoch0, has_motion, out_count,
-                  out_query, out_pos, out_sep, out_pa, ranges, stack, found_d, found_j):
+                  h29, xyz, ra_deg, dec_deg, cell_order, cell_start, motion, epoch0, has_motion,
+                  out_count, out_query, out_pos, out_sep, out_pa, ranges, stack, found_d,
+                  found_j, found_v):
     """Answer queries ``first:last`` in turn (see ``within_kernel``). Returns ``last``
     when done, else ``i`` for query i that needs a larger ``ranges`` (``need`` = -1) or
-    ``found_*`` with room for ``need`` rows, as ``(i, need)``."""
+    ``found_*`` with room for ``need`` rows, as ``(i, need)``. ``found_v`` keeps the unit
+    vectors of the rows found (writing pass), which are not computed twice."""
     capacity = found_d.shape[0]
     last_radius = -1.0
     threshold = 0.0
+    band = -1.0
     for i in range(first, last):
         if not counting and offsets[i + 1] == offsets[i]:
             continue
@@ -336,6 +381,7 @@ def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets,
         if q_radius[i] != last_radius:  # most queries share a radius: skip the sine
             last_radius = q_radius[i]
             threshold = chord2_of_angle(last_radius)
+            band = dec_band(last_radius, xyz)
         count = cone_ranges(qx, qy, qz, trig_to_pixel(MAX_ORDER, q_ra[i], qz, cos_d),
                             q_radius[i] + q_drift[i] + EDGE_MARGIN_RAD, h29, cell_order,
                             cell_start, ranges, stack)
@@ -344,12 +390,19 @@ def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets,
         found = 0
         for r in range(count):
             for j in range(ranges[r, 0], ranges[r, 1]):
-                x, y, z = row_at(j, xyz, motion, epoch0, moving, epoch)
+                if band >= 0.0 and not moving and abs(
+                        dec_deg[j] * DEG_TO_RAD - q_dec[i]) > band:
+                    continue
+                x, y, z = row_at(j, xyz, ra_deg, dec_deg, motion, epoch0, moving, epoch)
                 d = chord2(qx, qy, qz, x, y, z)
                 if d <= threshold:
                     if found < capacity:
                         found_d[found] = d
                         found_j[found] = j
+                        if not counting:
+                            found_v[found, 0] = x
+                            found_v[found, 1] = y
+                            found_v[found, 2] = z
                     found += 1
         if counting:
             out_count[i] = found
@@ -362,8 +415,9 @@ def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets,
         by_distance = np.argsort(found_d[:found][by_position], kind="mergesort")
         base = offsets[i]
         for m in range(offsets[i + 1] - base):
-            j = found_j[by_position[by_distance[m]]]
-            x, y, z = row_at(j, xyz, motion, epoch0, moving, epoch)
+            at = by_position[by_distance[m]]
+            j = found_j[at]
+            x, y, z = found_v[at, 0], found_v[at, 1], found_v[at, 2]
             out_query[base + m] = i
             out_pos[base + m] = j
             out_sep[base + m], out_pa[base + m] = separation_and_angle(qx, qy, qz, sin_a,
@@ -373,7 +427,7 @@ def _within_block(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets,
 
 @jit
 def _within_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting,
-                 h29, xyz, cell_order, cell_start, motion, epoch0, has_motion,
+                 h29, xyz, ra_deg, dec_deg, cell_order, cell_start, motion, epoch0, has_motion,
                  out_count, out_query, out_pos, out_sep, out_pa):
     """``within_kernel`` for queries ``first:last`` (one task, run serially)."""
     stack = np.empty((STACK_SIZE + 9, 2), dtype=np.int64)
@@ -382,10 +436,10 @@ def _within_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, 
     while first < last:
         first, need = _within_block(
             first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting, h29, xyz,
-            cell_order, cell_start, motion, epoch0, has_motion, out_count, out_query, out_pos,
-            out_sep, out_pa, np.empty((ranges_size, 2), dtype=np.int64), stack,
-            np.empty(found_size, dtype=np.float64),
-            np.empty(found_size, dtype=np.int64))
+            ra_deg, dec_deg, cell_order, cell_start, motion, epoch0, has_motion, out_count,
+            out_query, out_pos, out_sep, out_pa, np.empty((ranges_size, 2), dtype=np.int64),
+            stack, np.empty(found_size, dtype=np.float64), np.empty(found_size, dtype=np.int64),
+            np.empty((found_size, 3), dtype=np.float64))
         if need < 0:
             ranges_size *= 2
         else:
@@ -394,7 +448,7 @@ def _within_task(first, last, q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, 
 
 @parallel_jit
 def within_kernel(q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting,
-                  h29, xyz, cell_order, cell_start, motion, epoch0, has_motion,
+                  h29, xyz, ra_deg, dec_deg, cell_order, cell_start, motion, epoch0, has_motion,
                   out_count, out_query, out_pos, out_sep, out_pa):
     """Rows within each query's radius, in two passes over the same code.
 
@@ -407,8 +461,8 @@ def within_kernel(q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting,
     for task in numba.prange((n_queries + QUERIES_PER_TASK - 1) // QUERIES_PER_TASK):
         _within_task(task * QUERIES_PER_TASK, min(n_queries, (task + 1) * QUERIES_PER_TASK),
                      q_ra, q_dec, q_radius, q_epoch, q_drift, offsets, counting, h29, xyz,
-                     cell_order, cell_start, motion, epoch0, has_motion, out_count, out_query,
-                     out_pos, out_sep, out_pa)
+                     ra_deg, dec_deg, cell_order, cell_start, motion, epoch0, has_motion,
+                     out_count, out_query, out_pos, out_sep, out_pa)
 
 
 # ----------------------------------------------------------------------------- pixels, MOCs
@@ -450,6 +504,25 @@ def in_ranges_kernel(pixels29, starts, stops, out):
 
 
 @jit
+def positions_valid_kernel(ra_deg, dec_deg):
+    """True when every right ascension is in [0, 360] and every declination in [-90, 90]
+    (NaN and infinities are not): ``coords.check_radec`` without its temporary arrays."""
+    for i in range(ra_deg.shape[0]):
+        if not (0.0 <= ra_deg[i] <= 360.0 and -90.0 <= dec_deg[i] <= 90.0):
+            return False
+    return True
+
+
+@jit
+def is_sorted_kernel(values):
+    """True when ``values`` never decrease."""
+    for i in range(1, values.shape[0]):
+        if values[i] < values[i - 1]:
+            return False
+    return True
+
+
+@jit
 def cell_offsets_kernel(h29, cell_order, out):
     """``out[c]`` = first position whose pixel at ``cell_order`` is >= c (h29 sorted)."""
     shift = 2 * (MAX_ORDER - cell_order)
@@ -460,6 +533,16 @@ def cell_offsets_kernel(h29, cell_order, out):
         while j < n and (h29[j] >> shift) < c:
             j += 1
         out[c] = j
+
+
+@jit
+def unit_vectors_at_kernel(ra_deg, dec_deg, positions, out):
+    """``out[i]``: unit vector of the row at ``positions[i]`` of ``ra_deg``, ``dec_deg``
+    (the bits of ``row_at``). Serial: it runs in request threads, side by side."""
+    for i in range(positions.shape[0]):
+        j = positions[i]
+        out[i, 0], out[i, 1], out[i, 2] = unit_vector(ra_deg[j] * DEG_TO_RAD,
+                                                      dec_deg[j] * DEG_TO_RAD)
 
 
 @parallel_jit

@@ -47,20 +47,23 @@ from xmatch.service.client import (
     watch_answer,
 )
 from xmatch.service.codec import client_error, ipc_to_table
+from xmatch.service.security import Credentials, Tls, read_token
 from xmatch.sky.regions import Cone, Moc, Polygon
-from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
+from xmatch.v1 import xmatch_pb2
 
 
 class AsyncClient:
     """The asyncio form of :class:`~xmatch.Client`: the same methods, as coroutines."""
 
     def __init__(self, address: str, *, timeout: float | None = DEFAULT_TIMEOUT,
-                 max_message_bytes: int = 64 * 2**20):
+                 max_message_bytes: int = 64 * 2**20, tls: Tls | None = None,
+                 token: str | None = None):
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options(
-            max_message_bytes))
-        self._stub = xmatch_pb2_grpc.XmatchStub(self._channel)
+        credentials = Credentials(tls, read_token(token))
+        self._channel = credentials.channel(address, channel_options(max_message_bytes),
+                                            aio=True)
+        self._stub = credentials.stub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -49,6 +49,18 @@ class ServedCatalog:
                  time.perf_counter() - started)
         return cls(catalog.name, indexes, summary, description, night_of(catalog), catalog.spec)
 
+    def memory_bytes(self) -> int:
+        """Bytes the indexes of this catalog's slices hold (index arrays and payload
+        buffers; see :meth:`xmatch.index.SkyIndex.memory_bytes`), for the
+        ``xmatch_index_bytes{catalog}`` gauge."""
+        from xmatch.index.sky_index import held_bytes
+
+        total = 0
+        for index in self.slices.values():
+            measure = getattr(index, "memory_bytes", None)
+            total += measure() if measure is not None else held_bytes(vars(index).values())
+        return total
+
     @property
     def index(self):
         """The index of a catalog served whole (embedded mode)."""

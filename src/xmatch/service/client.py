@@ -35,9 +35,10 @@ from xmatch.service.annotate_stream import (
     annotate_options,
 )
 from xmatch.service.codec import client_error, ellipse_message, ipc_to_table
+from xmatch.service.security import Credentials, Tls, read_token
 from xmatch.sky import coords
 from xmatch.sky.regions import Cone, Ellipse, Moc, Polygon, SkyMapRegion
-from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
+from xmatch.v1 import xmatch_pb2
 
 PROTO_MODES = {"nearest": xmatch_pb2.MATCH_MODE_NEAREST, "k": xmatch_pb2.MATCH_MODE_K_NEAREST,
                "all": xmatch_pb2.MATCH_MODE_ALL}
@@ -49,15 +50,22 @@ DEFAULT_TIMEOUT = 60.0
 
 
 class Client:
-    """A connection to an xmatch server (embedded, or a cluster's router)."""
+    """A connection to an xmatch server (embedded, or a cluster's router).
+
+    ``tls``: a :class:`~xmatch.service.security.Tls` to connect over TLS (its ``ca``: the
+    CA that signed the server's certificate, default the system's; its ``cert``/``key``:
+    the client certificate of mutual TLS); None: plain text. ``token``: the bearer token
+    (default: ``$XMATCH_TOKEN``), sent over plain text only to a loopback address.
+    """
 
     def __init__(self, address: str, *, timeout: float | None = DEFAULT_TIMEOUT,
-                 max_message_bytes: int = 64 * 2**20):
+                 max_message_bytes: int = 64 * 2**20, tls: Tls | None = None,
+                 token: str | None = None):
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=channel_options(
-            max_message_bytes))
-        self._stub = xmatch_pb2_grpc.XmatchStub(self._channel)
+        credentials = Credentials(tls, read_token(token))
+        self._channel = credentials.channel(address, channel_options(max_message_bytes))
+        self._stub = credentials.stub(self._channel)
 
     def close(self) -> None:
         self._channel.close()

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from xmatch.errors import XmatchError
 from xmatch.service.embedded import GRACE_SECONDS, serve_forever
 from xmatch.service.plan import Plan
+from xmatch.service.security import Credentials, Exposure
 from xmatch.service.server import Limits, ServedCatalog, XmatchServicer
 
 #: How long `cluster up` waits for a shard to load its partitions and report SERVING.
@@ -45,32 +46,45 @@ def shard_catalogs(plan: Plan, name: str) -> dict[str, ServedCatalog]:
             for catalog, slices in held.items()}
 
 
-def serve_shard(plan: Plan, name: str, limits: Limits | None = None) -> None:
-    """Load and serve one shard of the plan until SIGINT / SIGTERM."""
-    shard = plan.shards[plan.shard_index(name)]
+def serve_shard(plan: Plan, name: str, limits: Limits | None = None,
+                listen: str | None = None, exposure: Exposure | None = None) -> None:
+    """Load and serve one shard of the plan until SIGINT / SIGTERM, listening on ``listen``
+    (``host:port``; default the shard's address in the plan); ``exposure``: its TLS,
+    tokens and metrics."""
+    from xmatch.service.server import check_address
+
+    listen = listen or plan.shards[plan.shard_index(name)].address
+    check_address(listen)  # before loading, not after
     started = time.perf_counter()
     catalogs = shard_catalogs(plan, name)
     rows = sum(len(index) for c in catalogs.values() for index in c.slices.values())
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _say(f"{name}: {rows:,} rows of {len(catalogs)} catalog(s) loaded in "
          f"{time.perf_counter() - started:.1f} s; peak RSS {rss_mib:,.0f} MiB")
-    asyncio.run(serve_forever(lambda: XmatchServicer(catalogs, limits), shard.address,
-                              what=name, announce=_say))
+    asyncio.run(serve_forever(lambda: XmatchServicer(catalogs, limits), listen,
+                              what=name, announce=_say, exposure=exposure, role="shard"))
 
 
-def serve_router(plan: Plan, limits: Limits | None = None, context=None) -> None:
+def serve_router(plan: Plan, limits: Limits | None = None, context=None,
+                 listen: str | None = None, exposure: Exposure | None = None,
+                 credentials: Credentials | None = None) -> None:
     """Serve the router of the plan until SIGINT / SIGTERM (``context``: its context
-    configuration, default the bundled one)."""
+    configuration, default the bundled one), listening on ``listen`` (``host:port``; default
+    the router's address in the plan). ``exposure``: its TLS, tokens and metrics;
+    ``credentials``: what it shows the shards."""
     from xmatch.service.router import Router
 
-    asyncio.run(serve_forever(lambda: Router(plan, limits, context), plan.router,
-                              what="router", announce=_say))
+    asyncio.run(serve_forever(lambda: Router(plan, limits, context, credentials),
+                              listen or plan.router, what="router", announce=_say,
+                              exposure=exposure, role="router"))
 
 
-def wait_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Block until the server at ``address`` reports SERVING (or fail clearly)."""
+def wait_serving(address: str, timeout: float, process: subprocess.Popen | None = None,
+                 credentials: Credentials | None = None) -> None:
+    """Block until the server at ``address`` reports SERVING (or fail clearly); health
+    checks need TLS where the server has it, never a token."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with Credentials(credentials.tls if credentials else None).channel(address, []) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if process is not None and process.poll() is not None:
@@ -88,32 +102,42 @@ def wait_serving(address: str, timeout: float, process: subprocess.Popen | None 
             time.sleep(0.1)
 
 
-def start_shard(plan_path: str, name: str) -> subprocess.Popen:
-    """A shard server process, in its own session: Ctrl-C in the terminal reaches only
-    ``cluster up``, which stops the router before the shards."""
+def start_shard(plan_path: str, name: str, arguments=()) -> subprocess.Popen:
+    """A shard server process (with the command-line ``arguments`` of its TLS, tokens,
+    limits and logs), in its own session: Ctrl-C in the terminal reaches only ``cluster
+    up``, which stops the router before the shards."""
     return subprocess.Popen([sys.executable, "-m", "xmatch", "cluster", "shard",
-                             "--plan", str(plan_path), "--name", name],
+                             "--plan", str(plan_path), "--name", name, *arguments],
                             start_new_session=True)
 
 
-def cluster_up(plan_path: str, context=None) -> None:
+def cluster_up(plan_path: str, context=None, shard_arguments=None, limits=None,
+               exposure: Exposure | None = None,
+               credentials: Credentials | None = None) -> None:
     """Run a whole cluster from a plan until Ctrl-C / SIGTERM (``context``: the router's
-    context configuration, default the bundled one)."""
+    context configuration, default the bundled one). ``shard_arguments(i)``: the extra
+    command-line arguments of shard ``i``; ``exposure`` and ``credentials``: the router's
+    (see :func:`serve_router`)."""
     plan = Plan.read(plan_path)
-    processes = {s.name: start_shard(plan_path, s.name) for s in plan.shards}
+
+    def start(i: int, name: str) -> subprocess.Popen:
+        return start_shard(plan_path, name, shard_arguments(i) if shard_arguments else ())
+
+    processes = {s.name: start(i, s.name) for i, s in enumerate(plan.shards)}
     try:
         for shard in plan.shards:
-            wait_serving(shard.address, START_TIMEOUT_SECONDS, processes[shard.name])
+            wait_serving(shard.address, START_TIMEOUT_SECONDS, processes[shard.name],
+                         credentials)
         _say(f"cluster: {len(plan.shards)} shard(s) serving; starting the router")
 
         async def supervise(stop: asyncio.Event):
             while not stop.is_set():  # restart a shard process that died
-                for shard in plan.shards:
+                for i, shard in enumerate(plan.shards):
                     process = processes[shard.name]
                     if process.poll() is not None:
                         _say(f"cluster: {shard.name} exited with code {process.returncode}; "
                              "restarting it")
-                        processes[shard.name] = start_shard(plan_path, shard.name)
+                        processes[shard.name] = start(i, shard.name)
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
                 except TimeoutError:
@@ -124,9 +148,9 @@ def cluster_up(plan_path: str, context=None) -> None:
             watcher = asyncio.ensure_future(supervise(stop))
             from xmatch.service.router import Router
 
-            await serve_forever(lambda: Router(plan, context=context), plan.router,
-                                what="router",
-                                announce=_say, stop=stop)
+            await serve_forever(lambda: Router(plan, limits, context, credentials),
+                                plan.router, what="router", announce=_say, stop=stop,
+                                exposure=exposure, role="router")
             stop.set()
             await watcher
 

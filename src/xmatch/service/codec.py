@@ -1,7 +1,8 @@
 """What crosses the wire, and how errors do: Arrow IPC for rows, and the one mapping between
 xmatch's errors and gRPC status codes, both ways.
 
-On a server, :class:`ErrorInterceptor` is the one abort path: a request's
+On a server, :func:`abort` (called by :class:`~xmatch.service.calls.CallInterceptor`) is
+the one abort path: a request's
 :class:`~xmatch.errors.XmatchError` is answered with its status and message; any other
 exception is a bug, answered INTERNAL and logged with its traceback, and the server keeps
 serving. On a client, :func:`client_error` turns a gRPC error into a
@@ -49,63 +50,16 @@ def details_of(error: BaseException) -> str:
             f"{type(error).__name__}: {error}")
 
 
-async def abort(context, error: BaseException, method: str = "") -> None:
-    """End the call with the status and message of ``error`` (logging bugs)."""
+async def abort(context, error: BaseException, method: str = "", request_id: str = "") -> None:
+    """End the call with the status and message of ``error`` (logging bugs, whose message
+    names the request id the log line carries)."""
     code = status_of(error)
+    details = details_of(error)
     if code is grpc.StatusCode.INTERNAL:
         log.error("internal error in %s", method or "a call", exc_info=error)
-    await context.abort(code, details_of(error))
-
-
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Answers every failed call of every service with :func:`abort`: servicers raise,
-    they never build statuses themselves."""
-
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method), handler.request_deserializer,
-                handler.response_serializer)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _streaming(handler.unary_stream, method), handler.request_deserializer,
-                handler.response_serializer)
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _unary(handler.stream_unary, method), handler.request_deserializer,
-                handler.response_serializer)
-        return grpc.stream_stream_rpc_method_handler(
-            _streaming(handler.stream_stream, method), handler.request_deserializer,
-            handler.response_serializer)
-
-
-def _unary(behaviour, method: str):
-    async def answer(request, context):
-        try:
-            return await behaviour(request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:  # noqa: BLE001 (every failure becomes a status)
-            await abort(context, error, method)
-
-    return answer
-
-
-def _streaming(behaviour, method: str):
-    async def answer(request, context):
-        try:
-            async for item in behaviour(request, context):
-                yield item
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:  # noqa: BLE001 (every failure becomes a status)
-            await abort(context, error, method)
-
-    return answer
+        if request_id:
+            details = details.replace("its log has", f"its log, request id {request_id}, has")
+    await context.abort(code, details)
 
 
 #: What gRPC says when a channel cannot connect at all (as opposed to a router's
@@ -116,8 +70,21 @@ _UNREACHABLE = ("failed to connect to all addresses", "dns resolution failed")
 def client_error(error: grpc.RpcError, address: str) -> XmatchError:
     """The exception a client raises for a failed call to the server at ``address``."""
     code, details = error.code(), error.details() or ""
-    if code is grpc.StatusCode.UNAVAILABLE and any(
-            phrase in details.lower() for phrase in _UNREACHABLE):
+    lowered = details.lower()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN) and any(
+            phrase in lowered for phrase in _UNREACHABLE):
+        if any(phrase in lowered for phrase in ("certificate_verify_failed",
+                                                "certificate verify failed",
+                                                "hostname verification")):
+            return ServiceError(code, f"the TLS certificate of {address} is not trusted: it "
+                                      "is not signed by the CA given (--tls-ca, Tls(ca=...)), "
+                                      f"or not issued for that host (gRPC says: {details})")
+        if "handshake" in lowered or "ssl" in lowered or "socket closed" in lowered:
+            return ServiceError(code, f"{address} closed the connection while it was being "
+                                      "set up: the server may serve TLS (connect with "
+                                      "--tls-ca or --tls), require a client certificate "
+                                      "(--tls-cert, --tls-key) signed by its CA, or refuse an "
+                                      f"expired one (gRPC says: {details})")
         return ServiceError(code, f"cannot reach an xmatch server at {address} (is it "
                                   f"running? gRPC says: {details})")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:

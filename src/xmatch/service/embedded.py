@@ -12,6 +12,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from xmatch.service.observe import serve_metrics
+from xmatch.service.security import Exposure
 from xmatch.service.server import (
     Limits,
     ServedCatalog,
@@ -46,33 +48,49 @@ def served_catalogs(data, load_defaults: bool = True,
 
 
 async def serve_forever(make_servicer, address: str, what: str = "xmatch",
-                        announce=print, stop: asyncio.Event | None = None) -> None:
+                        announce=print, stop: asyncio.Event | None = None,
+                        exposure: Exposure | None = None, role: str = "embedded") -> None:
     """Serve the servicer ``make_servicer()`` makes (in this event loop) until SIGINT,
-    SIGTERM or ``stop``, then drain gracefully."""
+    SIGTERM or ``stop``, then drain gracefully. ``exposure``: TLS, tokens and metrics
+    (None: plain text, no tokens, no metrics served)."""
     # Signals are handled before "serving" is said: whoever reads that line (a supervisor,
     # a test) may send SIGTERM at once, and must get a drain, not a kill.
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    exposure = exposure or Exposure()
     servicer = make_servicer()
-    server, port = await create_server(servicer, address)
+    server, port = await create_server(servicer, address, exposure, role)
     host = address.rsplit(":", 1)[0]
     catalogs = servicer.catalogs
+    guard = ("TLS" + (", client certificates required" if exposure.tls.client_ca else "")
+             if exposure.tls is not None else "plain text")
+    guard += f", tokens of {exposure.tokens}" if exposure.tokens is not None else ", no tokens"
     announce(f"{what}: serving {len(catalogs)} catalog(s) ({', '.join(sorted(catalogs))}) "
-             f"on {host}:{port}")
+             f"on {host}:{port} ({guard})")
+    metrics = None
+    if exposure.metrics is not None:
+        metrics = serve_metrics(server.observer, exposure.metrics[1], exposure.metrics[0])
+        announce(f"{what}: metrics at http://{exposure.metrics[0]}:"
+                 f"{metrics.server_address[1]}/metrics")
     await stop.wait()
     announce(f"{what}: stopping (health NOT_SERVING, {GRACE_SECONDS:g} s for running calls)")
     await stop_server(server, GRACE_SECONDS)
     await servicer.close()
+    if metrics is not None:
+        metrics.shutdown()
+        metrics.server_close()
     announce(f"{what}: stopped")
 
 
 def serve(data, host: str = "127.0.0.1", port: int = 50051,
-          limits: Limits | None = None, context=None, memory=None) -> None:
+          limits: Limits | None = None, context=None, memory=None,
+          exposure: Exposure | None = None) -> None:
     """Load (if needed), index and serve every catalog of ``data``; blocks until stopped.
     ``context``: the context configuration (default: the bundled one). ``memory``: the
-    :class:`~xmatch.history.memory.AlertMemory` kept (alert history, watches), or None."""
+    :class:`~xmatch.history.memory.AlertMemory` kept (alert history, watches), or None.
+    ``exposure``: TLS, tokens and metrics (None: plain text, no tokens)."""
     from xmatch.service.server import check_address
 
     check_address(f"{host}:{port}")  # before minutes of indexing, not after
@@ -85,29 +103,33 @@ def serve(data, host: str = "127.0.0.1", port: int = 50051,
         XmatchServicer(catalogs, limits, context=context).context_engine.check()
     asyncio.run(serve_forever(lambda: XmatchServicer(catalogs, limits, context=context,
                                                      memory=memory),
-                              f"{host}:{port}", announce=lambda text: print(text, flush=True)))
+                              f"{host}:{port}", announce=lambda text: print(text, flush=True),
+                              exposure=exposure))
 
 
 @contextmanager
 def running_server(catalogs: dict[str, ServedCatalog], address: str = "127.0.0.1:0",
-                   limits: Limits | None = None, context=None, memory=None):
+                   limits: Limits | None = None, context=None, memory=None,
+                   exposure: Exposure | None = None):
     """An embedded server on its own event-loop thread for the duration of a ``with``
     block; yields its ``host:port``. For the demo, tests and benchmarks in one process."""
     with running(lambda: XmatchServicer(catalogs, limits, context=context, memory=memory),
-                 address) as bound:
+                 address, exposure) as bound:
         yield bound
 
 
 @contextmanager
-def running(make_servicer, address: str = "127.0.0.1:0"):
+def running(make_servicer, address: str = "127.0.0.1:0", exposure: Exposure | None = None,
+            role: str = "embedded"):
     """Serve ``make_servicer()`` (made in the server's event loop) on its own thread for
     the duration of a ``with`` block; yields the ``host:port`` bound."""
-    with running_servicer(make_servicer, address) as (bound, _):
+    with running_servicer(make_servicer, address, exposure, role) as (bound, _):
         yield bound
 
 
 @contextmanager
-def running_servicer(make_servicer, address: str = "127.0.0.1:0"):
+def running_servicer(make_servicer, address: str = "127.0.0.1:0",
+                     exposure: Exposure | None = None, role: str = "embedded"):
     """:func:`running`, yielding ``(host:port, servicer)``."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="xmatch-server", daemon=True)
@@ -115,13 +137,21 @@ def running_servicer(make_servicer, address: str = "127.0.0.1:0"):
 
     async def start():
         servicer = make_servicer()
-        return servicer, *await create_server(servicer, address)
+        return servicer, *await create_server(servicer, address, exposure, role)
 
     try:
         servicer, server, port = asyncio.run_coroutine_threadsafe(start(), loop).result()
+        metrics = None
         try:
+            if exposure is not None and exposure.metrics is not None:
+                metrics = serve_metrics(server.observer, exposure.metrics[1],
+                                        exposure.metrics[0])
+                servicer.metrics_address = "{}:{}".format(*metrics.server_address[:2])
             yield f"{address.rsplit(':', 1)[0]}:{port}", servicer
         finally:
+            if metrics is not None:
+                metrics.shutdown()
+                metrics.server_close()
             asyncio.run_coroutine_threadsafe(stop_server(server, 0), loop).result()
             asyncio.run_coroutine_threadsafe(servicer.close(), loop).result()
     finally:

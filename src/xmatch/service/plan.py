@@ -6,6 +6,10 @@ together on the same replicas. Partitions go, largest first, to the ``replicas``
 the fewest rows so far, so the shards end up balanced by rows; the partitions that share a
 replica set form one slice. The router asks one replica of each slice a request touches, and
 another when that one is unavailable.
+
+Each server's address in the plan is the ``host:port`` the others reach it by: all on one
+host, or each on its own (``xmatch cluster plan --router HOST:PORT --shard-addresses ...``).
+A server behind NAT or listening on every interface is started with ``--listen``.
 """
 
 from __future__ import annotations
@@ -104,6 +108,11 @@ class Plan:
         except (KeyError, TypeError, ValueError) as error:
             raise XmatchError(f"{path}: not a valid cluster plan ({type(error).__name__}: "
                               f"{error})") from None
+        try:
+            plan_addresses(len(shards), router=plan.router,
+                           shard_addresses=[s.address for s in shards])
+        except InputError as error:
+            raise XmatchError(f"{path}: {error}") from None
         for name, slices in plan.catalogs.items():
             for s in slices:
                 if not s.shards or any(not 0 <= i < len(shards) for i in s.shards):
@@ -117,11 +126,77 @@ def _partition(text: str) -> tuple[int, int]:
     return int(order), int(pixel)
 
 
-def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
-              router_port: int = 50051, shard_ports: list[int] | None = None,
-              catalogs: list[str] | None = None) -> Plan:
+def address_of(text: str, what: str) -> str:
+    """``HOST:PORT`` checked (``what`` names it in the message): a host (an IPv6 address in
+    brackets, ``[::1]:50052``) and a port 1..65535, as others reach the server."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port:
+        raise InputError(f"{what} {text!r} is not HOST:PORT (e.g. 10.0.0.2:50052)")
+    if any(c.isspace() for c in text):
+        raise InputError(f"{what} {text!r} contains white space; give HOST:PORT")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not bare or "[" in bare or "]" in bare or (":" in bare and bare == host):
+        raise InputError(f"{what} {text!r}: the host {host!r} is not a host name or address "
+                         "(an IPv6 address goes in brackets: [::1]:50052)")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InputError(f"{what} {text!r}: the port {port!r} is not 1..65535")
+    return text
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def plan_addresses(shards: int, host: str | None = None, router_port: int | None = None,
+                   shard_ports: list[int] | None = None, router: str | None = None,
+                   shard_addresses: list[str] | None = None) -> tuple[str, list[str]]:
+    """The router's and each shard's ``host:port``, checked: either one ``host`` (default
+    127.0.0.1) with the router on ``router_port`` (default 50051) and shard i on
+    ``shard_ports[i]`` (default ``router_port + 1 + i``), or each server's own address,
+    ``router`` and ``shard_addresses`` (one per shard). Every address differs."""
+    if router is not None or shard_addresses is not None:
+        mixed = [name for name, value in (("host", host), ("router_port", router_port),
+                                          ("shard_ports", shard_ports)) if value is not None]
+        if mixed:
+            raise InputError(f"{' and '.join(mixed)} given with the servers' own addresses; "
+                             "give either one host and its ports or router and "
+                             "shard_addresses (HOST:PORT each)")
+        if router is None or shard_addresses is None:
+            raise InputError("router and shard_addresses go together: give the router's "
+                             "HOST:PORT and one HOST:PORT per shard")
+        router = address_of(router, "router address")
+        addresses = [address_of(a, "shard address") for a in shard_addresses]
+        if len(addresses) != shards:
+            raise InputError(f"{len(addresses)} shard address(es) for {shards} shard(s); give "
+                             "one HOST:PORT per shard")
+    else:
+        host = host or "127.0.0.1"
+        router_port = 50051 if router_port is None else router_port
+        ports = shard_ports or [router_port + 1 + i for i in range(shards)]
+        if len(ports) != shards:
+            raise InputError(f"{len(ports)} shard ports for {shards} shards")
+        router = address_of(_host_port(host, router_port), "router address")
+        addresses = [address_of(_host_port(host, port), "shard address") for port in ports]
+    named = [("the router", router)] + [(f"shard-{i}", a) for i, a in enumerate(addresses)]
+    for i, (name, address) in enumerate(named):
+        for other, again in named[i + 1:]:
+            if again == address:
+                raise InputError(f"{address} is given to both {name} and {other}; each "
+                                 "server needs an address of its own")
+    return router, addresses
+
+
+def make_plan(data, shards: int, replicas: int, host: str | None = None,
+              router_port: int | None = None, shard_ports: list[int] | None = None,
+              catalogs: list[str] | None = None, *, router: str | None = None,
+              shard_addresses: list[str] | None = None) -> Plan:
     """Place every partition of the ``catalogs`` of ``data`` (default: all) on ``replicas``
-    of ``shards`` shard servers, balanced by rows."""
+    of ``shards`` shard servers, balanced by rows.
+
+    The servers' addresses (:func:`plan_addresses`): all on one ``host`` (default 127.0.0.1),
+    the router on ``router_port`` (default 50051), shard i on ``shard_ports[i]`` (default
+    ``router_port + 1 + i``); or across hosts, ``router="10.0.0.1:50051"`` and
+    ``shard_addresses=["10.0.0.2:50052", ...]``, one per shard."""
     from xmatch.service.catalogs import partition_rows
     from xmatch.store.catalog import open_catalog
 
@@ -130,9 +205,8 @@ def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
     if not 1 <= replicas <= shards:
         raise InputError(f"replicas = {replicas} is not allowed; it must be 1..{shards} (the "
                          "number of shards)")
-    ports = shard_ports or [router_port + 1 + i for i in range(shards)]
-    if len(ports) != shards:
-        raise InputError(f"{len(ports)} shard ports for {shards} shards")
+    router, addresses = plan_addresses(shards, host, router_port, shard_ports, router,
+                                       shard_addresses)
     names = data.names()
     missing = sorted(set(catalogs or []) - set(names))
     if missing:
@@ -162,6 +236,6 @@ def make_plan(data, shards: int, replicas: int, host: str = "127.0.0.1",
         # A catalog without partitions still gets a slice: its shards answer (emptily), so
         # requests to it have a schema to return.
         planned[name] = tuple(slices) or (SliceEntry("shards-0", (0,), (), 0),)
-    return Plan(str(data.root), f"{host}:{router_port}", replicas,
-                tuple(ShardEntry(f"shard-{i}", f"{host}:{port}") for i, port in enumerate(ports)),
+    return Plan(str(data.root), router, replicas,
+                tuple(ShardEntry(f"shard-{i}", address) for i, address in enumerate(addresses)),
                 planned)

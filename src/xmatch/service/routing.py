@@ -21,29 +21,41 @@ from xmatch.errors import UnknownColumnError, unknown_columns
 from xmatch.index.motion import MotionBounds
 from xmatch.kernels.routing import cone_groups_kernel
 from xmatch.service.catalogs import describe, partition_ranges
+from xmatch.service.security import Credentials
 from xmatch.sky.regions import ARCSEC_TO_RAD
-from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
+from xmatch.v1 import xmatch_pb2
 
 log = logging.getLogger("xmatch.service")
 
 #: A replica marked down is asked again (before the others) after this long.
 RETRY_DOWN_SECONDS = 1.0
-#: Reconnect quickly to a restarted shard (gRPC's default backoff grows to 2 minutes).
+#: Reconnect quickly to a restarted shard (gRPC's default backoff grows to 2 minutes), and
+#: ping each shard every second, giving it 2 s to answer: a cut link sends back nothing at
+#: all (no reset, no ICMP), and without pings a call to a shard behind it waits out the
+#: client's whole deadline instead of failing over (seen in tests/service/test_hosts.py
+#: with the link down). The shards accept pings this often (server.KEEPALIVE_OPTIONS).
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
                    ("grpc.min_reconnect_backoff_ms", 100),
-                   ("grpc.max_reconnect_backoff_ms", 1000)]
+                   ("grpc.max_reconnect_backoff_ms", 1000),
+                   ("grpc.keepalive_time_ms", 1000),
+                   ("grpc.keepalive_timeout_ms", 2000),
+                   ("grpc.keepalive_permit_without_calls", 1),
+                   ("grpc.http2.max_pings_without_data", 0)]
 
 
 class ShardLink:
     """The router's channel to one shard server, and whether it last answered."""
 
-    def __init__(self, name: str, address: str, max_message_bytes: int):
+    def __init__(self, name: str, address: str, max_message_bytes: int,
+                 credentials: Credentials | None = None):
+        credentials = credentials or Credentials()
         self.name = name
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=[
+        self.channel = credentials.channel(address, [
             *CHANNEL_OPTIONS, ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes)])
-        self.stub = xmatch_pb2_grpc.XmatchStub(self.channel)
+            ("grpc.max_receive_message_length", max_message_bytes)], aio=True)
+        # Each call carries the router's token and the request id it is answering.
+        self.stub = credentials.stub(self.channel, request_ids=True)
         self.down_since: float | None = None
 
     def usable(self) -> bool:

@@ -6,7 +6,8 @@ Each RPC reads its request through :mod:`xmatch.service.validation`, asks the in
 (:meth:`xmatch.SkyIndex.search`, ``crossmatch``) and encodes the answer
 (:mod:`xmatch.service.codec`). Searches run in a thread pool: the numba kernels release
 the GIL, so the event loop keeps serving while they run. Failures are answered by the one
-abort path, :class:`~xmatch.service.codec.ErrorInterceptor`.
+abort path, :class:`~xmatch.service.calls.CallInterceptor`, which also checks tokens and
+keeps the metrics and logs (:mod:`xmatch.service.security`, :mod:`xmatch.service.observe`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from xmatch.errors import CatalogNotFoundError, InputError, XmatchError
 from xmatch.index.results import RANK_COLUMN, ROWS_FOUND_KEY, rows_found
 from xmatch.service import validation
 from xmatch.service.annotate import AnnotateService
+from xmatch.service.calls import CallInterceptor
 from xmatch.service.catalogs import ServedCatalog, SkyMaps
-from xmatch.service.codec import ErrorInterceptor, table_to_ipc
+from xmatch.service.codec import table_to_ipc
 from xmatch.service.context import ContextService
 from xmatch.service.history import HistoryService
+from xmatch.service.observe import Observer
+from xmatch.service.security import Access, Exposure
 from xmatch.service.validation import Limits
 from xmatch.sky.regions import Cone
 from xmatch.timescales import tdb_mjd
@@ -37,6 +41,12 @@ SERVICE_NAME = xmatch_pb2.DESCRIPTOR.services_by_name["Xmatch"].full_name
 INLINE_CONE_ARCSEC = 60.0
 #: Cross-match batches of one stream being answered at once (later ones wait).
 BATCHES_IN_FLIGHT = 4
+#: Accept a router's keepalive pings every second, with or without calls (routing's
+#: CHANNEL_OPTIONS); by default a server answers pings more often than every 5 minutes
+#: with GOAWAY "too many pings", which would drop the router's calls.
+KEEPALIVE_OPTIONS = [("grpc.http2.min_recv_ping_interval_without_data_ms", 500),
+                     ("grpc.http2.max_ping_strikes", 0),
+                     ("grpc.keepalive_permit_without_calls", 1)]
 
 __all__ = ["Boundary", "Limits", "SERVICE_NAME", "ServedCatalog", "XmatchServicer",
            "create_server", "stop_server"]
@@ -60,6 +70,7 @@ class Boundary(AnnotateService, ContextService, HistoryService):
 
     catalogs: dict
     limits: Limits
+    observer: Observer | None = None  # set by create_server
 
     def _catalog(self, name: str, night_cache: bool | None = False):
         """A served catalog by name: a sky catalog, or with ``night_cache`` a nightly
@@ -383,24 +394,32 @@ def check_address(address: str) -> None:
         raise XmatchError(f"cannot listen on {address}: {error.strerror or error}") from None
 
 
-async def create_server(servicer, address: str = "127.0.0.1:0"):
+async def create_server(servicer, address: str = "127.0.0.1:0",
+                        exposure: Exposure | None = None, role: str = "embedded"):
     """A started ``grpc.aio`` server with the Xmatch service, standard health checking and
     server reflection; returns ``(server, port)`` (``address`` may end in ``:0``). A port
-    another process listens on is refused: no silent sharing."""
+    another process listens on is refused: no silent sharing. ``exposure`` says how it
+    faces the network: TLS, tokens and metrics (None: plain text, no tokens, metrics kept
+    but not served); ``role`` (embedded, shard, router) labels its metrics."""
+    exposure = exposure or Exposure()
     check_address(address)
+    credentials = exposure.tls.server_credentials() if exposure.tls is not None else None
+    access = Access(exposure.tokens) if exposure.tokens is not None else None
+    observer = servicer.observer = Observer(role, servicer)
     limit = servicer.limits.max_message_bytes
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=[CallInterceptor(observer, access)],
         options=[("grpc.max_send_message_length", limit),
                  ("grpc.max_receive_message_length", limit),
-                 ("grpc.so_reuseport", 0)])
+                 ("grpc.so_reuseport", 0), *KEEPALIVE_OPTIONS])
     xmatch_pb2_grpc.add_XmatchServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
     except RuntimeError:  # grpc's way of saying the bind failed
         port = 0
     if port == 0:
@@ -411,6 +430,7 @@ async def create_server(servicer, address: str = "127.0.0.1:0"):
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     server.health = health_servicer  # for graceful shutdown: set NOT_SERVING first
+    server.observer = observer
     return server, port
 
 

@@ -11,14 +11,17 @@ from xmatch.service.client import Client
 
 class ServerAnnotator:
     """``annotator(alerts) -> annotation table`` through the ``Annotate`` RPC of the server
-    at ``address``. Failures are raised (:class:`~xmatch.errors.ServiceError`), never
-    retried here: the stream decides (it backs off and retries the whole batch)."""
+    at ``address`` (``credentials``: the TLS and token it is called with). Failures are
+    raised (:class:`~xmatch.errors.ServiceError`), never retried here: the stream decides
+    (it backs off and retries the whole batch)."""
 
     def __init__(self, address: str, *, catalogs=None, radius_arcsec=None,
                  all_matches: bool = False, observatory: str | None = None,
                  context: bool = False, history: bool = False, watches: bool = False,
-                 deadline: float = 30.0):
-        self.client = Client(address, timeout=deadline)
+                 deadline: float = 30.0, credentials=None):
+        self.client = Client(address, timeout=deadline,
+                             tls=credentials.tls if credentials else None,
+                             token=credentials.token if credentials else None)
         self.options = {"catalogs": catalogs, "radius_arcsec": radius_arcsec,
                         "all_matches": all_matches, "observatory": observatory,
                         "context": context, "history": history, "watches": watches}
