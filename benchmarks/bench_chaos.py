@@ -206,16 +206,22 @@ def committed(bootstrap: str, group: str, topic: str) -> int:
     return sum(max(tp.offset, 0) for tp in offsets)
 
 
-def topic_digests(bootstrap: str, topic: str) -> tuple[dict, int]:
-    """alert id -> 8-byte digest of its record, as a ``read_committed`` reader sees the
-    topic to its end, and the number of records (a repeated alert counts twice)."""
+#: Of every SAMPLE_EVERY alerts (by id) the record itself is kept, to say what differs
+#: when digests do.
+SAMPLE_EVERY = 100
+
+
+def topic_digests(bootstrap: str, topic: str) -> tuple[dict, int, dict]:
+    """alert id -> 64-bit digest of its record, as a ``read_committed`` reader sees the
+    topic to its end; the number of records (a repeated alert counts twice); and the
+    records of a sample of alerts (id -> JSON text)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"digest-{topic}",
                          "isolation.level": "read_committed", "enable.partition.eof": True,
                          "enable.auto.commit": False})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    digests, records, ended = {}, 0, set()
+    digests, records, ended, sample = {}, 0, set(), {}
     deadline = time.monotonic() + 600
     while len(ended) < PARTITIONS and time.monotonic() < deadline:
         for message in consumer.consume(10_000, 1.0):
@@ -225,10 +231,13 @@ def topic_digests(bootstrap: str, topic: str) -> tuple[dict, int]:
                     continue
                 raise RuntimeError(message.error().str())
             records += 1
-            digests[int(message.key())] = hashlib.blake2b(message.value(),
-                                                          digest_size=8).digest()
+            key = int(message.key())
+            digests[key] = int.from_bytes(hashlib.blake2b(message.value(),
+                                                          digest_size=8).digest(), "little")
+            if key % SAMPLE_EVERY == 0:
+                sample[key] = message.value().decode()
     consumer.close()
-    return digests, records
+    return digests, records, sample
 
 
 # ------------------------------------------------------------------------------ a stream run
@@ -288,7 +297,8 @@ def stream_run(label: str, bootstrap: str, router: str, s: Secrets, values: list
                "alerts_per_s": round(n / (ended - t0)),
                "alerts_per_s_from_first_commit": round((n - first[1]) / (ended - first[0]))}
     started = time.perf_counter()
-    digests, records = topic_digests(bootstrap, out)
+    digests, records, sample = topic_digests(bootstrap, out)
+    (work / f"{label}-sample.json").write_text(json.dumps(sample))
     figures["exactly_once"] = records == n and len(digests) == n
     figures["records_read"], figures["distinct_alerts"] = records, len(digests)
     figures["read_seconds"] = round(time.perf_counter() - started, 1)
@@ -328,11 +338,32 @@ def router_codes(metrics_url: str) -> dict:
     return counts
 
 
-def compare(reference: dict, digests: dict) -> dict:
-    differing = sum(1 for key, value in digests.items() if reference.get(key) != value)
-    return {"alerts_compared": len(digests), "annotations_differing": differing,
-            "equal_to_the_run_without_faults": differing == 0
-            and set(digests) == set(reference)}
+def compare(reference: dict, digests: dict, samples: tuple[Path, Path]) -> dict:
+    """How many alerts' records differ between two runs; for those of the samples (the
+    reference's, the run's), which fields differ."""
+    differing = [key for key, value in digests.items() if reference.get(key) != value]
+    result = {"alerts_compared": len(digests), "annotations_differing": len(differing),
+              "equal_to_the_run_without_faults": not differing
+              and set(digests) == set(reference)}
+    if differing:
+        before, after = (json.loads(path.read_text()) for path in samples)
+        shown = [key for key in differing if str(key) in before and str(key) in after][:5]
+        result["differences_seen_in_the_sample"] = {
+            key: list(_differences(json.loads(before[str(key)]), json.loads(after[str(key)])))
+            for key in shown}
+    return result
+
+
+def _differences(a, b, path: str = ""):
+    """(field path, reference value, run value) of each difference of two records."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in dict.fromkeys([*a, *b]):
+            yield from _differences(a.get(key), b.get(key), f"{path}.{key}")
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            yield from _differences(x, y, f"{path}[{i}]")
+    elif a != b:
+        yield path, a, b
 
 
 # ------------------------------------------------------------------------------ (a) kill
@@ -455,7 +486,8 @@ def kill_case(data, values, work: Path, args) -> tuple[dict, dict]:
             results[f"shard_killed_every_{args.kill_every:g}s"], digests = stream_run(
                 "kills", bootstrap, cluster.plan.router, s, values, work, args.batch_size,
                 faults=kill_every(cluster, args.kill_every), router_metrics=cluster.metrics)
-    results["comparison"] = compare(reference, digests)
+    results["comparison"] = compare(reference, digests, (work / "calm-sample.json",
+                                                         work / "kills-sample.json"))
     faulted = results[f"shard_killed_every_{args.kill_every:g}s"]
     results["rate_ratio_with_faults"] = round(
         faulted["alerts_per_s"] / results["without_faults"]["alerts_per_s"], 3)
@@ -517,12 +549,15 @@ def link_case(data, values, work: Path, args, reference: dict | None) -> dict:
     results = json.loads((work / "link_results.json").read_text())
     ids = np.load(work / "link_ids.npy")
     codes = np.load(work / "link_digests.npy")
-    digests = {int(i): bytes(c) for i, c in zip(ids, codes, strict=True)}
-    if reference is None:
+    digests = dict(zip(ids.tolist(), codes.tolist(), strict=True))
+    calm_here = reference is None  # no run without faults on loopback: one in the hosts
+    if calm_here:
         calm_ids, calm_codes = np.load(work / "link_calm_ids.npy"), np.load(
             work / "link_calm_digests.npy")
-        reference = {int(i): bytes(c) for i, c in zip(calm_ids, calm_codes, strict=True)}
-    results["comparison"] = compare(reference, digests)
+        reference = dict(zip(calm_ids.tolist(), calm_codes.tolist(), strict=True))
+    results["comparison"] = compare(reference, digests, (
+        work / ("link-calm-sample.json" if calm_here else "calm-sample.json"),
+        work / "link-cut-sample.json"))
     say(f"  comparison: {results['comparison']}")
     return results
 
@@ -581,7 +616,8 @@ def link_driver(config_path: str) -> None:
 def save_digests(digests: dict, ids_path: Path, codes_path: Path) -> None:
     ids = np.fromiter(digests, dtype=np.int64, count=len(digests))
     np.save(ids_path, ids)
-    np.save(codes_path, np.array([digests[int(i)] for i in ids], dtype="S8"))
+    # Digests as integers: an "S8" array would drop a digest's trailing zero bytes.
+    np.save(codes_path, np.array([digests[i] for i in ids.tolist()], dtype=np.uint64))
 
 
 # ------------------------------------------------------------------------------ (c) load

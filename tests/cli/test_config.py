@@ -14,7 +14,6 @@ import pytest
 
 from xmatch import config as cfg
 from xmatch.cli import Parser, build_parser, common, main
-from xmatch.cli.service import _port
 from xmatch.config import (
     ConfigError,
     apply_config,
@@ -39,7 +38,7 @@ def small_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=50051)
+    serve.add_argument("--port", type=common.port, default=50051)
     serve.add_argument("--history", action="store_true")
     serve.add_argument("--tls-cert", metavar="FILE")
     serve.add_argument("--tls-key", metavar="FILE")
