@@ -18,10 +18,11 @@ import pytest
 
 from xmatch import CatalogSpec, DataDirectory, LoadOptions, SkyIndex, load_catalog, open_catalog
 from xmatch.service.cluster import start_shard, wait_serving
-from xmatch.service.embedded import running_server, running_servicer
+from xmatch.service.embedded import running_servicer
 from xmatch.service.plan import Plan, make_plan
 from xmatch.service.router import Router
-from xmatch.service.server import Limits, ServedCatalog
+from xmatch.service.security import Exposure
+from xmatch.service.server import Limits, ServedCatalog, XmatchServicer
 from xmatch.sky.skymap import SkyMap
 from xmatch.v1 import xmatch_pb2_grpc
 
@@ -273,19 +274,33 @@ def running_cluster(data, root: Path, limits: Limits, shard_arguments=("--plaint
             process.wait()
 
 
+#: The session's servers serve their Virtual Observatory face too (HTTP, any free port).
+WITH_HTTP = Exposure(http=("127.0.0.1", 0))
+
+
 @pytest.fixture(scope="session")
 def cluster(service_data, tmp_path_factory):
-    """Three shard processes, replicas 2, and an in-process router on a loopback port."""
-    with running_cluster(service_data, tmp_path_factory.mktemp("cluster"), LIMITS) as started:
+    """Three shard processes, replicas 2, and an in-process router on a loopback port
+    (with its HTTP face at ``cluster.router.http_address``)."""
+    with running_cluster(service_data, tmp_path_factory.mktemp("cluster"), LIMITS,
+                         exposure=WITH_HTTP) as started:
         yield started
 
 
 @pytest.fixture(scope="session")
-def embedded(service_data):
+def embedded_servicer(service_data):
+    """(address, servicer) of the session's embedded server (its HTTP face at
+    ``servicer.http_address``)."""
     catalogs = {name: ServedCatalog.from_catalog(open_catalog(name, service_data))
                 for name in service_data.names()}
-    with running_server(catalogs, limits=LIMITS) as address:
-        yield address
+    with running_servicer(lambda: XmatchServicer(catalogs, LIMITS),
+                          exposure=WITH_HTTP) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def embedded(embedded_servicer):
+    return embedded_servicer[0]
 
 
 @pytest.fixture(params=["embedded", "router"])

@@ -42,7 +42,7 @@ from pathlib import Path
 from xmatch.errors import InputError
 
 #: Sections whose key ``k`` sets the dest ``SECTION_k`` of every configured command.
-SHARED_SECTIONS = ("tls", "auth", "metrics", "logging", "limits")
+SHARED_SECTIONS = ("tls", "auth", "metrics", "logging", "limits", "http")
 
 #: The dest of the option that names the file itself (never a key of the file).
 CONFIG_DEST = "config"

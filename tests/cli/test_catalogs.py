@@ -13,8 +13,8 @@ from xmatch import DataDirectory, SkyIndex, open_catalog
 from xmatch.cli import build_parser, main
 
 COMMANDS = ("demo", "load", "list", "info", "verify", "remove", "specs", "loaders", "cone",
-            "crossmatch", "skymap", "moc", "context", "annotate", "history", "watch", "notices",
-            "stream", "serve", "cluster", "token", "tls-rehearsal", "config", "sso")
+            "crossmatch", "skymap", "moc", "coverage", "context", "annotate", "history", "watch",
+            "notices", "stream", "serve", "cluster", "token", "tls-rehearsal", "config", "sso")
 
 
 def xmatch(capsys, *args) -> tuple[int, str, str]:
@@ -35,7 +35,8 @@ def test_help_lists_every_command_and_each_has_help_with_examples(capsys):
     for command in COMMANDS:
         code, out, _ = xmatch(capsys, command, "--help")
         assert code == 0 and out.startswith(f"usage: xmatch {command}")
-    for command in ("cone", "crossmatch", "load", "skymap", "moc", "context", "annotate", "serve"):
+    for command in ("cone", "crossmatch", "load", "skymap", "moc", "coverage", "context",
+                    "annotate", "serve"):
         assert "example" in xmatch(capsys, command, "--help")[1], command
     sso = xmatch(capsys, "sso", "--help")[1]
     assert "`build`" in sso and "`cone`" in sso and "positions" not in sso

@@ -221,11 +221,11 @@ bootstrap = "x"
 """) == [
         "datta: not an option of any configured command (did you mean data?); top-level "
         "keys: data, history; sections: serve, cluster, stream, tls, auth, metrics, logging, "
-        "limits",
+        "limits, http",
         "port: an option of xmatch serve only; set it in [serve]",
         "tls_cert: set it in [tls] as cert",
         "[srve]: unknown section (did you mean [serve]?); sections: serve, cluster, stream, "
-        "tls, auth, metrics, logging, limits",
+        "tls, auth, metrics, logging, limits, http",
         "[serve] prot: not an option of xmatch serve (did you mean port?); keys: data, "
         "history, host, port; tables: [serve.tls], [serve.metrics], [serve.limits]",
         "[serve] metrics_port: set it in [metrics] as port (or in [serve.metrics] for xmatch "

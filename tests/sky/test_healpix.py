@@ -92,3 +92,49 @@ def test_cells_to_ranges29_merges_and_sorts():
     expected = np.array([[0, 1 << 56], [2 << 56, 3 << 56], [12 << 56, 16 << 56]])
     np.testing.assert_array_equal(ranges, expected)
     assert healpix.cells_to_ranges29([], []).shape == (0, 2)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 13), st.integers(0, 3000))
+def test_occupied_ranges29_are_the_cells_of_the_points(seed, order, n):
+    """The cells holding points, from sorted order-29 pixels: the cells cdshealpix gives the
+    points at that order, as the ranges mocpy makes of them (sorted, disjoint, runs merged);
+    with the awkward places (poles, RA 0/360, base-pixel corners) among the points."""
+    from mocpy import MOC
+
+    rng = np.random.default_rng(seed)
+    ra = np.concatenate([EDGE_RA, rng.uniform(0, 360, n), 150 + rng.normal(0, 0.5, n)])
+    dec = np.concatenate([EDGE_DEC, np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
+                          np.clip(30 + rng.normal(0, 0.5, n), -90, 90)])
+    ranges = healpix.occupied_ranges29(np.sort(healpix.radec_to_healpix29(ra, dec)), order)
+    shift = 2 * (29 - order)
+    cells = np.concatenate([np.arange(a >> shift, b >> shift) for a, b in ranges])
+    np.testing.assert_array_equal(cells, np.unique(cds_pixels(ra, dec, order)))
+    expected = MOC.from_lonlat(Longitude(ra, u.deg), Latitude(dec, u.deg), max_norder=order)
+    np.testing.assert_array_equal(ranges, expected.to_depth29_ranges.astype(np.int64))
+
+
+def test_occupied_ranges29_of_no_point_and_of_every_cell():
+    assert healpix.occupied_ranges29(np.empty(0, np.int64), 5).shape == (0, 2)
+    every = np.arange(12, dtype=np.int64) << 58  # one point in each base cell
+    np.testing.assert_array_equal(healpix.occupied_ranges29(every, 0), [[0, 12 << 58]])
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 13), st.integers(0, 2**20)), max_size=30),
+                max_size=5))
+def test_union_ranges29_is_the_union_of_the_cells(parts):
+    """The union of sets of ranges (cells of mixed orders, overlapping, touching, nested):
+    the ranges mocpy's union gives, exactly."""
+    from mocpy import MOC
+
+    sets = [healpix.cells_to_ranges29(np.array([o for o, _ in cells], np.int64),
+                                      np.array([p % (12 * 4**o) for o, p in cells], np.int64))
+            for cells in parts]
+    union = healpix.union_ranges29(sets)
+    expected = MOC.new_empty(29)
+    for ranges in sets:
+        expected = expected.union(MOC.from_depth29_ranges(29, ranges.astype(np.uint64)))
+    np.testing.assert_array_equal(union, expected.to_depth29_ranges.astype(np.int64)
+                                  .reshape(-1, 2))
+    assert healpix.union_ranges29([]).shape == (0, 2)

@@ -22,7 +22,19 @@ from conftest import (
     read_skymap,
     skymap_file,
 )
-from xmatch.sky.moc import moc_from, moc_from_nuniq, uniq_to_nested
+from xmatch.errors import out_of_range
+from xmatch.sky.moc import (
+    COVERAGE_MAX_ORDER,
+    COVERAGE_ORDERS,
+    MOC_CONTENT_TYPES,
+    NO_COVERAGE_ORDER,
+    check_coverage_order,
+    moc_bytes,
+    moc_from,
+    moc_from_nuniq,
+    moc_of_ranges29,
+    uniq_to_nested,
+)
 from xmatch.sky.skymap import SkyMap
 
 SKYMAPS = REAL_SKYMAPS
@@ -58,6 +70,69 @@ def test_every_moc_form_reads_as_mocpy_writes_it(seed, tmp_path):
 def same_cells(a: MOC, b: MOC) -> bool:
     """The same sky (mocpy's == also compares the declared depth)."""
     return np.array_equal(a.to_depth29_ranges, b.to_depth29_ranges)
+
+
+def parsed_back(data: bytes, fmt: str) -> MOC:
+    """A MOC document read back by mocpy's own readers."""
+    if fmt == "fits":
+        return MOC.from_fits(io.BytesIO(data))
+    if fmt == "json":
+        return MOC.from_json(__import__("json").loads(data))
+    return MOC.from_str(data.decode())
+
+
+@pytest.mark.parametrize("order", [0, 5, 10, COVERAGE_MAX_ORDER])
+@pytest.mark.parametrize("fmt", list(MOC_CONTENT_TYPES))
+def test_moc_documents_are_ivoa_moc2_and_parse_back(order, fmt):
+    """Each serialisation of a coverage at its order (cells merged into coarser ones where
+    they fill them, cells at the poles and on both sides of RA 0) reads back with mocpy to
+    the same MOC, declared depth included; the FITS one is MOC 2.0 RANGE."""
+    rng = np.random.default_rng(order)
+    cells = np.unique(np.r_[rng.integers(0, 12 * 4**order, 300), 0, 12 * 4**order - 1,
+                            4 * 4**order, 5 * 4**order - 1])
+    shift = 2 * (29 - order)
+    moc = moc_of_ranges29(np.stack([cells << shift, (cells + 1) << shift], axis=1), order)
+    assert moc.max_order == order
+    data = moc_bytes(moc, fmt)
+    back = parsed_back(data, fmt)
+    assert back == moc and back.max_order == order
+    assert same_cells(back, MOC.from_healpix_cells(cells, np.full(len(cells), order),
+                                                   max_depth=order))
+    if fmt == "fits":
+        header = fits.open(io.BytesIO(data))[1].header
+        assert (header["MOCVERS"], header["MOCDIM"], header["ORDERING"], header["MOCORD_S"],
+                header["COORDSYS"]) == ("2.0", "SPACE", "RANGE", order, "C")
+        keyed = fits.open(io.BytesIO(moc_bytes(moc, fmt, {"MOCTYPE": "CATALOG"})))[1].header
+        assert keyed["MOCTYPE"] == "CATALOG"
+    else:
+        assert data.endswith(b"\n")
+        assert (f"{order}/" if fmt == "ascii" else f'"{order}": [') in data.decode()
+
+
+@pytest.mark.parametrize("fmt", list(MOC_CONTENT_TYPES))
+def test_an_empty_moc_is_still_a_document_of_its_order(fmt):
+    empty = moc_of_ranges29(np.empty(0, np.int64), 7)
+    back = parsed_back(moc_bytes(empty, fmt), fmt)
+    assert back.empty() and back.max_order == 7
+    assert moc_bytes(empty, "ascii") == b"7/\n"
+
+
+def test_moc_formats_content_types_and_coverage_orders():
+    assert MOC_CONTENT_TYPES == {"fits": "application/fits", "ascii": "text/plain",
+                                 "json": "application/json"}
+    moc = MOC.from_string("3/1-5 4/120")
+    with pytest.raises(ValueError, match="MOC format 'votable' is not one of fits, ascii, json"):
+        moc_bytes(moc, "votable")
+    with pytest.raises(ValueError, match="FITS keywords apply to the fits format only"):
+        moc_bytes(moc, "json", {"MOCTYPE": "CATALOG"})
+    assert [check_coverage_order(o) for o in (0, np.int64(7), COVERAGE_MAX_ORDER)] == [0, 7, 13]
+    for bad in (-1, COVERAGE_MAX_ORDER + 1, 2.0, True, "3"):
+        with pytest.raises(ValueError) as caught:
+            check_coverage_order(bad)
+        assert str(caught.value) == out_of_range("order", bad, None, COVERAGE_ORDERS)
+    with pytest.raises(ValueError) as caught:
+        check_coverage_order(None)
+    assert str(caught.value) == NO_COVERAGE_ORDER
 
 
 @pytest.mark.parametrize("value, message", [

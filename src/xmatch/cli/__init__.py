@@ -15,8 +15,8 @@ import sys
 from importlib import import_module
 
 #: Command groups in the order ``--help`` lists them.
-GROUPS = ("demo", "catalogs", "search", "regions", "context", "alerts", "history", "notices",
-          "stream", "service", "access", "config", "sso")
+GROUPS = ("demo", "catalogs", "search", "regions", "coverage", "context", "alerts", "history",
+          "notices", "stream", "service", "access", "config", "sso")
 
 EPILOG = """examples:
   xmatch demo                                    load the bundled catalogs, try everything

@@ -161,6 +161,17 @@ def add_exposure(parser) -> None:
     add_logging(observe)
 
 
+def add_http(parser) -> None:
+    """``--http``: the Virtual Observatory face (Simple Cone Search, TAP, MOC) of a server."""
+    group = parser.add_argument_group(
+        "Virtual Observatory face (HTTP: Simple Cone Search, TAP, coverage MOCs; docs/vo.md)")
+    group.add_argument("--http", type=port, dest="http_port", default=None, metavar="PORT",
+                       help="also serve SCS, TAP and MOC over HTTP on PORT (0: any free "
+                            "port), with the same TLS, tokens and limits as gRPC")
+    group.add_argument("--http-host", dest="http_host", default=None, metavar="HOST",
+                       help="address of the HTTP face (default: the gRPC server's)")
+
+
 def add_logging(parser) -> None:
     """``--log-format``, ``--log-level``, ``--log-file`` of the long-running commands."""
     from xmatch.service.observe import LOG_FORMATS, LOG_LEVELS
@@ -247,7 +258,13 @@ def exposure_of(args, address: str):
             raise InputError("tokens over plain text can be read off the network: serve "
                              "with TLS (--tls-cert, --tls-key), or on a loopback address")
     metrics = None if args.metrics_port is None else (args.metrics_host, args.metrics_port)
-    return Exposure(tls, args.auth_tokens, metrics)
+    http = None
+    if getattr(args, "http_port", None) is not None:
+        http = (args.http_host or address.rsplit(":", 1)[0], args.http_port)
+        if args.auth_tokens is not None and tls is None and not is_loopback(http[0]):
+            raise InputError("tokens over plain-text HTTP can be read off the network: serve "
+                             "with TLS (--tls-cert, --tls-key), or on a loopback address")
+    return Exposure(tls, args.auth_tokens, metrics, http)
 
 
 def limits_of(args):

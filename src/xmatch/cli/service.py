@@ -63,6 +63,7 @@ def add_parsers(commands) -> None:
                             "Watchlists and watchmaps are served either way")
     common.add_data(serve)
     common.add_exposure(serve)
+    common.add_http(serve)
     common.add_config(serve)
     serve.set_defaults(run=run_serve)
 
@@ -134,6 +135,7 @@ def _add_router_options(parser) -> None:
     """A router serves (TLS, tokens, limits, metrics) and calls its shards: over TLS when it
     serves TLS, checking their certificates against --tls-ca, with its own token."""
     common.add_exposure(parser)
+    common.add_http(parser)
     group = parser.add_argument_group("calling the shards")
     group.add_argument("--tls-ca", metavar="FILE", dest="tls_ca",
                        help="with TLS: the CA (PEM) that signed the shards' certificates "

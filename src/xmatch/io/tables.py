@@ -254,6 +254,11 @@ ASTROPY_FORMATS = {"ascii": "ascii.basic", "ecsv": "ascii.ecsv", "fits": "fits",
                    "votable": "votable", "hdf5": "hdf5"}
 
 
+def read_votable_bytes(data: bytes, source: str) -> pa.Table:
+    """A VOTable document's first table (``source`` names it in messages: LoadError)."""
+    return _read_with_astropy(data, source, "votable")
+
+
 def _read_with_astropy(data: bytes, path: str, fmt: str) -> pa.Table:
     import warnings
 
@@ -528,19 +533,19 @@ def write_table(table: pa.Table, fmt: str, out=None) -> None:
     if fmt in ("parquet", "fits") and not out:
         raise InputError(f"{fmt} output needs a file (--out FILE)")
     if out is None:
-        sys.stdout.write(_encoded(table, fmt).decode())
+        sys.stdout.write(encoded(table, fmt).decode())
         sys.stdout.flush()
         return
     out = Path(out)
     temporary = out.with_name(f".{out.name}.tmp")
     try:
-        temporary.write_bytes(_encoded(table, fmt))
+        temporary.write_bytes(encoded(table, fmt))
         temporary.replace(out)
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def _encoded(table: pa.Table, fmt: str) -> bytes:
+def encoded(table: pa.Table, fmt: str) -> bytes:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

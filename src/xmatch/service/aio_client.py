@@ -34,6 +34,8 @@ from xmatch.service.client import (
     channel_options,
     cone_request,
     context_request,
+    coverage_moc,
+    coverage_request,
     description_dict,
     history_tables,
     notice_answer,
@@ -87,6 +89,9 @@ class AsyncClient:
     async def describe(self, catalog: str) -> dict:
         return description_dict(await self._call(
             "DescribeCatalog", xmatch_pb2.DescribeCatalogRequest(name=catalog)))
+
+    async def coverage(self, catalog: str, order: int):
+        return coverage_moc(await self._call("Coverage", coverage_request(catalog, order)))
 
     async def search(self, catalog: str, region, *, columns=None, limit=None, epoch=None,
                      rank_by=None, arrow: bool = False):

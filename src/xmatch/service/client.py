@@ -37,6 +37,7 @@ from xmatch.service.annotate_stream import (
 from xmatch.service.codec import client_error, ellipse_message, ipc_to_table
 from xmatch.service.security import Credentials, Tls, read_token
 from xmatch.sky import coords
+from xmatch.sky.moc import check_coverage_order, moc_of_ranges29
 from xmatch.sky.regions import Cone, Ellipse, Moc, Polygon, SkyMapRegion
 from xmatch.v1 import xmatch_pb2
 
@@ -99,6 +100,12 @@ class Client:
         """Everything the server knows of one catalog, with its Arrow schema."""
         return description_dict(self._call("DescribeCatalog",
                                            xmatch_pb2.DescribeCatalogRequest(name=catalog)))
+
+    def coverage(self, catalog: str, order: int):
+        """The coverage of ``catalog``'s rows: a :class:`mocpy.MOC` of the HEALPix cells at
+        ``order`` (0 to 13; required) that hold at least one row, max order ``order``.
+        Write it as an IVOA MOC 2.0 document with :func:`xmatch.sky.moc.moc_bytes`."""
+        return coverage_moc(self._call("Coverage", coverage_request(catalog, order)))
 
     # ------------------------------------------------------------------ searches
 
@@ -298,6 +305,15 @@ def cone_request(catalog: str, cone: Cone, columns, limit, epoch, rank_by=None):
     if epoch is not None:
         request.epoch_jyear = float(coords.epochs(epoch, 1)[0])
     return request
+
+
+def coverage_request(catalog: str, order) -> xmatch_pb2.CoverageRequest:
+    return xmatch_pb2.CoverageRequest(catalog=catalog, order=check_coverage_order(order))
+
+
+def coverage_moc(answer):
+    """The mocpy MOC of a Coverage answer."""
+    return moc_of_ranges29(answer.ranges29, answer.order)
 
 
 def column_list(columns) -> list[str]:

@@ -7,7 +7,9 @@ default catalogs, so a fresh installation answers at once.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -61,7 +63,9 @@ async def serve_forever(make_servicer, address: str, what: str = "xmatch",
         loop.add_signal_handler(sig, stop.set)
     exposure = exposure or Exposure()
     servicer = make_servicer()
-    server, port = await create_server(servicer, address, exposure, role)
+    private = tempfile.mkdtemp(prefix="xmatch-") if exposure.http is not None else None
+    socket = f"unix:{private}/grpc.sock" if private else None
+    server, port = await create_server(servicer, address, exposure, role, socket)
     host = address.rsplit(":", 1)[0]
     catalogs = servicer.catalogs
     guard = ("TLS" + (", client certificates required" if exposure.tls.client_ca else "")
@@ -74,14 +78,37 @@ async def serve_forever(make_servicer, address: str, what: str = "xmatch",
         metrics = serve_metrics(server.observer, exposure.metrics[1], exposure.metrics[0])
         announce(f"{what}: metrics at http://{exposure.metrics[0]}:"
                  f"{metrics.server_address[1]}/metrics")
+    face = None
+    if exposure.http is not None:
+        face = await start_http_face(servicer, server, socket, exposure)
+        scheme = "https" if exposure.tls is not None else "http"
+        announce(f"{what}: Virtual Observatory face (SCS, TAP, MOC) at "
+                 f"{scheme}://{exposure.http[0]}:{face.port}/")
     await stop.wait()
     announce(f"{what}: stopping (health NOT_SERVING, {GRACE_SECONDS:g} s for running calls)")
+    if face is not None:
+        await face.stop()
+        shutil.rmtree(private, ignore_errors=True)
     await stop_server(server, GRACE_SECONDS)
     await servicer.close()
     if metrics is not None:
         metrics.shutdown()
         metrics.server_close()
     announce(f"{what}: stopped")
+
+
+async def start_http_face(servicer, server, socket: str, exposure: Exposure):
+    """The HTTP face of ``server`` (answering through its private ``socket``), started on
+    ``exposure.http`` with the server's TLS and limits."""
+    from xmatch.vo.backend import Backend
+    from xmatch.vo.http import FaceLimits, HttpFace
+
+    limits = servicer.limits
+    face = HttpFace(Backend(socket, limits.max_message_bytes), *exposure.http, exposure.tls,
+                    FaceLimits(maxrec=limits.max_rows, upload_rows=limits.max_batch,
+                               body_bytes=limits.max_message_bytes), server.observer)
+    await face.start()
+    return face
 
 
 def serve(data, host: str = "127.0.0.1", port: int = 50051,
@@ -135,12 +162,21 @@ def running_servicer(make_servicer, address: str = "127.0.0.1:0",
     thread = threading.Thread(target=loop.run_forever, name="xmatch-server", daemon=True)
     thread.start()
 
+    private = (tempfile.mkdtemp(prefix="xmatch-")
+               if exposure is not None and exposure.http is not None else None)
+    socket = f"unix:{private}/grpc.sock" if private else None
+
     async def start():
         servicer = make_servicer()
-        return servicer, *await create_server(servicer, address, exposure, role)
+        server, port = await create_server(servicer, address, exposure, role, socket)
+        face = None
+        if socket is not None:
+            face = await start_http_face(servicer, server, socket, exposure)
+            servicer.http_address = f"{exposure.http[0]}:{face.port}"
+        return servicer, server, port, face
 
     try:
-        servicer, server, port = asyncio.run_coroutine_threadsafe(start(), loop).result()
+        servicer, server, port, face = asyncio.run_coroutine_threadsafe(start(), loop).result()
         metrics = None
         try:
             if exposure is not None and exposure.metrics is not None:
@@ -152,9 +188,13 @@ def running_servicer(make_servicer, address: str = "127.0.0.1:0",
             if metrics is not None:
                 metrics.shutdown()
                 metrics.server_close()
+            if face is not None:
+                asyncio.run_coroutine_threadsafe(face.stop(), loop).result()
             asyncio.run_coroutine_threadsafe(stop_server(server, 0), loop).result()
             asyncio.run_coroutine_threadsafe(servicer.close(), loop).result()
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)

@@ -41,7 +41,8 @@ DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 METRIC_NAMES = frozenset({
     "xmatch_requests", "xmatch_request_duration_seconds", "xmatch_rows_returned",
     "xmatch_requests_in_flight", "xmatch_annotation_alerts", "xmatch_auth_refused",
-    "xmatch_failovers", "xmatch_shard_up", "xmatch_index_bytes", "xmatch_index_rows"})
+    "xmatch_failovers", "xmatch_shard_up", "xmatch_index_bytes", "xmatch_index_rows",
+    "xmatch_http_requests", "xmatch_http_request_duration_seconds"})
 AUTH_CODES = ("UNAUTHENTICATED", "PERMISSION_DENIED")
 
 
@@ -76,6 +77,13 @@ class Observer:
         self._failovers = Counter("xmatch_failovers", "Shard calls sent to another replica "
                                   "because a shard was unavailable.", ["shard"],
                                   registry=registry)
+        self._http_requests = Counter("xmatch_http_requests", "HTTP requests of the Virtual "
+                                      "Observatory face, by endpoint and HTTP status.",
+                                      ["role", "endpoint", "status"], registry=registry)
+        self._http_duration = Histogram("xmatch_http_request_duration_seconds", "Time to "
+                                        "answer an HTTP request of the Virtual Observatory "
+                                        "face.", ["role", "endpoint"],
+                                        buckets=DURATION_BUCKETS, registry=registry)
         self._children: dict[tuple, tuple] = {}
         if servicer is not None:
             registry.register(_HeldCollector(servicer))
@@ -126,6 +134,11 @@ class Observer:
 
     def failover(self, shard: str) -> None:
         self._failovers.labels(shard).inc()
+
+    def http_answered(self, endpoint: str, status: int, seconds: float) -> None:
+        """One HTTP request of the VO face answered (its gRPC calls are counted too)."""
+        self._http_requests.labels(self.role, endpoint, str(status)).inc()
+        self._http_duration.labels(self.role, endpoint).observe(seconds)
 
 
 def _reason(code: str) -> str:

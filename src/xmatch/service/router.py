@@ -30,13 +30,14 @@ from xmatch.errors import (
 )
 from xmatch.index.results import RANK_COLUMN, merge_matches, merge_rows, with_rows_found
 from xmatch.service import validation
-from xmatch.service.catalogs import SkyMaps
+from xmatch.service.catalogs import SkyMaps, coverage_response
 from xmatch.service.codec import ellipse_message, ipc_to_table, table_to_ipc
 from xmatch.service.plan import Plan
 from xmatch.service.routing import RoutedCatalog, ShardLink
 from xmatch.service.security import Credentials
 from xmatch.service.server import Boundary, rows_response
 from xmatch.service.validation import Limits
+from xmatch.sky.healpix import union_ranges29
 from xmatch.sky.regions import Cone, Ellipse, Polygon, SkyMapRegion
 from xmatch.store.paths import HEALPIX29_COLUMN
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
@@ -150,6 +151,29 @@ class Router(Boundary, xmatch_pb2_grpc.XmatchServicer):
                             for a in answers], limit)
         self.limits.rows(table.num_rows, "this cone")
         return rows_response(table)
+
+    async def Coverage(self, request, context):
+        # Every slice holds rows: each is asked, on one replica, for the cells of its rows,
+        # and the router takes the union (a cell can hold rows of partitions in several
+        # slices when the order is coarser than theirs).
+        catalog = self._catalog(request.catalog)
+        validation.no_slice(request.slice)
+        order = validation.coverage_order(request)
+        timeout = context.time_remaining()
+
+        async def ask(s):
+            sub = xmatch_pb2.CoverageRequest(catalog=catalog.name, order=order,
+                                             slice=catalog.slices[s].id)
+            return await self._on_replicas(
+                catalog, s, lambda link: link.stub.Coverage(sub, timeout=timeout),
+                lambda: [catalog.partition_name(p)
+                         for p in np.flatnonzero(catalog.slice_of == s)])
+
+        answers = await _all(ask(s) for s in range(len(catalog.slices)))
+        answer, size = await asyncio.to_thread(_coverage_union, answers, order)
+        self.limits.message(size, f"the coverage of {catalog.name} at order {order}",
+                            "ask a lower order")
+        return answer
 
     async def SsoCone(self, request, context):
         validation.no_slice(request.slice)
@@ -442,6 +466,14 @@ async def _all(coroutines):
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _coverage_union(answers, order: int) -> tuple[xmatch_pb2.CoverageResponse, int]:
+    """One Coverage answer from the slices' answers (the union of their ranges), and its
+    size in bytes."""
+    ranges = union_ranges29([np.asarray(a.ranges29, dtype=np.int64) for a in answers])
+    answer = coverage_response(ranges, order, sum(a.rows_counted for a in answers))
+    return answer, answer.ByteSize()
 
 
 def _region_token(token: str) -> tuple[int, int, str]:

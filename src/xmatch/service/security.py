@@ -31,8 +31,8 @@ from xmatch.errors import InputError, LimitExceededError, XmatchError
 
 #: What a token may do, and the calls each permission opens.
 PERMISSIONS = {
-    "query": ("ListCatalogs", "DescribeCatalog", "Cone", "SsoCone", "RegionSearch",
-              "Context", "ObjectHistory", "ListWatches"),
+    "query": ("ListCatalogs", "DescribeCatalog", "Coverage", "Cone", "SsoCone",
+              "RegionSearch", "Context", "ObjectHistory", "ListWatches"),
     "stream": ("Crossmatch",),
     "annotate": ("Annotate",),
     "admin": ("AddWatch", "RemoveWatch", "Notice"),
@@ -455,11 +455,15 @@ class Exposure:
         Its token file (None: calls need no token).
     metrics : (host, port) or None
         Where its Prometheus metrics are served over HTTP (None: counted, not served).
+    http : (host, port) or None
+        Where its Virtual Observatory face (SCS, TAP, MOC) is served over HTTP, with its TLS
+        (None: no HTTP face).
     """
 
     tls: Tls | None = None
     tokens: str | Path | None = None
     metrics: tuple[str, int] | None = None
+    http: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)

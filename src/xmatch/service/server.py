@@ -275,6 +275,15 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
             return answer()
         return await self._run(answer)
 
+    async def Coverage(self, request, context):
+        served = self._catalog(request.catalog)
+        served.slice_index(request.slice)
+        order = validation.coverage_order(request)
+        answer, size = await self._run(served.coverage, request.slice, order)
+        self.limits.message(size, f"the coverage of {request.catalog} at order {order}",
+                            "ask a lower order")
+        return answer
+
     async def SsoCone(self, request, context):
         name, served, t_tdb = self._sso_request(request)
         index = served.slice_index(request.slice)
@@ -395,12 +404,16 @@ def check_address(address: str) -> None:
 
 
 async def create_server(servicer, address: str = "127.0.0.1:0",
-                        exposure: Exposure | None = None, role: str = "embedded"):
+                        exposure: Exposure | None = None, role: str = "embedded",
+                        private_socket: str | None = None):
     """A started ``grpc.aio`` server with the Xmatch service, standard health checking and
     server reflection; returns ``(server, port)`` (``address`` may end in ``:0``). A port
     another process listens on is refused: no silent sharing. ``exposure`` says how it
     faces the network: TLS, tokens and metrics (None: plain text, no tokens, metrics kept
-    but not served); ``role`` (embedded, shard, router) labels its metrics."""
+    but not served); ``role`` (embedded, shard, router) labels its metrics.
+    ``private_socket``: a Unix socket (``unix:PATH`` in a directory only this user can
+    enter) also served, in plain text, for this process's own HTTP face; tokens and limits
+    apply there as on the port."""
     exposure = exposure or Exposure()
     check_address(address)
     credentials = exposure.tls.server_credentials() if exposure.tls is not None else None
@@ -426,6 +439,8 @@ async def create_server(servicer, address: str = "127.0.0.1:0",
         raise XmatchError(f"cannot listen on {address}: the port is in use (another xmatch "
                           "server?) or the address is not one of this machine's; choose "
                           "another with --port (0: any free port)")
+    if private_socket is not None:
+        server.add_insecure_port(private_socket)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -14,6 +14,7 @@ import numpy as np
 
 from xmatch.errors import InputError, LimitExceededError
 from xmatch.sky import coords
+from xmatch.sky.moc import check_coverage_order
 from xmatch.sky.regions import Ellipse, Moc, Polygon, SkyMapRegion, check_ranges29
 from xmatch.timescales import check_scale
 from xmatch.v1 import xmatch_pb2
@@ -82,6 +83,14 @@ class Limits:
             raise InputError(f"batch {batch.batch_id}: {len(batch.epoch_jyear)} epoch_jyear "
                              f"values for {n} positions; give one per position, or none")
         return n
+
+    def message(self, size: int, what: str, instead: str) -> None:
+        """Refuse an answer of ``size`` bytes larger than a gRPC message may be (``what``
+        it is; what to ask ``instead``), before gRPC fails it without saying why."""
+        if size > self.max_message_bytes:
+            raise LimitExceededError(
+                f"{what} takes {size / 2**20:,.1f} MiB, over this server's message limit of "
+                f"{self.max_message_bytes / 2**20:,.1f} MiB: {instead}")
 
     def batch_rows(self, requested: int) -> int:
         rows = int(requested) or self.region_batch_rows
@@ -153,6 +162,12 @@ def night_options(options, night) -> dict:
         raise InputError(f"time_scale is for nightly solar-system caches; {options.catalog} "
                          "takes epoch_jyear")
     return {"epoch": epoch, "night": night, "time_scale": check_scale(options.time_scale)}
+
+
+def coverage_order(request) -> int:
+    """The order of a Coverage request: required (0 is an order, so unset is not 0), an
+    integer from 0 to :data:`~xmatch.sky.moc.COVERAGE_MAX_ORDER`."""
+    return check_coverage_order(request.order if request.HasField("order") else None)
 
 
 def columns_of(message) -> list[str] | None:

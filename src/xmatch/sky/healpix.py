@@ -103,6 +103,34 @@ def cells_to_ranges29(orders: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     return np.stack([starts[new], stops[last]], axis=1)
 
 
+def occupied_ranges29(pixels29: np.ndarray, order: int) -> np.ndarray:
+    """Order-29 ranges, shape (n, 2), of the cells at ``order`` holding at least one of the
+    sorted order-29 ``pixels29`` (an index's ``h29``), runs of adjacent cells merged: the
+    coverage of the rows at ``order``. Vectorised: a few passes over the pixels."""
+    shift = 2 * (MAX_ORDER - order)
+    cells = np.asarray(pixels29, dtype=np.int64) >> shift  # sorted, as the pixels are
+    if cells.size == 0:
+        return np.empty((0, 2), np.int64)
+    cells = cells[np.r_[True, cells[1:] != cells[:-1]]]  # each cell once
+    first = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1] + 1])  # each run's first
+    last = np.r_[first[1:] - 1, len(cells) - 1]
+    return np.stack([cells[first] << shift, (cells[last] + 1) << shift], axis=1)
+
+
+def union_ranges29(parts) -> np.ndarray:
+    """The union of several sets of sorted, disjoint order-29 ranges (each (n, 2)), as
+    sorted, disjoint ranges with touching ones merged: exact, no cell added or lost."""
+    ranges = np.concatenate([np.asarray(p, dtype=np.int64).reshape(-1, 2) for p in parts]
+                            or [np.empty((0, 2), np.int64)])
+    if len(ranges) == 0:
+        return np.empty((0, 2), np.int64)
+    ranges = ranges[np.argsort(ranges[:, 0], kind="stable")]
+    starts, stops = ranges[:, 0], np.maximum.accumulate(ranges[:, 1])
+    first = np.flatnonzero(np.r_[True, starts[1:] > stops[:-1]])  # a gap before it
+    last = np.r_[first[1:] - 1, len(starts) - 1]
+    return np.stack([starts[first], stops[last]], axis=1)
+
+
 def polygon_cover29(ra_deg: np.ndarray, dec_deg: np.ndarray, order: int) -> np.ndarray:
     """Order-29 ranges of the cells at ``order`` (or coarser, merged) that overlap the
     polygon of great-circle edges through the vertices: a cover that never misses a point

@@ -1,7 +1,9 @@
 """MOCs (IVOA MOC 2.0) from every form users have them in: ASCII, JSON and FITS (NUNIQ or
 RANGE), NUNIQ lists, files and ``mocpy`` objects. Malformed input is refused with a message
 that says what was wrong, before mocpy's own parser sees it (mocpy accepts some bad cells
-and fails later, or drops them quietly)."""
+and fails later, or drops them quietly). And MOCs written out: :func:`moc_bytes` gives the
+IVOA MOC 2.0 documents (FITS, ASCII, JSON) of a catalog's coverage (the ``Coverage`` RPC,
+``xmatch coverage``) and :data:`MOC_CONTENT_TYPES` their media types."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xmatch.errors import InputError
+from xmatch.errors import InputError, out_of_range
 from xmatch.sky.healpix import MAX_ORDER
 
 _ORDER_PATTERN = re.compile(r"(\d+)\s*/")
@@ -195,3 +197,62 @@ def coverage_moc_ascii(orders, pixels, dec_min_deg: float = -90.0,
                              max_depth=COVERAGE_BAND_ORDER)
         cells = cells.intersection(band)
     return cells.to_string(format="ascii").strip()
+
+
+# ------------------------------------------------------------------------- coverage
+
+#: Deepest order of a coverage (``Coverage`` RPC): cells of 25.8 arcsec. Finer, the MOC of a
+#: point catalog stops describing a footprint and becomes a list of its rows (Gaia DR3's 1.8
+#: billion rows average about two per order-13 cell), growing with rows rather than area.
+COVERAGE_MAX_ORDER = 13
+#: The order a face may offer as its default (an HTTP MOC endpoint, saying so): cells of 3.4
+#: arcmin, the depth of the declination band cut into a catalog's described coverage. The
+#: RPC, the clients and the CLI have no default (0 is an order): the caller says it.
+COVERAGE_DEFAULT_ORDER = 10
+#: Media type of each MOC serialisation :func:`moc_bytes` writes.
+MOC_CONTENT_TYPES = {"fits": "application/fits", "ascii": "text/plain",
+                     "json": "application/json"}
+COVERAGE_ORDERS = f"an integer from 0 to {COVERAGE_MAX_ORDER} (the HEALPix depth of its cells)"
+NO_COVERAGE_ORDER = (f"the order of the coverage is required: {COVERAGE_ORDERS}; there is no "
+                     "default, as 0 is an order")
+
+
+def check_coverage_order(order) -> int:
+    """The HEALPix order of a coverage, checked: an integer from 0 to
+    :data:`COVERAGE_MAX_ORDER` (``bool`` and floats refused; None: missing)."""
+    import numbers
+
+    if order is None:
+        raise InputError(NO_COVERAGE_ORDER)
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) \
+            or not 0 <= int(order) <= COVERAGE_MAX_ORDER:
+        raise InputError(out_of_range("order", order, None, COVERAGE_ORDERS))
+    return int(order)
+
+
+def moc_of_ranges29(ranges29, order: int):
+    """The :class:`mocpy.MOC` of sorted, disjoint order-29 ranges ((n, 2), or flattened
+    pairs) at ``order``: its max order is ``order`` even when its cells merge into coarser
+    ones or there is none (an empty MOC still says its order)."""
+    from mocpy import MOC
+
+    ranges = np.asarray(ranges29, dtype=np.int64).reshape(-1, 2)
+    return MOC.from_depth29_ranges(int(order), ranges.astype(np.uint64))
+
+
+def moc_bytes(moc, fmt: str, fits_keywords: dict | None = None) -> bytes:
+    """An IVOA MOC 2.0 document of ``moc`` (a :class:`mocpy.MOC`), as mocpy writes it:
+    ``fits`` (a binary table of order-29 ranges, MOCVERS = '2.0', MOCDIM = 'SPACE',
+    ORDERING = 'RANGE', MOCORD_S = its max order; ``fits_keywords`` add header cards, e.g.
+    MOCTYPE = 'CATALOG'), ``ascii`` ("3/1-5 4/120 10/") or ``json`` ('{"3": [1, 2]}'), the
+    text ones ending in a newline. An empty MOC is a valid document of its order ("10/").
+    Media types: :data:`MOC_CONTENT_TYPES`."""
+    if fmt not in MOC_CONTENT_TYPES:
+        raise InputError(f"MOC format {fmt!r} is not one of {', '.join(MOC_CONTENT_TYPES)}")
+    if fits_keywords and fmt != "fits":
+        raise InputError(f"FITS keywords apply to the fits format only, not to {fmt}")
+    if fmt == "fits":
+        sink = io.BytesIO()
+        moc.serialize(format="fits", optional_kw_dict=fits_keywords).writeto(sink)
+        return sink.getvalue()
+    return (moc.to_string(format=fmt).strip() + "\n").encode()

@@ -86,6 +86,26 @@ class Partition(_message.Message):
     rows: int
     def __init__(self, order: _Optional[int] = ..., pixel: _Optional[int] = ..., rows: _Optional[int] = ...) -> None: ...
 
+class CoverageRequest(_message.Message):
+    __slots__ = ("catalog", "order", "slice")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    order: int
+    slice: str
+    def __init__(self, catalog: _Optional[str] = ..., order: _Optional[int] = ..., slice: _Optional[str] = ...) -> None: ...
+
+class CoverageResponse(_message.Message):
+    __slots__ = ("ranges29", "order", "rows_counted")
+    RANGES29_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    ROWS_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    ranges29: _containers.RepeatedScalarFieldContainer[int]
+    order: int
+    rows_counted: int
+    def __init__(self, ranges29: _Optional[_Iterable[int]] = ..., order: _Optional[int] = ..., rows_counted: _Optional[int] = ...) -> None: ...
+
 class ConeRequest(_message.Message):
     __slots__ = ("catalog", "ra_deg", "dec_deg", "radius_arcsec", "columns", "limit", "epoch_jyear", "slice")
     CATALOG_FIELD_NUMBER: _ClassVar[int]

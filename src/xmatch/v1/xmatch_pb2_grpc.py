@@ -44,6 +44,11 @@ class XmatchStub:
                 request_serializer=xmatch_dot_v1_dot_xmatch__pb2.DescribeCatalogRequest.SerializeToString,
                 response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.CatalogDescription.FromString,
                 _registered_method=True)
+        self.Coverage = channel.unary_unary(
+                '/xmatch.v1.Xmatch/Coverage',
+                request_serializer=xmatch_dot_v1_dot_xmatch__pb2.CoverageRequest.SerializeToString,
+                response_deserializer=xmatch_dot_v1_dot_xmatch__pb2.CoverageResponse.FromString,
+                _registered_method=True)
         self.Cone = channel.unary_unary(
                 '/xmatch.v1.Xmatch/Cone',
                 request_serializer=xmatch_dot_v1_dot_xmatch__pb2.ConeRequest.SerializeToString,
@@ -113,6 +118,15 @@ class XmatchServicer:
 
     def DescribeCatalog(self, request, context):
         """One catalog in full: schema, partitions, coverage, key columns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Coverage(self, request, context):
+        """The coverage of a catalog's rows: the IVOA MOC of the HEALPix cells, at the order
+        asked, that hold at least one row (as CDS's MOCServer serves catalog coverages).
+        CatalogDescription.coverage_moc is coarser: the catalog's partitions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -216,6 +230,11 @@ def add_XmatchServicer_to_server(servicer, server):
                     servicer.DescribeCatalog,
                     request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.DescribeCatalogRequest.FromString,
                     response_serializer=xmatch_dot_v1_dot_xmatch__pb2.CatalogDescription.SerializeToString,
+            ),
+            'Coverage': grpc.unary_unary_rpc_method_handler(
+                    servicer.Coverage,
+                    request_deserializer=xmatch_dot_v1_dot_xmatch__pb2.CoverageRequest.FromString,
+                    response_serializer=xmatch_dot_v1_dot_xmatch__pb2.CoverageResponse.SerializeToString,
             ),
             'Cone': grpc.unary_unary_rpc_method_handler(
                     servicer.Cone,
@@ -327,6 +346,33 @@ class Xmatch:
             '/xmatch.v1.Xmatch/DescribeCatalog',
             xmatch_dot_v1_dot_xmatch__pb2.DescribeCatalogRequest.SerializeToString,
             xmatch_dot_v1_dot_xmatch__pb2.CatalogDescription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Coverage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xmatch.v1.Xmatch/Coverage',
+            xmatch_dot_v1_dot_xmatch__pb2.CoverageRequest.SerializeToString,
+            xmatch_dot_v1_dot_xmatch__pb2.CoverageResponse.FromString,
             options,
             channel_credentials,
             insecure,
