@@ -1,6 +1,6 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
 --only load|crossmatch|regions|service|alerts|context|stream|history|sso|sso-accuracy|memory|
-chaos|exposure for one of them).
+chaos|exposure|vo for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -25,6 +25,7 @@ import bench_regions  # noqa: E402
 import bench_service  # noqa: E402
 import bench_sso  # noqa: E402
 import bench_stream  # noqa: E402
+import bench_vo  # noqa: E402
 import check_nbody  # noqa: E402
 import check_twobody  # noqa: E402
 
@@ -35,7 +36,7 @@ def main():
                         help="1 M rows only: a smoke run of a few minutes")
     parser.add_argument("--only", choices=["load", "crossmatch", "regions", "service", "alerts",
                                            "context", "stream", "history", "sso", "sso-accuracy",
-                                           "memory", "chaos", "exposure"],
+                                           "memory", "chaos", "exposure", "vo"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -61,6 +62,10 @@ def main():
                   "200000", "--alerts", "200000"] if args.quick else [])
         print("== exposure: TLS, mutual TLS and tokens vs the same server without them ==")
         bench_exposure.main([*sizes, "--json", str(results)])
+    if args.only in (None, "vo"):
+        sizes = ["--cones", "300", "--positions", "20000"] if args.quick else []
+        print("== VO face: Simple Cone Search latency, TAP upload join vs pyvo + astropy ==")
+        bench_vo.main([*sizes, "--json", str(results)])
     if args.only in (None, "alerts"):
         sizes = (["--alerts", "50000", "--packets", "300", "--ps1-rows", "1000000"]
                  if args.quick else [])
