@@ -80,7 +80,13 @@ async def serve_forever(make_servicer, address: str, what: str = "xmatch",
                  f"{metrics.server_address[1]}/metrics")
     face = None
     if exposure.http is not None:
-        face = await start_http_face(servicer, server, socket, exposure)
+        try:
+            face = await start_http_face(servicer, server, socket, exposure)
+        except BaseException:  # its port taken: the gRPC server goes too, cleanly
+            await stop_server(server, 0)
+            await servicer.close()
+            shutil.rmtree(private, ignore_errors=True)
+            raise
         scheme = "https" if exposure.tls is not None else "http"
         announce(f"{what}: Virtual Observatory face (SCS, TAP, MOC) at "
                  f"{scheme}://{exposure.http[0]}:{face.port}/")
@@ -121,6 +127,8 @@ def serve(data, host: str = "127.0.0.1", port: int = 50051,
     from xmatch.service.server import check_address
 
     check_address(f"{host}:{port}")  # before minutes of indexing, not after
+    if exposure is not None and exposure.http is not None:
+        check_address("{}:{}".format(*exposure.http), "--http")
     started = time.perf_counter()
     catalogs = served_catalogs(data)
     rows = sum(len(c.index) for c in catalogs.values())

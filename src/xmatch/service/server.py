@@ -377,9 +377,10 @@ class XmatchServicer(Boundary, xmatch_pb2_grpc.XmatchServicer):
 # ------------------------------------------------------------------------- the server
 
 
-def check_address(address: str) -> None:
+def check_address(address: str, option: str = "--port") -> None:
     """Refuse, before anything is loaded, an address this process cannot listen on: a port
-    another process listens on (no silent sharing), or a host not of this machine."""
+    another process listens on (no silent sharing), or a host not of this machine.
+    ``option``: the command-line option that chooses the port (named in the message)."""
     import errno
     import socket
 
@@ -398,8 +399,8 @@ def check_address(address: str) -> None:
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise XmatchError(f"cannot listen on {address}: the port is in use (another "
-                              "xmatch server?); choose another with --port (0: any free "
-                              "port)") from None
+                              f"xmatch server?); choose another with {option} (0: any "
+                              "free port)") from None
         raise XmatchError(f"cannot listen on {address}: {error.strerror or error}") from None
 
 
