@@ -314,6 +314,17 @@ def served(request, reference):
 
 
 @pytest.fixture(params=["embedded", "router"])
+def faces(request) -> tuple[str, str]:
+    """(gRPC address, HTTP base URL of the VO face) of the embedded server, then of the
+    router."""
+    if request.param == "embedded":
+        address, servicer = request.getfixturevalue("embedded_servicer")
+        return address, f"http://{servicer.http_address}"
+    cluster = request.getfixturevalue("cluster")
+    return cluster.address, f"http://{cluster.router.http_address}"
+
+
+@pytest.fixture(params=["embedded", "router"])
 def server_address(request) -> str:
     """The address of the embedded server, then of the router."""
     return (request.getfixturevalue("embedded") if request.param == "embedded"

@@ -77,16 +77,6 @@ TAPLINT_EXCLUDED = {
 }
 
 
-@pytest.fixture(params=["embedded", "router"])
-def faces(request) -> tuple[str, str]:
-    """(gRPC address, HTTP base URL) of the embedded server, then of the router."""
-    if request.param == "embedded":
-        address, servicer = request.getfixturevalue("embedded_servicer")
-        return address, f"http://{servicer.http_address}"
-    cluster = request.getfixturevalue("cluster")
-    return cluster.address, f"http://{cluster.router.http_address}"
-
-
 # ---------------------------------------------------------------------------- helpers
 
 

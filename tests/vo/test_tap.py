@@ -26,16 +26,6 @@ CENTRES = [(56.75, 24.12), (10.0, 89.95), (200.0, -89.9), (359.99, 5.0), (0.01, 
            (45.0, 0.0), (270.0, -30.0)]
 
 
-@pytest.fixture(params=["embedded", "router"])
-def faces(request) -> tuple[str, str]:
-    """(gRPC address, HTTP base URL) of the embedded server, then of the router."""
-    if request.param == "embedded":
-        address, servicer = request.getfixturevalue("embedded_servicer")
-        return address, f"http://{servicer.http_address}"
-    cluster = request.getfixturevalue("cluster")
-    return cluster.address, f"http://{cluster.router.http_address}"
-
-
 def fetch(url: str, data: bytes | None = None, headers=None) -> tuple[int, bytes, str]:
     request = urllib.request.Request(url, data=data, headers=headers or {})
     try:

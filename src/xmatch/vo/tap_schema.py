@@ -9,6 +9,7 @@ from html import escape
 import pyarrow as pa
 
 from xmatch.vo.adql import CATALOG_SCHEMA, TapError
+from xmatch.vo.votable import datatype_of
 
 #: TAP_SCHEMA's tables and columns, as TAP 1.1 §4 lists them (name, VOTable type, arraysize,
 #: description).
@@ -95,23 +96,6 @@ def adql_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def votable_type(data_type: pa.DataType) -> tuple[str, str | None]:
-    """The VOTable datatype and arraysize a column of ``data_type`` is written with."""
-    if pa.types.is_boolean(data_type):
-        return "boolean", None
-    for test, name in ((pa.types.is_uint8, "unsignedByte"), (pa.types.is_int8, "short"),
-                       (pa.types.is_int16, "short"), (pa.types.is_uint16, "int"),
-                       (pa.types.is_int32, "int"), (pa.types.is_uint32, "long"),
-                       (pa.types.is_int64, "long"), (pa.types.is_uint64, "long"),
-                       (pa.types.is_float16, "float"), (pa.types.is_float32, "float"),
-                       (pa.types.is_float64, "double")):
-        if test(data_type):
-            return name, None
-    if pa.types.is_dictionary(data_type):
-        return votable_type(data_type.value_type)
-    return "char", "*"
-
-
 def _meta(f: pa.Field, key: bytes) -> str:
     return (f.metadata or {}).get(key, b"").decode()
 
@@ -142,7 +126,7 @@ class Metadata:
             rows["tables"].append((CATALOG_SCHEMA, qualified, "table", None,
                                    f"{info.title} ({info.rows:,} rows)", index))
             for number, f in enumerate(info.schema):
-                datatype, arraysize = votable_type(f.type)
+                datatype, arraysize = datatype_of(f.type)
                 position = f.name in (info.ra_column, info.dec_column)
                 ucd = _meta(f, b"ucd") or {
                     info.id_column: "meta.id;meta.main", info.ra_column: "pos.eq.ra;meta.main",

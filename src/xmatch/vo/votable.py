@@ -244,6 +244,20 @@ def _fields(schema: pa.Schema, types: tuple) -> str:
 _FIELDS_KEPT: dict[tuple, str] = {}
 
 
+def datatype_of(data_type: pa.DataType) -> tuple[str, str | None]:
+    """The VOTable datatype and arraysize a column of ``data_type`` is written with (text:
+    ``char``; its values decide ``unicodeChar`` when written)."""
+    if pa.types.is_dictionary(data_type):
+        return datatype_of(data_type.value_type)
+    if pa.types.is_boolean(data_type):
+        return "boolean", None
+    if data_type in _INTEGER_DATATYPES:
+        return _INTEGER_DATATYPES[data_type], None
+    if data_type in _FLOAT_DATATYPES:
+        return _FLOAT_DATATYPES[data_type], None
+    return "char", "*"
+
+
 def error_votable(message: str, *, infos: Sequence[tuple[str, str]] = ()) -> bytes:
     """The VOTable error document of DALI 1.1 (TAP 1.1) and Simple Cone Search 1.1.
 
