@@ -34,7 +34,7 @@ from xmatch.sky.moc import (
 from xmatch.sky.regions import check_ranges29
 from xmatch.v1 import xmatch_pb2, xmatch_pb2_grpc
 
-ORDERS = [0, 5, 10, COVERAGE_MAX_ORDER]
+ORDERS = [0, 10, COVERAGE_MAX_ORDER]
 CATALOGS = [*BUNDLED, "random"]
 #: Rows of the random catalog at the awkward places (conftest.random_sky_table's edges).
 EDGES = [(0.0, 90.0), (180.0, -90.0), (0.0, 0.0), (360.0, 0.0), (359.9999999999, 0.0),
