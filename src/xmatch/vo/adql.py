@@ -647,14 +647,10 @@ def _order(tree, resolver: Resolver, aliases: dict, outputs: list[Output],
 
 
 def _columns_used(node, resolver: Resolver) -> list[tuple[TableRef, str]]:
-    return [resolver.resolve(c) for c in (node.find_all(_column_type()) if node is not None
-                                          else []) if _is_column(c)]
-
-
-def _column_type():
     from sqlglot import exp
 
-    return exp.Column
+    return [resolver.resolve(c) for c in (node.find_all(exp.Column) if node is not None
+                                          else []) if _is_column(c)]
 
 
 # ------------------------------------------------------------------------------ plans
@@ -736,7 +732,6 @@ def _upload_join(tree, refs: list[TableRef], catalogs: dict, top: int | None) ->
     resolver = Resolver(refs)
     joins = tree.args.get("joins") or []
     outer = False
-    on = None
     join = joins[0]
     side, kind = (join.args.get("side") or "").upper(), (join.args.get("kind") or "").upper()
     on = join.args.get("on")
@@ -915,7 +910,9 @@ def _call(function, a, b, node):
 
 def bind(where, resolver: Resolver) -> dict:
     """Each Column node of ``where`` -> its wide column name."""
-    return {id(c): resolver.wide(c) for c in where.find_all(_column_type()) if _is_column(c)}
+    from sqlglot import exp
+
+    return {id(c): resolver.wide(c) for c in where.find_all(exp.Column) if _is_column(c)}
 
 
 def keep(table: pa.Table, where, resolver: Resolver) -> pa.Table:

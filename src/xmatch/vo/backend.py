@@ -11,7 +11,6 @@ import grpc
 import numpy as np
 import pyarrow as pa
 
-from xmatch.index.results import ROWS_FOUND_KEY
 from xmatch.service.client import (
     CrossmatchStream,
     channel_options,
@@ -143,8 +142,3 @@ class Backend:
             catalog=catalog, order=order), metadata)
         return coverage_moc(answer)
 
-
-def rows_found(table: pa.Table) -> int:
-    """How many rows the search found (more than the table holds when it was limited)."""
-    value = (table.schema.metadata or {}).get(ROWS_FOUND_KEY)
-    return int(value) if value is not None else table.num_rows

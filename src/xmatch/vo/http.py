@@ -22,10 +22,11 @@ import grpc
 import pyarrow as pa
 
 from xmatch.errors import InputError
+from xmatch.index.results import rows_found
 from xmatch.io.tables import described
 from xmatch.service.observe import REQUEST_ID_KEY, new_request_id
 from xmatch.vo.adql import CatalogQuery, SchemaQuery, TapError, UploadJoin, plan
-from xmatch.vo.backend import Backend, BackendError, rows_found
+from xmatch.vo.backend import Backend, BackendError
 from xmatch.vo.tap import run
 from xmatch.vo.tap_schema import Metadata, availability, capabilities
 from xmatch.vo.votable import error_votable, votable_bytes

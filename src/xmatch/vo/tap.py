@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from xmatch.index.results import QUERY_COLUMN, RANK_COLUMN, SEPARATION_COLUMN
+from xmatch.index.results import QUERY_COLUMN, RANK_COLUMN, SEPARATION_COLUMN, rows_found
 from xmatch.io.tables import described
 from xmatch.sky.regions import Cone, Moc, Polygon
 from xmatch.vo.adql import (
@@ -22,7 +22,7 @@ from xmatch.vo.adql import (
     keep,
     wide_name,
 )
-from xmatch.vo.backend import WHOLE_SKY, Backend, rows_found
+from xmatch.vo.backend import WHOLE_SKY, Backend
 
 #: The wide table's column of the DISTANCE the constraint measures (degrees).
 DISTANCE = "distance"
