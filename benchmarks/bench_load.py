@@ -116,7 +116,7 @@ TOOLS = {"xmatch": run_xmatch, "lsdb": run_lsdb, "hats-import": run_hats_import}
 # ---------------------------------------------------------------- measuring
 
 
-def _tree_rss(process) -> int:
+def tree_rss(process) -> int:
     import psutil
 
     total = 0
@@ -144,7 +144,7 @@ def measure(tool: str, inputs: list[str], out: Path, workers: int, timeout_s: fl
     def sample():
         nonlocal peak
         while not stop.is_set():
-            peak = max(peak, _tree_rss(process))
+            peak = max(peak, tree_rss(process))
             stop.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)

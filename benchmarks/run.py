@@ -1,6 +1,6 @@
 """Run every benchmark: `python benchmarks/run.py` (add --quick for a small smoke run,
---only load|crossmatch|regions|service|alerts|context|stream|history|sso|sso-accuracy|memory|
-chaos|exposure|vo for one of them).
+--only load|crossmatch|join|regions|service|alerts|context|stream|history|sso|
+sso-accuracy|memory|chaos|exposure|vo for one of them).
 
 Needs the benchmark extras: `pip install -e '.[benchmarks]'` (hats, lsdb, hats-import,
 psutil). Figures go to standard output and, as JSON lines, to benchmarks/_work/results.jsonl;
@@ -19,6 +19,7 @@ import bench_context  # noqa: E402
 import bench_crossmatch  # noqa: E402
 import bench_exposure  # noqa: E402
 import bench_history  # noqa: E402
+import bench_join  # noqa: E402
 import bench_load  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_regions  # noqa: E402
@@ -34,9 +35,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="1 M rows only: a smoke run of a few minutes")
-    parser.add_argument("--only", choices=["load", "crossmatch", "regions", "service", "alerts",
-                                           "context", "stream", "history", "sso", "sso-accuracy",
-                                           "memory", "chaos", "exposure", "vo"],
+    parser.add_argument("--only", choices=["load", "crossmatch", "join", "regions", "service",
+                                           "alerts", "context", "stream", "history", "sso",
+                                           "sso-accuracy", "memory", "chaos", "exposure", "vo"],
                         help="run one benchmark only")
     args = parser.parse_args()
     results = Path(__file__).resolve().parent / "_work" / "results.jsonl"
@@ -49,6 +50,11 @@ def main():
         sizes = ["--rows", "1000000", "--queries", "100000"] if args.quick else []
         print("== cross-match and cone search: xmatch kernels vs astropy and LSDB ==")
         bench_crossmatch.main([*sizes, "--json", str(results)])
+    if args.only in (None, "join"):
+        sizes = ["--left-rows", "2000000"] if args.quick else []
+        print("== catalog x catalog join on Dask (2 workers): 100 M PS1 x 20 M rows with proper "
+              "motions, xmatch vs LSDB crossmatch ==")
+        bench_join.main([*sizes, "--json", str(results)])
     if args.only in (None, "regions"):
         sizes = ["--rows", "1000000"] if args.quick else []
         print("== regions: rows in LVK 90 % credible regions, xmatch vs mocpy and LSDB ==")

@@ -43,6 +43,7 @@ _PUBLIC = {
     "bundled_spec": "xmatch.specs",
     "bundled_spec_names": "xmatch.specs",
     "crossmatch": "xmatch.index.sky_index",
+    "crossmatch_catalogs": "xmatch.join",
     "default_data_dir": "xmatch.store.data_dir",
     "ensure_default_catalogs": "xmatch.loading",
     "load_catalog": "xmatch.loading",

@@ -12,7 +12,7 @@ from astropy.table import Table
 from xmatch import DataDirectory, SkyIndex, open_catalog
 from xmatch.cli import build_parser, main
 
-COMMANDS = ("demo", "load", "list", "info", "verify", "remove", "specs", "loaders", "cone",
+COMMANDS = ("demo", "load", "join", "list", "info", "verify", "remove", "specs", "loaders", "cone",
             "crossmatch", "skymap", "moc", "coverage", "context", "annotate", "history", "watch",
             "notices", "stream", "serve", "cluster", "token", "tls-rehearsal", "config", "sso")
 
@@ -35,7 +35,7 @@ def test_help_lists_every_command_and_each_has_help_with_examples(capsys):
     for command in COMMANDS:
         code, out, _ = xmatch(capsys, command, "--help")
         assert code == 0 and out.startswith(f"usage: xmatch {command}")
-    for command in ("cone", "crossmatch", "load", "skymap", "moc", "coverage", "context",
+    for command in ("cone", "crossmatch", "load", "join", "skymap", "moc", "coverage", "context",
                     "annotate", "serve"):
         assert "example" in xmatch(capsys, command, "--help")[1], command
     sso = xmatch(capsys, "sso", "--help")[1]

@@ -106,6 +106,40 @@ def test_catalog_with_proper_motion_matched_at_query_epochs(hip2, n_queries):
     assert unmoved["hip"].null_count > 0.3 * n_queries
 
 
+def test_a_batch_at_one_epoch_searches_a_copy_moved_there(hip2):
+    """All queries at one epoch (a catalog's, in a join): the index searched is a copy
+    with every row moved there and no motion left. Same stars as astropy's propagation,
+    ``ra_at_epoch``/``dec_at_epoch`` where astropy puts them, both poles and RA 0 among
+    the queries."""
+    ok = hip2["parallax"] > 0
+    table = pa.table({name: values[ok] for name, values in hip2.items()})
+    index = SkyIndex.from_table(table, pmra="pmra", pmdec="pmdec", parallax="parallax",
+                                epoch=1991.25)
+    rng = np.random.default_rng(4)
+    rows = np.r_[np.argsort(table["dec"].to_numpy())[[0, 1, -2, -1]],
+                 np.argsort(table["ra"].to_numpy())[[0, 1, -2, -1]],
+                 rng.choice(table.num_rows, 8000, replace=False)]
+    expected = astropy_moved(*(table[c].to_numpy()[rows] for c in ("ra", "dec", "pmra",
+                                                                   "pmdec", "parallax")),
+                             0.0, 1991.25, 2026.0)
+    result = index.crossmatch(expected.ra.deg, expected.dec.deg, radius_arcsec=0.05,
+                              epoch=2026.0)
+    assert (2026.0, "fixed") in index._epoch_copies
+    np.testing.assert_array_equal(result["hip"].to_numpy(), table["hip"].to_numpy()[rows])
+    assert np.nanmax(result["separation_arcsec"].to_numpy()) < 1e-4  # 0.1 mas
+    moved = SkyCoord(result["ra_at_epoch"].to_numpy(), result["dec_at_epoch"].to_numpy(),
+                     unit="deg")
+    assert moved.separation(expected).arcsec.max() < 1e-4
+    # The same answers as the rows moved candidate by candidate (epochs a hair apart).
+    epochs = np.full(len(rows), 2026.0)
+    epochs[0] = 2026.0 + 1e-9
+    one_by_one = index.crossmatch(expected.ra.deg, expected.dec.deg, radius_arcsec=0.05,
+                                  epoch=epochs)
+    assert one_by_one["hip"].to_pylist() == result["hip"].to_pylist()
+    np.testing.assert_allclose(one_by_one["separation_arcsec"].to_numpy(),
+                               result["separation_arcsec"].to_numpy(), atol=1e-7)  # 0.1 uas
+
+
 def test_rows_without_epoch_are_not_moved():
     index = SkyIndex.from_table(pa.table({"ra": [10.0], "dec": [0.0], "pmra": [1e6],
                                           "pmdec": [0.0]}), pmra="pmra", pmdec="pmdec",

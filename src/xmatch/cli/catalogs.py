@@ -1,5 +1,5 @@
-"""Catalogs in the data directory: ``load``, ``list``, ``info``, ``verify``, ``remove``,
-``specs``, ``loaders``."""
+"""Catalogs in the data directory: ``load``, ``join``, ``list``, ``info``, ``verify``,
+``remove``, ``specs``, ``loaders``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def add_parsers(commands) -> None:
                "  xmatch load gaia_dr3 --from gaia_export.vot    a Gaia archive export\n"
                "  xmatch load mystars --from stars.csv           any table with ra/dec\n"
                "  xmatch load mine --spec mine.toml --from a.fits b.fits\n"
-               "  xmatch load lsdb_cat --from /path/to/hats_catalog")
+               "  xmatch load lsdb_cat --from /path/to/hats_catalog\n"
+               "  xmatch load ps1 --from ps1/*.csv --scheduler tcp://head:8786   on Dask")
     load.add_argument("name", nargs="?", help="catalog name (bundled spec, or the name to "
                                               "publish under)")
     load.add_argument("--from", dest="sources", nargs="+", metavar="FILE",
@@ -39,8 +40,7 @@ def add_parsers(commands) -> None:
                            "the column with UCD meta.id;meta.main, else a row number, "
                            "xmatch_row)")
     load.add_argument("--loader", help="loader to use (see `xmatch loaders`)")
-    load.add_argument("--workers", type=common.positive_int, default=None,
-                      help="worker processes (default: number of cores)")
+    add_cluster(load)
     load.add_argument("--chunk-rows", type=common.positive_int, default=1_000_000,
                       help="rows per map task (default: 1000000)")
     load.add_argument("--threshold-rows", type=common.positive_int, default=None,
@@ -53,6 +53,49 @@ def add_parsers(commands) -> None:
     load.add_argument("--no-progress", action="store_true", help="no progress bars")
     common.add_data(load)
     load.set_defaults(run=run_load)
+
+    join = commands.add_parser(
+        "join", help="cross-match two catalogs of the data directory into a new one, on Dask",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Cross-match every row of catalog LEFT with catalog RIGHT, partition by "
+                    "partition on a Dask cluster, and publish the result as catalog --out: "
+                    "a HATS catalog partitioned like LEFT (lsdb.open_catalog and "
+                    "hats.read_hats open it), every LEFT row kept (with null RIGHT columns "
+                    "when nothing matched), with separation_arcsec and position_angle_deg. "
+                    "Rows across partition boundaries are matched; no margin cache is "
+                    "needed. Right rows with proper motions are moved to the left rows' "
+                    "epoch.",
+        epilog="examples:\n"
+               "  xmatch join ps1 gaia_dr3 --out ps1_gaia --radius 1arcsec\n"
+               "  xmatch join ps1 gaia_dr3 --out ps1_gaia --epoch 2012.0 "
+               "--columns objID,source_id,phot_g_mean_mag\n"
+               "  xmatch join ztf gaia_dr3 --out ztf_gaia --mode all --radius 2arcsec "
+               "--scheduler tcp://head:8786")
+    join.add_argument("left", help="catalog whose every row is kept (the output is "
+                                   "partitioned like it)")
+    join.add_argument("right", help="catalog matched against it")
+    join.add_argument("--out", required=True, metavar="NAME",
+                      help="name of the output catalog in the data directory")
+    join.add_argument("--radius", type=common.radius, default=None,
+                      help="match radius with its unit, e.g. 1arcsec (default: the right "
+                           "catalog's match radius)")
+    join.add_argument("--mode", choices=["nearest", "k", "all"], default="nearest",
+                      help="the nearest match, the k nearest, or all within the radius "
+                           "(default: nearest)")
+    join.add_argument("--k", type=common.positive_int, default=None,
+                      help="matches per left row, with --mode k")
+    join.add_argument("--epoch", type=common.epoch, default=None,
+                      help="epoch of the LEFT positions (e.g. 2012.0, J2012.5, "
+                           "2012-06-01), for a left catalog without one matched against a "
+                           "right catalog with proper motions")
+    join.add_argument("--columns", default=None, metavar="A,B",
+                      help="columns to keep, from either catalog; a name both have is "
+                           "written CATALOG.NAME (default: all; the left positions are "
+                           "always kept)")
+    add_cluster(join)
+    join.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_data(join)
+    join.set_defaults(run=run_join)
 
     listing = commands.add_parser("list", help="list the catalogs in the data directory")
     common.add_data(listing)
@@ -85,6 +128,15 @@ def add_parsers(commands) -> None:
     loaders.set_defaults(run=run_loaders)
 
 
+def add_cluster(parser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=common.positive_int, default=None,
+                       help="worker processes on this machine (default: one per core)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on the Dask cluster of this scheduler (tcp://host:8786); "
+                            "its workers must see the data directory at the same path")
+
+
 def run_load(args) -> int:
     from xmatch.errors import XmatchError
     from xmatch.loading import load_catalog
@@ -95,7 +147,7 @@ def run_load(args) -> int:
     options = LoadOptions(chunk_rows=args.chunk_rows, skip_invalid=args.skip_invalid,
                           threshold_rows=args.threshold_rows, highest_order=args.highest_order,
                           progress=False if args.no_progress else None,
-                          **({"workers": args.workers} if args.workers else {}))
+                          workers=args.workers, scheduler=args.scheduler)
     catalog = load_catalog(args.name, args.sources, spec=args.spec, data=args.data,
                            loader=args.loader, options=options, ra_column=args.ra_column,
                            dec_column=args.dec_column, id_column=args.id_column)
@@ -114,6 +166,66 @@ def run_load(args) -> int:
         print(f"  positions from columns {spec.ra}, {spec.dec}; identifier "
               f"{spec.id or 'xmatch_row (row number)'}; see `xmatch info {catalog.name}`")
     return 0
+
+
+def run_join(args) -> int:
+    from xmatch.errors import InputError
+    from xmatch.join import crossmatch_catalogs
+    from xmatch.store.catalog import open_catalog
+
+    if args.k is not None and args.mode != "k":
+        raise InputError(f"--k applies to --mode k; this join's mode is {args.mode}")
+    if args.mode == "k" and args.k is None:
+        raise InputError("--mode k needs --k N (matches per left row)")
+    data = common.data_of(args)
+    left, right = open_catalog(args.left, data), open_catalog(args.right, data)
+    left_columns, right_columns = _join_columns(common.columns_of(args), left, right)
+    joined = crossmatch_catalogs(
+        args.left, args.right, args.out, radius_arcsec=args.radius, mode=args.mode,
+        k=args.k or 1, epoch=args.epoch, left_columns=left_columns,
+        right_columns=right_columns, scheduler=args.scheduler, workers=args.workers,
+        data=data, progress=False if args.no_progress else None)
+    join = joined.provenance["join"]
+    print(f"{joined.name}: {join['left_rows']:,} {left.name} rows, "
+          f"{join['left_rows_matched']:,} matched in {right.name} within "
+          f"{join['radius_arcsec']:g} arcsec; {joined.num_rows:,} rows in "
+          f"{len(joined.partitions)} partitions in {joined.provenance['seconds']['total']:.1f} s "
+          f"-> {joined.root}")
+    return 0
+
+
+def _join_columns(asked, left, right):
+    """``--columns`` split between the two catalogs: a name one of them has, or
+    ``CATALOG.NAME``."""
+    from xmatch.errors import InputError
+
+    if asked is None:
+        return None, None
+    sides = {"left": [], "right": []}
+    for name in asked:
+        qualifier, _, bare = name.rpartition(".")
+        if qualifier:
+            if left.name == right.name:
+                raise InputError(f"--columns {name}: both catalogs are {left.name}; join a "
+                                 "catalog with itself without --columns")
+            if qualifier not in (left.name, right.name):
+                raise InputError(f"--columns {name}: {qualifier!r} is neither {left.name} "
+                                 f"nor {right.name}")
+            side, catalog = ("left", left) if qualifier == left.name else ("right", right)
+            catalog.check_columns([bare])
+            sides[side].append(bare)
+            continue
+        owners = [side for side, catalog in (("left", left), ("right", right))
+                  if name in catalog.schema.names]
+        if len(owners) == 2:
+            raise InputError(f"--columns {name}: both {left.name} and {right.name} have it; "
+                             f"write {left.name}.{name} or {right.name}.{name}")
+        if not owners:
+            raise InputError(f"--columns {name}: neither {left.name} nor {right.name} has "
+                             f"it; {left.name}: {', '.join(left.schema.names)}; "
+                             f"{right.name}: {', '.join(right.schema.names)}")
+        sides[owners[0]].append(name)
+    return sides["left"], sides["right"]
 
 
 def run_list(args) -> int:

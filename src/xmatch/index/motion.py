@@ -80,6 +80,10 @@ class MotionBounds:
         within ``indexed_range``, default its own epoch) and ``epoch_jyear`` (array or
         scalar)."""
         epoch_jyear = np.asarray(epoch_jyear, dtype=np.float64)
+        if epoch_jyear.ndim == 1 and len(epoch_jyear) > 1 and \
+                epoch_jyear.min() == epoch_jyear[0] == epoch_jyear.max():  # a batch's epoch
+            return np.full(len(epoch_jyear),
+                           float(self.drift_rad(epoch_jyear[0], indexed_range)))
         e0_lo, e0_hi = self.epoch0_range
         if not np.isfinite(e0_lo):  # no row: nothing moves
             return np.zeros_like(epoch_jyear)

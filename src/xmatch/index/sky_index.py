@@ -34,6 +34,13 @@ from xmatch.sky.regions import ARCSEC_TO_RAD, Cone, SkyMapRegion, check_ranges29
 #: The dense cell table is at the coarsest order whose cells hold at most this many rows on
 #: average (capped at order 10: 12.6 M cells, 100 MB).
 ROWS_PER_CELL = 8
+#: A batch at one epoch searches a copy of the index with every row moved there
+#: (:meth:`SkyIndex.fixed_at`) when the index has at most this many rows per query: moving
+#: a row costs about what a query does, and a shard's whole catalog is never copied for a
+#: small batch.
+FIXED_ROWS_PER_QUERY = 16
+#: The cell table (whole sky) has at most this many cells per row.
+CELLS_PER_ROW = 8
 MAX_CELL_ORDER = 10
 
 #: A batch whose rows could drift further than this many times its radius (because the
@@ -57,10 +64,14 @@ _NO_VECTORS = np.empty((0, 3))
 _NO_VALUES = np.empty(0)
 
 
-def choose_cell_order(n_rows: int) -> int:
-    """Coarsest order whose cells hold at most ROWS_PER_CELL rows on average (capped)."""
+def choose_cell_order(n_rows: int, sky_fraction: float = 1.0) -> int:
+    """Coarsest order whose cells hold at most ROWS_PER_CELL rows on average where the rows
+    are (``sky_fraction`` of the sky), capped, and with at most CELLS_PER_ROW cells per row
+    (the cell table covers the whole sky)."""
     order = 0
-    while order < MAX_CELL_ORDER and npix_at(order) * ROWS_PER_CELL < n_rows:
+    while (order < MAX_CELL_ORDER
+           and npix_at(order) * sky_fraction * ROWS_PER_CELL < n_rows
+           and npix_at(order + 1) <= CELLS_PER_ROW * n_rows):
         order += 1
     return order
 
@@ -182,8 +193,9 @@ class SkyIndex(Searches):
 
     @classmethod
     def from_catalog(cls, catalog, columns: list[str] | None = None,
-                     partitions=None) -> SkyIndex:
-        """Index a catalog of the store (all partitions, or the given ones).
+                     partitions=None, within: np.ndarray | None = None) -> SkyIndex:
+        """Index a catalog of the store (all partitions, or the given ones; of those, only
+        the rows inside the order-29 ranges ``within``, when given).
 
         ``columns`` are the payload columns kept (default: all); the catalog's position,
         pixel, epoch and proper-motion columns are always read.
@@ -200,7 +212,7 @@ class SkyIndex(Searches):
              *([distance] if distance else [])]))
         chosen = catalog.partitions if partitions is None else list(partitions)
         chosen = sorted(chosen, key=lambda p: p.range29()[0])
-        table = _read_partitions(catalog, chosen, read) if chosen else (
+        table = _read_partitions(catalog, chosen, read, within) if chosen else (
             catalog.schema.empty_table() if read is None
             else pa.schema([catalog.schema.field(c) for c in read]).empty_table())
         read_bytes = table.nbytes
@@ -227,7 +239,10 @@ class SkyIndex(Searches):
             pixels, ra_deg, dec_deg = (pixels[permutation], ra_deg[permutation],
                                        dec_deg[permutation])
             motion = motion.take(permutation) if motion is not None else None
-        cell_order = choose_cell_order(len(pixels))
+        # Rows of a small area (a join's neighbourhood) get cells as fine as their density
+        # asks: the span of their sorted pixels bounds the area they are in.
+        span = (int(pixels[-1]) - int(pixels[0]) + 1) / npix_at(MAX_ORDER) if len(pixels) else 1
+        cell_order = choose_cell_order(len(pixels), span)
         return cls(np.ascontiguousarray(pixels), np.ascontiguousarray(ra_deg),
                    np.ascontiguousarray(dec_deg), None, cell_order,
                    _cell_table(pixels, cell_order), permutation, table, motion, epoch_range,
@@ -242,14 +257,8 @@ class SkyIndex(Searches):
         cached = self._epoch_copies.get(epoch_jyear)
         if cached is not None:
             return cached
-        xyz = np.empty((len(self), 3))
-        propagate_kernel(self.motion.vectors, self.motion.epoch0,
-                         np.full(len(self), epoch_jyear), xyz)
-        pixels = np.empty(len(self), dtype=np.int64)
-        search.vector_to_pixel_kernel(MAX_ORDER, xyz, pixels)
-        by_pixel = np.argsort(pixels, kind="stable")
-        moved = replace(self, h29=np.ascontiguousarray(pixels[by_pixel]), ra_deg=None,
-                        dec_deg=None, xyz=np.ascontiguousarray(xyz[by_pixel]),
+        pixels, xyz, by_pixel = self._moved_by_pixel(epoch_jyear)
+        moved = replace(self, h29=pixels, ra_deg=None, dec_deg=None, xyz=xyz,
                         permutation=self.rows[by_pixel], motion=self.motion.take(by_pixel),
                         epoch_range=(epoch_jyear, epoch_jyear),
                         _epoch_copies={})
@@ -258,6 +267,40 @@ class SkyIndex(Searches):
             self._epoch_copies.pop(next(iter(self._epoch_copies)))
         self._epoch_copies[epoch_jyear] = moved
         return moved
+
+    def _moved_by_pixel(self, epoch_jyear: float):
+        """Every row moved to ``epoch_jyear``, sorted by its new pixel: (order-29 pixels,
+        unit vectors, the sorting permutation)."""
+        xyz = np.empty((len(self), 3))
+        propagate_kernel(self.motion.vectors, self.motion.epoch0,
+                         np.full(len(self), epoch_jyear), xyz)
+        pixels = np.empty(len(self), dtype=np.int64)
+        search.vector_to_pixel_kernel(MAX_ORDER, xyz, pixels)
+        by_pixel = np.argsort(pixels, kind="stable")
+        return (np.ascontiguousarray(pixels[by_pixel]), np.ascontiguousarray(xyz[by_pixel]),
+                by_pixel)
+
+    def fixed_at(self, epoch_jyear: float) -> SkyIndex:
+        """A copy of the index with every row moved to ``epoch_jyear``, re-sorted, and no
+        motion left: a batch of queries all at that epoch searches it as a catalog without
+        proper motions, about twice as fast as moving each candidate row to the query's
+        epoch. Its positions are where the rows are at that epoch."""
+        key = (epoch_jyear, "fixed")
+        cached = self._epoch_copies.get(key)
+        if cached is not None:
+            return cached
+        # The moved unit vectors themselves are kept (not their RA/Dec): separations and
+        # positions at the epoch are then bit for bit those of moving each row per query.
+        pixels, xyz, by_pixel = self._moved_by_pixel(epoch_jyear)
+        fixed = replace(self, h29=pixels, ra_deg=None, dec_deg=None, xyz=xyz,
+                        cell_start=_cell_table(pixels, self.cell_order),
+                        permutation=self.rows[by_pixel], motion=None,
+                        epoch_range=(epoch_jyear, epoch_jyear), _epoch_copies={},
+                        _empty_results={})
+        if len(self._epoch_copies) >= 4:
+            self._epoch_copies.pop(next(iter(self._epoch_copies)))
+        self._epoch_copies[key] = fixed
+        return fixed
 
     def __len__(self) -> int:
         return len(self.h29)
@@ -427,6 +470,10 @@ class SkyIndex(Searches):
         n = len(radius_arcsec)
         if self.motion is None or epoch_jyear is None:
             return self, np.zeros(n), np.full(n, np.nan)
+        if (n >= REINDEX_MIN_QUERIES and len(self) <= FIXED_ROWS_PER_QUERY * n
+                and epoch_jyear.min() == epoch_jyear[0] == epoch_jyear.max()):
+            # One epoch for the batch (a catalog's): every row moved there once.
+            return self.fixed_at(float(epoch_jyear[0])), np.zeros(n), np.full(n, np.nan)
         index = self
         drift = self.motion.drift_rad(epoch_jyear, self.epoch_range)
         if n >= REINDEX_MIN_QUERIES and np.median(drift) > REINDEX_DRIFT_FACTOR * max(
@@ -538,7 +585,10 @@ class SkyIndex(Searches):
                 angle[regroup], found, None if moved is None else moved[regroup])
 
     def _moved_xyz(self, positions: np.ndarray, epochs: np.ndarray) -> np.ndarray:
-        """Unit vectors of the rows at index ``positions`` moved to ``epochs``."""
+        """Unit vectors of the rows at index ``positions`` moved to ``epochs`` (an index
+        fixed at one epoch, :meth:`fixed_at`, holds them already)."""
+        if self.motion is None:
+            return self.vectors(positions)
         xyz = np.empty((len(positions), 3))
         propagate_kernel(np.ascontiguousarray(self.motion.vectors[positions]),
                          np.ascontiguousarray(self.motion.epoch0[positions]),
@@ -672,9 +722,10 @@ def _inside(ranges: np.ndarray, points: np.ndarray) -> np.ndarray:
     return (slot >= 0) & (points < ranges[np.maximum(slot, 0), 1])
 
 
-def _read_partitions(catalog, partitions, columns) -> pa.Table:
-    """The rows of ``partitions``, in that order, as one table with each column in one
-    chunk, read one partition at a time.
+def _read_partitions(catalog, partitions, columns, within=None) -> pa.Table:
+    """The rows of ``partitions`` (those inside the order-29 ranges ``within``, when
+    given), in that order, as one table with each column in one chunk, read one partition
+    at a time.
 
     Numeric columns without nulls (positions, pixels, identifiers) are copied into arrays
     made once for all rows, and each partition read is dropped before the next: a shard
@@ -685,13 +736,19 @@ def _read_partitions(catalog, partitions, columns) -> pa.Table:
     """
     import pyarrow.parquet as pq
 
-    total = sum(pq.read_metadata(catalog.partition_path(p)).num_rows for p in partitions)
+    if within is None:
+        total = sum(pq.read_metadata(catalog.partition_path(p)).num_rows for p in partitions)
+        pieces = (catalog.read_partition(p, columns) for p in partitions)
+    else:  # the rows kept are few: read them all first, to know how many
+        kept = [catalog.read_partition(p, columns, within) for p in partitions]
+        total = sum(piece.num_rows for piece in kept)
+        kept.reverse()
+        pieces = (kept.pop() for _ in range(len(kept)))  # each dropped once copied
     filled: dict[str, np.ndarray] = {}  # numeric columns without nulls, made once
     chunks: dict[str, list] = {}        # every other column, as read
     schema = None
     at = 0
-    for partition in partitions:
-        piece = catalog.read_partition(partition, columns)
+    for piece in pieces:
         if schema is None:
             schema = piece.schema
         elif not piece.schema.equals(schema):
@@ -793,43 +850,55 @@ def _cell_table(pixels: np.ndarray, cell_order: int) -> np.ndarray:
 
 def crossmatch(left, right, *, radius_arcsec=None, mode: str = "nearest", k: int = 1,
                left_columns: list[str] | None = None,
-               right_columns: list[str] | None = None) -> pa.Table:
+               right_columns: list[str] | None = None, left_epoch=None) -> pa.Table:
     """Cross-match two catalogs: every row of ``left`` with its counterparts in ``right``.
 
-    ``left`` and ``right`` are :class:`SkyIndex` objects or catalogs of the store. Proper
+    ``left`` and ``right`` are :class:`SkyIndex` objects or catalogs of the store (of a
+    ``right`` catalog, only the partitions the left rows' searches reach are read). Proper
     motions are honoured on either side: when ``left`` has them and ``right`` has a single
     epoch, left positions are moved to that epoch (Hipparcos at J1991.25 against Gaia at
-    J2016.0); when ``right`` has them, its rows are moved to each left row's epoch.
+    J2016.0); when ``right`` has them, its rows are moved to each left row's epoch
+    (``left_epoch``, a Julian year, for a left side without an epoch of its own).
     ``radius_arcsec`` defaults to the right catalog's match radius. The result is a left
     join as in :meth:`SkyIndex.crossmatch`, led by the left columns.
     """
     if not isinstance(left, SkyIndex):
         keep = None if left_columns is None else [*left_columns, left.spec.ra, left.spec.dec]
         left = SkyIndex.from_catalog(left, None if keep is None else list(dict.fromkeys(keep)))
-    if not isinstance(right, SkyIndex):
-        right = SkyIndex.from_catalog(right, right_columns)
+    if isinstance(right, SkyIndex):
+        lo, hi = right.epoch_range
+        right_moves, right_epoch = right.motion is not None, lo if lo == hi else None
+    else:
+        right.check_columns(right_columns)
+        right_moves = right.has_proper_motions
+        right_epoch = None if right.spec.epoch_column else right.spec.epoch_jyear
     ra = _column(left.table, left.ra_column) if left.ra_column in left.table.column_names \
         else None
     if ra is None or left.dec_column not in left.table.column_names:
         raise InputError(f"the left catalog {left.name} must keep its position columns "
                          f"({left.ra_column}, {left.dec_column})")
     dec = _column(left.table, left.dec_column)
+    if left_epoch is not None and (left.motion is not None
+                                   or not math.isnan(left.epoch_range[0])):
+        raise InputError(f"{left.name} has the epochs of its positions; left_epoch is for a "
+                         "left side without them")
     epoch = None
-    lo, hi = right.epoch_range
-    if left.motion is not None and right.motion is None and lo == hi:
+    if left.motion is not None and not right_moves and right_epoch is not None:
         motion = np.empty_like(left.motion.vectors)
         motion[left.rows] = left.motion.vectors
         epoch0 = np.empty_like(left.motion.epoch0)
         epoch0[left.rows] = left.motion.epoch0
         xyz = np.empty((len(left), 3))
-        propagate_kernel(motion, epoch0, np.full(len(left), lo), xyz)
+        propagate_kernel(motion, epoch0, np.full(len(left), float(right_epoch)), xyz)
         ra, dec = radec_deg(xyz)
-    elif right.motion is not None:
+    elif right_moves:
         if left.motion is not None:
             epoch = np.empty(len(left))
             epoch[left.rows] = left.motion.epoch0
         elif left.epoch_range[0] == left.epoch_range[1]:
             epoch = left.epoch_range[0]
+        elif left_epoch is not None:
+            epoch = coords.epochs(left_epoch, 1)[0]
     queries = left.table if left_columns is None else left.table.select(left_columns)
     return right.crossmatch(ra, dec, radius_arcsec=radius_arcsec, mode=mode, k=k, epoch=epoch,
                             columns=right_columns, queries=queries)

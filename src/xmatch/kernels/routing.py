@@ -65,3 +65,16 @@ def cone_groups_kernel(ra_rad, dec_rad, radius_rad, starts, stops, group_of, n_g
                                 seen, found)
         groups[offsets[i]:offsets[i] + count] = found[:count]
     return offsets, groups
+
+
+@jit
+def seed_cells_kernel(cells, order, out):
+    """The nine seed pixels at ``order`` (``cone_seeds``) of every cell of ``cells`` (pixels
+    at ``order``) into ``out`` (nine per cell, -1 where a cell has fewer neighbours): the
+    cells that hold every point within a cone radius of the cell, for a radius whose
+    ``cone_seed_order`` is ``order`` or deeper."""
+    shift = 2 * (MAX_ORDER - order)
+    for i in range(len(cells)):
+        seeds = cone_seeds(cells[i] << shift, order)
+        for s in range(9):
+            out[9 * i + s] = seeds[s]

@@ -179,9 +179,20 @@ class Catalog(Searches):
         suffix = self.properties.get("hats_npix_suffix", ".parquet")
         return self.root / paths.partition_file(partition.order, partition.pixel, suffix)
 
-    def read_partition(self, partition: HealpixPixel, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self.partition_path(partition), columns=columns,
-                             partitioning=None)
+    def read_partition(self, partition: HealpixPixel, columns: list[str] | None = None,
+                       within: np.ndarray | None = None) -> pa.Table:
+        """The rows of a partition, or only those inside the order-29 ranges ``within``
+        (``columns`` then include ``_healpix_29``): of those, only the row groups whose
+        pixel statistics overlap the ranges are read."""
+        path = self.partition_path(partition)
+        if within is None:
+            return pq.read_table(path, columns=columns, partitioning=None)
+        parquet = pq.ParquetFile(path)
+        groups = _row_groups_within(parquet.metadata, within)
+        table = parquet.read_row_groups(groups, columns=columns) if groups else (
+            parquet.schema_arrow.empty_table() if columns is None
+            else pa.schema([parquet.schema_arrow.field(c) for c in columns]).empty_table())
+        return _rows_within(table, within)
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """All rows, partition by partition in order (loads the whole catalog in memory)."""
@@ -231,10 +242,9 @@ class Catalog(Searches):
 
     def crossmatch(self, ra, dec=None, *, radius_arcsec=None, mode="nearest", k=1,
                    epoch=None, columns=None, queries=None):
-        """Match positions against the catalog, reading only the partitions their cones may
-        touch; see :meth:`xmatch.index.SkyIndex.crossmatch`."""
+        """Match positions against the catalog, reading only the rows their searches may
+        reach (:func:`reach_ranges29`); see :meth:`xmatch.index.SkyIndex.crossmatch`."""
         from xmatch.index import SkyIndex
-        from xmatch.kernels.routing import cone_groups_kernel
 
         self.check_columns(columns)
         ra_deg, dec_deg, coord_epoch = coords.positions(ra, dec)
@@ -246,12 +256,11 @@ class Catalog(Searches):
         bounds = self.motion_bounds() if epochs is not None else None
         if bounds is not None:
             reach = reach + bounds.drift_rad(epochs)
+        within = reach_ranges29(ra_deg, dec_deg, float(reach.max()) if n else 0.0)
         ordered, starts, stops = self._partition_ranges
-        _, touched = cone_groups_kernel(np.radians(ra_deg), np.radians(dec_deg),
-                                        np.ascontiguousarray(reach, np.float64), starts, stops,
-                                        np.arange(len(ordered), dtype=np.int64), len(ordered))
-        index = SkyIndex.from_catalog(self, columns,
-                                      partitions=[ordered[i] for i in np.unique(touched)])
+        touched = np.flatnonzero(_overlapping(starts, stops, within))
+        index = SkyIndex.from_catalog(self, columns, partitions=[ordered[i] for i in touched],
+                                      within=within)
         return index.crossmatch(ra_deg, dec_deg, radius_arcsec=radius, mode=mode, k=k,
                                 epoch=epochs, columns=columns, queries=queries)
 
@@ -304,6 +313,94 @@ class Catalog(Searches):
     def distance_column(self) -> str | None:
         """The distance (Mpc) column, when the catalog has one."""
         return self.spec.distance if self.spec.distance in self.schema.names else None
+
+
+#: Fewer neighbourhood cells than this are always fine; beyond it, at most one cell per
+#: ``QUERIES_PER_CELL`` queries (coarser cells), so routing stays a small cost of the match.
+MIN_ROUTING_CELLS = 256
+QUERIES_PER_CELL = 16
+
+
+def reach_ranges29(ra_deg: np.ndarray, dec_deg: np.ndarray,
+                   reach_rad: float) -> np.ndarray | None:
+    """Order-29 ranges, shape (n, 2), that hold every point within ``reach_rad`` of any of
+    the positions (None: the whole sky, for a reach wider than a pixel neighbourhood).
+
+    Each position's cell and its eight neighbours at an order whose pixels are wider than
+    the reach (the router's cone seeds, :func:`xmatch.kernels.healpix.cone_seeds`): as deep
+    as the reach allows for a few positions, coarser for many, so that a catalog's rows
+    are read only where a search may reach them."""
+    from xmatch.kernels.healpix import MAX_ORDER, cone_seed_order
+    from xmatch.kernels.routing import seed_cells_kernel
+    from xmatch.kernels.search import radec_to_pixel_kernel
+
+    order = cone_seed_order(reach_rad)
+    if order < 0:
+        return None
+    pixels = np.empty(len(ra_deg), np.int64)
+    radec_to_pixel_kernel(MAX_ORDER, np.radians(ra_deg), np.radians(dec_deg), pixels)
+    cells = _distinct(np.sort(pixels >> 2 * (MAX_ORDER - order)))
+    most = max(MIN_ROUTING_CELLS, len(ra_deg) // QUERIES_PER_CELL)
+    while len(cells) > most and order > 0:
+        order -= 1  # wider cells still hold the reach
+        cells = _distinct(cells >> 2)
+    seeds = np.empty(9 * len(cells), np.int64)
+    seed_cells_kernel(cells, order, seeds)
+    seeds = _distinct(np.sort(seeds[seeds >= 0]))
+    return healpix.cells_to_ranges29(np.full(len(seeds), order), seeds)
+
+
+def _row_groups_within(metadata, within: np.ndarray) -> list[int]:
+    """The row groups of a Parquet file whose ``_healpix_29`` statistics overlap the
+    order-29 ranges (every group, when the file has no statistics)."""
+    names = metadata.schema.names
+    column = names.index(paths.HEALPIX29_COLUMN)
+    chosen = []
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(column).statistics
+        if statistics is None or not statistics.has_min_max:
+            return list(range(metadata.num_row_groups))
+        lo, hi = int(statistics.min), int(statistics.max) + 1
+        if _overlapping(np.array([lo]), np.array([hi]), within)[0]:
+            chosen.append(group)
+    return chosen
+
+
+def _rows_within(table: pa.Table, within: np.ndarray) -> pa.Table:
+    """The rows of ``table`` whose ``_healpix_29`` lies inside the order-29 ranges: slices
+    runs found by binary search in a table in pixel order (the store's), a mask otherwise."""
+    from xmatch.kernels.search import in_ranges_kernel, is_sorted_kernel
+
+    pixels = np.ascontiguousarray(table.column(paths.HEALPIX29_COLUMN).to_numpy())
+    if not is_sorted_kernel(pixels):
+        inside = np.empty(len(pixels), np.bool_)
+        in_ranges_kernel(pixels, np.ascontiguousarray(within[:, 0]),
+                         np.ascontiguousarray(within[:, 1]), inside)
+        return table.filter(inside)
+    first = np.searchsorted(pixels, within[:, 0])
+    last = np.searchsorted(pixels, within[:, 1])
+    runs = last > first
+    first, last = first[runs], last[runs]
+    kept = int((last - first).sum())
+    if kept == len(pixels):
+        return table
+    lengths = last - first
+    rows = np.repeat(first - (np.cumsum(lengths) - lengths), lengths) + np.arange(kept)
+    return table.take(rows)
+
+
+def _distinct(ordered: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array (numpy's unique hashes integers: slower)."""
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
+def _overlapping(starts: np.ndarray, stops: np.ndarray, ranges: np.ndarray | None) -> np.ndarray:
+    """Which of the sorted, disjoint ranges ``starts[i]:stops[i]`` overlap ``ranges``
+    (None: all)."""
+    if ranges is None:
+        return np.ones(len(starts), bool)
+    first = np.searchsorted(ranges[:, 1], starts, side="right")  # first range ending after
+    return (first < len(ranges)) & (ranges[np.minimum(first, len(ranges) - 1), 0] < stops)
 
 
 def partition_motion_bounds(table: pa.Table, spec) -> MotionBounds:

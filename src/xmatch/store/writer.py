@@ -1,7 +1,7 @@
 """Bulk loading: any loader's chunks in, a published HATS catalog out.
 
-The work is split like a map-reduce so it can run on the local cores today and on a Dask
-cluster unchanged (pass ``executor=distributed.Client(...).get_executor()``):
+The work is split like a map-reduce so it runs on the local cores or, unchanged, on a Dask
+cluster (``LoadOptions(scheduler=ADDRESS)``, :mod:`xmatch.scheduling`):
 
 * **map** (:func:`map_chunk`, one task per chunk): read the chunk, validate and convert
   the columns, compute ``_healpix_29``, sort the chunk by it and spill it as an Arrow IPC
@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,13 @@ import pyarrow.parquet as pq
 from xmatch import __version__
 from xmatch.errors import LoadError, XmatchError, missing_column, no_rows, not_numeric
 from xmatch.io.tables import position_problem
+from xmatch.scheduling import (
+    TASK_RETRIES,
+    check_choice,
+    dask_client,
+    lost_with_workers,
+    worker_threads,
+)
 from xmatch.sky import healpix
 from xmatch.store import paths
 from xmatch.store.data_dir import DataDirectory
@@ -57,19 +66,21 @@ ROW_ID_SOURCE_SHIFT = 40  # row ids of generated keys: source index << 40 | row 
 class LoadOptions:
     """How a load runs; the partitioning defaults come from the spec.
 
-    ``workers`` processes run the map and reduce tasks (1 runs them in this process).
-    ``skip_invalid`` drops rows with bad coordinates or values instead of failing, and
-    counts them in the catalog's provenance.
+    ``workers`` processes run the map and reduce tasks (default: one per core; 1 runs them in
+    this process), or the workers of the Dask cluster whose scheduler is at ``scheduler``
+    (every worker must see the data directory at the same path). ``skip_invalid`` drops
+    rows with bad coordinates or values instead of failing, and counts them in the
+    catalog's provenance.
     """
 
     chunk_rows: int = 1_000_000
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int | None = None
     skip_invalid: bool = False
     threshold_rows: int | None = None
     highest_order: int | None = None
     compression: str = "snappy"
     progress: bool | None = None  # None: show bars only on a terminal
-    executor: concurrent.futures.Executor | None = None
+    scheduler: str | None = None
 
 
 @dataclass
@@ -323,35 +334,51 @@ def reduce_partition(order: int, pixel: int, spills: list[str], schema: pa.Schem
     pieces = [p for p in (_read_spill_range(s, lo, hi, schema) for s in spills) if p is not None]
     merged = pa.concat_tables(pieces)
     del pieces
-    bounds = None
-    if spec is not None and spec.pmra in schema.names and spec.pmdec in schema.names:
-        from xmatch.store.catalog import partition_motion_bounds
-
-        bounds = partition_motion_bounds(merged, spec).to_dict()
     hp29 = merged.column(paths.HEALPIX29_COLUMN)
     # Each piece is sorted, so the stable sort only merges runs.
     order_rows = np.argsort(hp29.to_numpy(), kind="stable") if hp29.num_chunks > 1 else None
     del hp29
+    return write_partition(merged, order, pixel, catalog_root, compression, row_group_rows,
+                           spec, order_rows)
+
+
+def write_partition(table: pa.Table, order: int, pixel: int, catalog_root: str,
+                    compression: str, row_group_rows: int, spec=None,
+                    order_rows: np.ndarray | None = None) -> ReduceResult:
+    """Write one partition's rows (in ``_healpix_29`` order, or in the order ``order_rows``
+    gives) as ``Norder=/Dir=/Npix=.parquet`` under ``catalog_root``, with its checksum and,
+    for rows with the spec's proper motions, how fast they move.
+
+    The file appears under its name in one rename, so a task run twice (a Dask retry after
+    a worker died) never leaves a half-written partition.
+    """
+    bounds = None
+    if spec is not None and spec.pmra in table.column_names and spec.pmdec in table.column_names:
+        from xmatch.store.catalog import partition_motion_bounds
+
+        bounds = partition_motion_bounds(table, spec).to_dict()
     # Encoded in memory one row group at a time, hashed there, then written with one
     # call: no sorted copy of the whole partition, and no second read to checksum it.
     sink = pa.BufferOutputStream()
     collector = []
-    with pq.ParquetWriter(sink, merged.schema, compression=compression,
-                          use_dictionary=_dictionary_columns(merged.schema),
+    with pq.ParquetWriter(sink, table.schema, compression=compression,
+                          use_dictionary=_dictionary_columns(table.schema),
                           metadata_collector=collector, write_page_index=False) as writer:
-        for start in range(0, merged.num_rows, row_group_rows):
-            stop = min(start + row_group_rows, merged.num_rows)
-            group = (merged.slice(start, stop - start) if order_rows is None
-                     else merged.take(order_rows[start:stop]))
+        for start in range(0, table.num_rows, row_group_rows):
+            stop = min(start + row_group_rows, table.num_rows)
+            group = (table.slice(start, stop - start) if order_rows is None
+                     else table.take(order_rows[start:stop]))
             writer.write_table(group, row_group_size=row_group_rows)
-    rows = merged.num_rows
-    del merged
+    rows = table.num_rows
+    del table
     encoded = sink.getvalue()
     relpath = paths.partition_file(order, pixel)
     target = Path(catalog_root) / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as handle:
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+    with open(partial, "wb") as handle:
         handle.write(encoded)
+    os.replace(partial, target)
     digest = hashlib.sha256(encoded).hexdigest()
     del encoded
     collector[0].set_file_path(relpath.removeprefix(paths.DATASET_DIR + "/"))
@@ -374,7 +401,7 @@ class _InlineExecutor(concurrent.futures.Executor):
         return future
 
 
-def _progress(total, desc, unit, enabled):
+def progress_bar(total, desc, unit, enabled):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True,
@@ -391,6 +418,11 @@ def _run_bounded(executor, tasks: Iterable[tuple], in_flight: int):
             "under `if __name__ == \"__main__\":` (worker processes are started with "
             "'spawn' and re-import the script); otherwise the machine may be out of memory "
             "(lower chunk_rows or workers)") from None
+    except Exception as exc:
+        lost = lost_with_workers(exc, "load")
+        if lost is None:
+            raise
+        raise lost from None
 
 
 def _submit_bounded(executor, tasks, in_flight):
@@ -422,14 +454,17 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
     catalog_root = staging / "catalog"
     spill_dir = staging / paths.SPILL_DIR
     spill_dir.mkdir(parents=True)
-    own_pool = options.executor is None and options.workers > 1
-    if options.executor is not None:
-        executor = options.executor
-    elif own_pool:
-        executor = concurrent.futures.ProcessPoolExecutor(
-            options.workers, mp_context=multiprocessing.get_context("spawn"))
+    check_choice(options.scheduler, options.workers)
+    cluster = contextlib.ExitStack()
+    if options.scheduler is not None:
+        client = cluster.enter_context(dask_client(options.scheduler))
+        executor = client.get_executor(retries=TASK_RETRIES, pure=False)
+        workers = worker_threads(client)
     else:
-        executor = _InlineExecutor()
+        workers = options.workers or os.cpu_count() or 1
+        executor = (cluster.enter_context(concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"))) if workers > 1
+            else _InlineExecutor())
     try:
         histogram = np.zeros(healpix.npix_at(highest_order), np.int64)
         results: list[MapResult] = []
@@ -444,8 +479,8 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
                     yield (map_chunk, chunk, spec, source_index, spill, highest_order,
                            options.skip_invalid)
 
-        with _progress(None, f"load {spec.name}: map", "rows", options.progress) as bar:
-            for result in _run_bounded(executor, map_tasks(), 2 * max(options.workers, 1)):
+        with progress_bar(None, f"load {spec.name}: map", "rows", options.progress) as bar:
+            for result in _run_bounded(executor, map_tasks(), 2 * workers):
                 results.append(result)
                 add_sparse_counts(histogram, result.pixels, result.counts)
                 result.pixels = result.counts = None  # summed: keep the driver small
@@ -460,7 +495,7 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
         if total_rows == 0:
             raise LoadError("no valid rows were loaded (every row was skipped)")
 
-        schema = _unified_schema([r.schema for r in results if r.rows > r.skipped])
+        schema = unified_schema([r.schema for r in results if r.rows > r.skipped])
         orders, pixels, counts = plan_partitions(histogram, highest_order, threshold,
                                                  spec.lowest_order)
         # Input order decides the order of rows that share a _healpix_29 value.
@@ -471,17 +506,14 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
             for o, p in zip(orders, pixels, strict=True)
         ]
         written: list[ReduceResult] = []
-        with _progress(total_rows, f"load {spec.name}: reduce", "rows", options.progress) as bar:
-            for result in _run_bounded(executor, reduce_tasks, 2 * max(options.workers, 1)):
+        with progress_bar(total_rows, f"load {spec.name}: reduce", "rows", options.progress) as bar:
+            for result in _run_bounded(executor, reduce_tasks, 2 * workers):
                 written.append(result)
                 bar.update(result.rows)
         shutil.rmtree(spill_dir)
         reduce_done = time.time()
 
-        written.sort(key=lambda r: (r.order, r.pixel))
         synthetic = bool(spec.synthetic or getattr(loader, "synthetic", False))
-        _write_hats_metadata(catalog_root, spec, schema, written, histogram, highest_order,
-                             threshold, synthetic)
         skipped_examples = [e for r in results for e in r.examples][:MAX_SKIPPED_EXAMPLES]
         provenance = {
             "loader": loader.name,
@@ -499,19 +531,31 @@ def build_catalog(spec, sources: list[str], loader, data: DataDirectory,
                         "total": round(time.time() - started, 3)},
             "xmatch_version": __version__,
         }
-        motion = {f"{r.order}/{r.pixel}": r.motion_bounds for r in written
-                  if r.motion_bounds is not None}
-        _write_sidecar(catalog_root, spec.present_in(schema.names), provenance, threshold,
-                       highest_order, histogram, motion or None)
-        write_manifest(catalog_root, known={r.relpath: r.sha256 for r in written})
+        write_catalog_metadata(catalog_root, spec, schema, written, histogram, highest_order,
+                               threshold, provenance)
         return data.publish(spec.name, catalog_root, staging)
     finally:
-        if own_pool:
-            executor.shutdown(wait=True, cancel_futures=True)
+        cluster.close()
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
+def write_catalog_metadata(catalog_root: Path, spec, schema: pa.Schema,
+                           written: list[ReduceResult], histogram: np.ndarray,
+                           histogram_order: int, threshold: int, provenance: dict) -> None:
+    """Everything of a catalog beside its partition files: the HATS metadata, properties
+    and count maps, the xmatch sidecar (spec, provenance, motion bounds) and the manifest.
+    ``histogram`` counts the rows per pixel at ``histogram_order``."""
+    written = sorted(written, key=lambda r: (r.order, r.pixel))
+    _write_hats_metadata(catalog_root, spec, schema, written, histogram, histogram_order,
+                         threshold, bool(provenance.get("synthetic")))
+    motion = {f"{r.order}/{r.pixel}": r.motion_bounds for r in written
+              if r.motion_bounds is not None}
+    _write_sidecar(catalog_root, spec.present_in(schema.names), provenance, threshold,
+                   histogram_order, histogram, motion or None)
+    write_manifest(catalog_root, known={r.relpath: r.sha256 for r in written})
+
+
+def unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
     try:
         return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
